@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs the Debian packages engramd needs to build, test and run.
+# As root it runs apt-get; otherwise it prints the one command to run.
+set -eu
+
+PACKAGES="build-essential pkg-config liblmdb-dev lmdb-utils libuv1-dev \
+libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libxxhash-dev check \
+libjansson-dev libsystemd-dev python3 python3-numpy python3-protobuf \
+clang libclang-rt-14-dev"
+
+missing=""
+for p in $PACKAGES; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "engramd: missing Debian packages; run as root:" >&2
+	echo "  apt-get update && apt-get install -y$missing" >&2
+	exit 1
+fi
+echo "engramd: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086
+apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,51 @@
+/* egtest.h - helpers shared by the Check tests: temporary directories,
+ * tables with known rows, and a real engramd on a temporary socket. */
+#ifndef EGTEST_H
+#define EGTEST_H
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include "eg_table.h"
+
+/* Runs suite s in fork mode; returns the process exit status for main. */
+int egt_run_suite(Suite *s);
+
+/* A fresh temporary directory (mkdtemp under $TMPDIR or /tmp), removed with
+ * its contents at process exit. Returns a static-lifetime string. */
+const char *egt_tmpdir(void);
+
+/* Path inside a fresh temporary directory: egt_path("t1") -> "/tmp/x/t1".
+ * The returned string is malloc'd and leaked on purpose (test process). */
+char *egt_path(const char *name);
+
+/* The reference row value: a deterministic byte pattern of (seed, slot). */
+void egt_row_bytes(uint64_t seed, uint64_t slot, uint32_t row_bytes, void *out);
+
+/* Builds a u8-agnostic table in dir whose row of slot s is
+ * egt_row_bytes(seed, s, row_bytes); dtype U8, dim = row_bytes. Aborts the
+ * test (ck_assert) on failure. */
+void egt_make_table(const char *dir, const char *name, uint64_t slots,
+                    uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed);
+
+/* A running engramd. */
+typedef struct egt_daemon {
+	pid_t pid;
+	char sock[256];      /* unix socket path */
+	char addr[300];      /* "unix:<sock>" */
+	char tcp_addr[64];   /* "tcp:127.0.0.1:<port>" when tcp was asked, else "" */
+	char log[256];       /* stderr of the daemon */
+} egt_daemon;
+
+/* Starts $ENGRAMD with the given extra arguments (NULL-terminated argv tail,
+ * e.g. "--table", "a=/tmp/x/t1", NULL) listening on a temporary unix socket
+ * (and on TCP 127.0.0.1 with a free port when with_tcp), and waits until it
+ * answers a ping. Aborts the test on failure. */
+void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args);
+
+/* Sends sig and waits for exit; returns the exit status (WEXITSTATUS) or
+ * -1 when it died from a signal. */
+int egt_daemon_stop(egt_daemon *d, int sig);
+
+#endif
