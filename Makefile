@@ -29,7 +29,7 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS := lmdb libuv libprotobuf-c libxxhash jansson libsystemd
+PKGS := lmdb libuv libprotobuf-c libxxhash jansson libsystemd libmicrohttpd
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -101,6 +101,12 @@ $(BUILD)/gen/python/engram_pb2.py: proto/engram.proto
 $(PB_OBJ): $(GEN_PB)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
 
+# libengram's copy of the generated code: hidden, so the shared library
+# exports only the engram.h API.
+PB_CLIENT_OBJ := $(BUILD)/gen/engram.pb-c.hidden.o
+$(PB_CLIENT_OBJ): $(GEN_PB)
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -MMD -MP -c -o $@ $<
+
 # every object needs the generated header
 $(BUILD)/%.o: %.c $(GEN_PB)
 	@mkdir -p $(dir $@)
@@ -114,14 +120,14 @@ $(LIB_STORAGE): $(STORAGE_OBJS)
 $(LIB_PROTO): $(PB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-$(LIB_CLIENT): $(CLIENT_OBJS) $(PB_OBJ)
+$(LIB_CLIENT): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 $(LIB_SUPPORT): $(SUPPORT_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_OBJ)
+$(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
 	$(CC) -shared -Wl,-soname,libengram.so.1 $(ALL_LDFLAGS) -o $@ $^ \
 	    $(shell pkg-config --libs libprotobuf-c 2>/dev/null)
 	ln -sf libengram.so.1 $(BUILD)/libengram.so
@@ -144,7 +150,7 @@ $(BUILD)/tests/%: tests/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB
 $(BUILD)/bench/%: bench/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
-	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) -lm
+	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 # ---- fuzzing (clang + libFuzzer) ----------------------------------------
 
@@ -168,3 +174,13 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- Python client: engram_client plus its generated engram_pb2 ------------
+
+PYTHON_SITE ?= /usr/lib/python3/dist-packages
+.PHONY: install-python
+install: install-python
+install-python: proto-python
+	install -d $(DESTDIR)$(PYTHON_SITE)/engram_client
+	install -m 644 client/python/engram_client/*.py $(BUILD)/gen/python/engram_pb2.py \
+	    $(DESTDIR)$(PYTHON_SITE)/engram_client/

@@ -140,8 +140,9 @@ typedef void (*eg_progress_fn)(void *arg, uint64_t done, uint64_t total);
 
 /* Creates a new table in dir (created if missing; must not hold a table:
  * EG_EEXIST). meta gives name, slots, dim, dtype, scale_block, chunk_slots,
- * hash_spec (copied); row_bytes, generation (1), created and format_version
- * are filled in. The map size is computed from the data size. Rows are
+ * hash_spec (copied) and generation (0 means 1: a version published to
+ * replace another passes a higher one, so readers never see generations go
+ * backwards); row_bytes, created and format_version are filled in. The map size is computed from the data size. Rows are
  * written chunk by chunk, in order, with MDB_APPEND | MDB_RESERVE straight
  * into the map. The metadata is written only by eg_builder_finish(): until
  * then the directory is not a table (eg_table_open gives EG_ENOTTABLE), so an

@@ -7,7 +7,7 @@ BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export ENGRAMD="$PWD/$BUILD/engramd" ENGRAM="$PWD/$BUILD/engram" BUILD PYTHON
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
-export PYTHONPATH="$PWD/$BUILD/gen/python:$PWD/client/python${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONPATH="$PWD/$BUILD/gen/python:$PWD/client/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 
 passed=0 failed=0 failures=""
 run() { # name cmd...

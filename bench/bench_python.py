@@ -1,0 +1,167 @@
+#!/usr/bin/python3
+"""bench_python.py - rows/s of the Python client next to the C client.
+
+Builds a table of random u8 rows (default 4 Mi x 160 B, the C bench's
+shape) with $ENGRAM, starts $ENGRAMD on a temporary unix socket, and times
+engram_client lookups of 65536 random slots: blocking, and pipelined (two
+in flight). When the C bench (bench_daemon, next to engramd in
+$BUILD/bench/, or --c-bench) is there, it runs on the same daemon and table
+between the Python rounds, and the report gives Python / C (target >= 0.5).
+The best round of each is kept (the least disturbed by the machine).
+
+    /usr/bin/python3 bench/bench_python.py [--slots N] [--row-bytes B]
+        [--batch 65536] [--seconds S] [--rounds R] [--decode] [--json]
+
+Run from the source tree (PYTHONPATH gets $BUILD/gen/python and
+client/python from ENGRAMD's location when they are not importable).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+ENGRAMD = os.path.abspath(os.environ.get("ENGRAMD", os.path.join(ROOT, "build", "engramd")))
+ENGRAM = os.path.abspath(os.environ.get("ENGRAM", os.path.join(os.path.dirname(ENGRAMD),
+                                                                 "engram")))
+os.environ["ENGRAMD"], os.environ["ENGRAM"] = ENGRAMD, ENGRAM  # for client_support
+for p in (os.path.join(os.path.dirname(ENGRAMD), "gen", "python"),
+          os.path.join(ROOT, "client", "python"), os.path.join(ROOT, "tests", "python")):
+    if p not in sys.path:
+        sys.path.append(p)
+
+import numpy as np  # noqa: E402
+
+from engram_client import Client  # noqa: E402
+
+
+def python_round(client, pool, batch, seconds, depth, decode):
+    """rows/s of one round: blocking (depth 1) or depth requests in flight."""
+    n, pos, rows = len(pool), 0, 0
+    t0 = time.perf_counter()
+    end = t0 + seconds
+    inflight = []
+    while True:
+        slots = pool[pos:pos + batch]
+        pos = (pos + batch) % (n - batch)
+        if depth == 1:
+            client.lookup("bench", slots, decode=decode)
+            rows += batch
+        else:
+            if len(inflight) == depth:
+                inflight.pop(0).result()
+                rows += batch
+            inflight.append(client.lookup_async("bench", slots, decode=decode))
+        if time.perf_counter() >= end:
+            break
+    for f in inflight:
+        f.result()
+        rows += batch
+    return rows / (time.perf_counter() - t0)
+
+
+def c_bench(binary, addr, table_dir, a):
+    """(blocking, pipelined) rows/s of the C client for the batch size, or None."""
+    cmd = [binary, "--connect", addr, "--table", table_dir, "--row-bytes", str(a.row_bytes),
+           "--slots", str(a.slots), "--seconds", str(a.seconds), "--rounds", str(a.rounds)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        print(f"bench_python: C bench failed: {p.stderr.strip()}", file=sys.stderr)
+        return None
+    for line in p.stdout.splitlines():
+        f = line.split()
+        if len(f) >= 6 and f[0] == str(a.batch):
+            return float(f[2]), float(f[4])
+    print(f"bench_python: no {a.batch}-slot line in the C bench's report", file=sys.stderr)
+    return None
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--slots", type=int, default=4 << 20)
+    ap.add_argument("--row-bytes", type=int, default=160)
+    ap.add_argument("--batch", type=int, default=65536)
+    ap.add_argument("--seconds", type=float, default=0.5, help="per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--decode", action="store_true", help="also time bf16 decoding to float32")
+    ap.add_argument("--c-bench", default=os.path.join(os.path.dirname(ENGRAMD), "bench",
+                                                      "bench_daemon"))
+    ap.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    a = ap.parse_args(argv)
+
+    from client_support import Daemon, engram
+    tmp = tempfile.mkdtemp(prefix="engram-bench-py-")
+    daemon = None
+    try:
+        tdir = os.path.join(tmp, "bench")
+        engram("table", "create", tdir, "--name", "bench", "--slots", a.slots, "--dim",
+               a.row_bytes, "--dtype", "u8", "--fill", "random:1")
+        tables = {"bench": tdir}
+        if a.decode:
+            bdir = os.path.join(tmp, "bf16")
+            engram("table", "create", bdir, "--name", "bench_bf16", "--slots", a.slots,
+                   "--dim", a.row_bytes // 2, "--dtype", "bf16", "--fill", "random:2")
+            tables["bench_bf16"] = bdir
+        daemon = Daemon(tables, workdir=os.path.join(tmp, "run"))
+        rng = np.random.default_rng(1)
+        pool = rng.integers(0, a.slots, max(4 * a.batch, 1 << 20), dtype=np.uint64)
+        res = {"batch": a.batch, "row_bytes": a.row_bytes, "slots": a.slots,
+               "python_blocking": 0.0, "python_pipelined": 0.0}
+        have_c = os.access(a.c_bench, os.X_OK)
+        with Client(daemon.unix, timeout=60) as c:
+            python_round(c, pool, a.batch, 0.1, 1, False)  # warm the page cache
+            for r in range(a.rounds):
+                res["python_blocking"] = max(res["python_blocking"],
+                                             python_round(c, pool, a.batch, a.seconds, 1, False))
+                res["python_pipelined"] = max(res["python_pipelined"],
+                                              python_round(c, pool, a.batch, a.seconds, 2, False))
+                if have_c and r == 0:
+                    cres = c_bench(a.c_bench, daemon.unix, tdir, a)
+                    if cres:
+                        res["c_blocking"], res["c_pipelined"] = cres
+            if a.decode:
+                best = 0.0
+                for r in range(a.rounds):
+                    t0 = time.perf_counter()
+                    n = 0
+                    while time.perf_counter() - t0 < a.seconds:
+                        c.lookup("bench_bf16", pool[:a.batch], decode=True)
+                        n += a.batch
+                    best = max(best, n / (time.perf_counter() - t0))
+                res["python_bf16_decode_blocking"] = best
+        if "c_blocking" in res:
+            res["ratio_blocking"] = res["python_blocking"] / res["c_blocking"]
+            res["ratio_pipelined"] = res["python_pipelined"] / res["c_pipelined"]
+    finally:
+        if daemon is not None:
+            daemon.cleanup()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    if a.json:
+        print(json.dumps(res))
+        return 0
+    print(f"python client, {a.batch}-slot batches of {a.row_bytes} B rows over a unix socket:")
+    print(f"  blocking       {res['python_blocking']:14.0f} rows/s")
+    print(f"  pipelined(2)   {res['python_pipelined']:14.0f} rows/s")
+    if "python_bf16_decode_blocking" in res:
+        print(f"  bf16 decoded   {res['python_bf16_decode_blocking']:14.0f} rows/s "
+              f"({a.row_bytes // 2} values -> float32)")
+    if "c_blocking" in res:
+        print("C client (bench_daemon) on the same daemon and table:")
+        print(f"  blocking       {res['c_blocking']:14.0f} rows/s")
+        print(f"  pipelined(2)   {res['c_pipelined']:14.0f} rows/s")
+        ok = min(res["ratio_blocking"], res["ratio_pipelined"]) >= 0.5
+        print(f"target python/C >= 0.5: {'met' if ok else 'MISSED'} "
+              f"({res['ratio_blocking']:.3f} blocking, {res['ratio_pipelined']:.3f} pipelined)")
+    else:
+        print(f"C client bench not found at {a.c_bench}: no ratio (make bench builds it)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,607 @@
+/* bench_reload.c - lookup latency through engramd while its table is patched
+ * and reloaded continuously, against the same load in steady state.
+ *
+ *   bench_reload [ENGRAMD]
+ *
+ * One run: a table of 100 M slots x 16-byte u8 rows (1.6 GB; reused from
+ * $BENCH_DIR/engramd-reload-100m when it exists there, else built in a
+ * temporary directory that is removed at the end), engramd ($ENGRAMD or the
+ * argument) serving it, and client threads doing 4096-slot random lookups
+ * back to back over the Unix socket. Phase 1 measures steady state; phase 2
+ * the same while another thread patches a few rows in place
+ * (eg_table_update) and sends a Reload request every 100 ms. Every row is
+ * checked (its first 8 bytes hold its slot number), so a torn or misplaced
+ * row fails the run.
+ *
+ * Targets (reported, not failures): p99 while reloading <= 2x steady p99;
+ * a reload's pointer swap far under a second. The reload's snapshot build
+ * time (chunk directory, off the serving path) is reported as measured by
+ * the daemon (ReloadResult.build_us / swap_ns). $BENCH_RELOAD_SECONDS sets
+ * the length of each phase (default 12). */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "eg_table.h"
+#include "engram.pb-c.h"
+
+#define SLOTS 100000000ull
+#define ROW_BYTES 16u
+#define BATCH 4096
+#define CLIENTS 2
+#define RELOAD_EVERY_MS 100
+#define PATCH_ROWS 4
+#define MAX_SAMPLES (1u << 21)
+
+enum { WARM, STEADY, RELOADING, STOP };
+
+static atomic_int phase = WARM;
+/* eg_table_update in progress (its writes and fsync compete for the same
+ * two cores and disk): samples that overlap one are also counted apart */
+static atomic_int patching;
+static char tmpdir[256], sock_path[300], table_dir[512];
+static pid_t daemon_pid;
+
+struct samples {
+	uint64_t *v;
+	size_t n;
+};
+
+struct client {
+	pthread_t thread;
+	uint64_t seed;
+	struct samples lat[3];     /* steady, reloading, reloading outside patches: ns */
+	int failed;
+};
+
+static struct samples build_us, swap_ns, patch_us;
+static unsigned reloads_ok, reloads_refused;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+static void die(const char *what)
+{
+	fprintf(stderr, "bench_reload: %s\n", what);
+	if (daemon_pid > 0)
+		kill(daemon_pid, SIGKILL);
+	exit(1);
+}
+
+static void add(struct samples *s, uint64_t v)
+{
+	if (!s->v && !(s->v = malloc(MAX_SAMPLES * sizeof(uint64_t))))
+		die("out of memory");
+	if (s->n < MAX_SAMPLES)
+		s->v[s->n++] = v;
+}
+
+/* ---- a framed connection ---------------------------------------------- */
+
+struct conn {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+	size_t used;    /* bytes of the last frame returned, dropped at the next recv */
+};
+
+static int conn_open(struct conn *c)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(c, 0, sizeof(*c));
+	if (strlen(sock_path) >= sizeof(sa.sun_path))
+		die("socket path too long: set TMPDIR shorter");
+	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (c->fd >= 0)
+			close(c->fd);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_send(struct conn *c, const Engram__V1__Request *r)
+{
+	size_t n = engram__v1__request__get_packed_size(r), h = 0, off = 0;
+	uint8_t *b = malloc(n + 10);
+	uint64_t v = n;
+
+	if (!b)
+		die("out of memory");
+	while (v >= 0x80) {
+		b[h++] = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	b[h++] = (uint8_t)v;
+	engram__v1__request__pack(r, b + h);
+	while (off < h + n) {
+		ssize_t w = send(c->fd, b + off, h + n - off, MSG_NOSIGNAL);
+
+		if (w <= 0)
+			die("send to engramd failed");
+		off += (size_t)w;
+	}
+	free(b);
+}
+
+/* The next response, unpacked; dies on EOF or after 30 s. */
+static Engram__V1__Response *conn_recv(struct conn *c)
+{
+	memmove(c->buf, c->buf + c->used, c->len - c->used);
+	c->len -= c->used;
+	c->used = 0;
+	for (;;) {
+		uint64_t len = 0;
+		size_t i;
+
+		for (i = 0; i < c->len && i < 10; i++) {
+			len |= (uint64_t)(c->buf[i] & 0x7f) << (7 * i);
+			if (!(c->buf[i] & 0x80))
+				break;
+		}
+		if (i < c->len && i < 10 && c->len - i - 1 >= len) {
+			c->used = i + 1 + len;
+			return engram__v1__response__unpack(NULL, len, c->buf + i + 1);
+		}
+		if (c->cap - c->len < 65536) {
+			c->cap = c->cap ? 2 * c->cap : 1 << 20;
+			if (!(c->buf = realloc(c->buf, c->cap)))
+				die("out of memory");
+		}
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (poll(&p, 1, 30000) != 1)
+			die("no answer from engramd within 30 s");
+		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+		if (n <= 0)
+			die("engramd closed the connection");
+		c->len += (size_t)n;
+	}
+}
+
+static void conn_close(struct conn *c)
+{
+	close(c->fd);
+	free(c->buf);
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int table_usable(const char *dir)
+{
+	eg_table *t;
+	eg_snapshot *s;
+	int ok = 0;
+
+	if (eg_table_open(dir, &t))
+		return 0;
+	if (eg_snapshot_open(t, 0, &s) == 0) {
+		ok = eg_snapshot_meta(s)->slots == SLOTS && eg_snapshot_meta(s)->row_bytes == ROW_BYTES;
+		eg_snapshot_close(s);
+	}
+	eg_table_close(t);
+	return ok;
+}
+
+/* Row of slot s: its slot number, then a version (0 until patched). */
+static void build_table(const char *dir)
+{
+	eg_meta m = { .slots = SLOTS, .dim = ROW_BYTES, .dtype = EG_DTYPE_U8,
+	              .chunk_slots = EG_DEFAULT_CHUNK_SLOTS };
+	uint64_t t0 = now_ns(), slot = 0, chunks;
+	eg_builder *b;
+	int rc;
+
+	snprintf(m.name, sizeof(m.name), "reload100m");
+	rc = eg_builder_open(dir, &m, &b);
+	if (rc) {
+		fprintf(stderr, "bench_reload: cannot build in %s: %s\n", dir, eg_strerror(rc));
+		die("build failed");
+	}
+	chunks = eg_builder_chunks(b);
+	for (uint64_t c = 0; c < chunks; c++) {
+		uint64_t *rows;
+
+		if ((rc = eg_builder_next_chunk(b, (void **)&rows))) {
+			fprintf(stderr, "bench_reload: chunk %llu: %s\n", (unsigned long long)c,
+			        eg_strerror(rc));
+			eg_builder_abort(b);
+			die("build failed");
+		}
+		for (uint64_t r = 0; r < eg_builder_chunk_rows(b, c); r++, slot++) {
+			rows[2 * r] = slot;
+			rows[2 * r + 1] = 0;
+		}
+		if (c % (chunks / 4) == 0 && c)
+			printf("  building: %llu%%\n", (unsigned long long)(100 * c / chunks));
+	}
+	if ((rc = eg_builder_finish(b)))
+		die("build finish failed");
+	printf("table built in %.1f s\n", (double)(now_ns() - t0) * 1e-9);
+}
+
+/* Reads data.mdb once so that both phases start with a warm page cache. */
+static void warm_cache(const char *dir)
+{
+	char path[600];
+	static char buf[1 << 20];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	close(fd);
+}
+
+/* In-process: a snapshot's chunk directory alone, and with every checksum. */
+static void snapshot_times(const char *dir, double *dir_ms, double *verify_ms)
+{
+	eg_table *t;
+	eg_snapshot *s;
+	uint64_t t0;
+
+	if (eg_table_open(dir, &t))
+		die("cannot open the table");
+	t0 = now_ns();
+	if (eg_snapshot_open(t, 0, &s))
+		die("cannot open a snapshot");
+	*dir_ms = (double)(now_ns() - t0) * 1e-6;
+	eg_snapshot_close(s);
+	t0 = now_ns();
+	if (eg_snapshot_open(t, 1, &s))
+		die("cannot open a verified snapshot");
+	*verify_ms = (double)(now_ns() - t0) * 1e-6;
+	eg_snapshot_close(s);
+	eg_table_close(t);
+}
+
+/* ---- the daemon --------------------------------------------------------- */
+
+static void start_daemon(const char *bin)
+{
+	char table_arg[600], listen_arg[320], log_path[300];
+	struct conn c;
+
+	snprintf(sock_path, sizeof(sock_path), "%s/engramd.sock", tmpdir);
+	snprintf(log_path, sizeof(log_path), "%s/engramd.log", tmpdir);
+	snprintf(table_arg, sizeof(table_arg), "big=%s", table_dir);
+	snprintf(listen_arg, sizeof(listen_arg), "unix:%s", sock_path);
+	daemon_pid = fork();
+	if (daemon_pid < 0)
+		die("fork failed");
+	if (daemon_pid == 0) {
+		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (log >= 0)
+			dup2(log, STDERR_FILENO);
+		execl(bin, bin, "--table", table_arg, "--listen", listen_arg, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 3000; i++) {
+		int status;
+
+		if (conn_open(&c) == 0) {
+			conn_close(&c);
+			return;
+		}
+		if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
+			daemon_pid = 0;
+			fprintf(stderr, "bench_reload: %s exited; see %s\n", bin, log_path);
+			die("engramd did not start");
+		}
+		usleep(10000);
+	}
+	die("engramd did not listen within 30 s");
+}
+
+static void stop_daemon(void)
+{
+	int status;
+
+	if (daemon_pid <= 0)
+		return;
+	kill(daemon_pid, SIGTERM);
+	waitpid(daemon_pid, &status, 0);
+	daemon_pid = 0;
+}
+
+/* ---- load --------------------------------------------------------------- */
+
+static void *client_main(void *arg)
+{
+	struct client *cl = arg;
+	uint64_t *slots = malloc(BATCH * sizeof(uint64_t));
+	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
+	struct conn c;
+	int ph;
+
+	if (!slots || conn_open(&c) < 0)
+		die("client cannot connect");
+	lr.table = (char *)"big";
+	lr.slots = slots;
+	lr.n_slots = BATCH;
+	r.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
+	r.lookup = &lr;
+	while ((ph = atomic_load(&phase)) != STOP) {
+		Engram__V1__Response *resp;
+		const uint8_t *rows;
+		uint64_t t0, t1;
+
+		for (size_t i = 0; i < BATCH; i++)
+			slots[i] = rnd(&cl->seed) % SLOTS;
+		r.id++;
+		int patch0 = atomic_load(&patching);
+		t0 = now_ns();
+		conn_send(&c, &r);
+		resp = conn_recv(&c);
+		t1 = now_ns();
+		patch0 |= atomic_load(&patching);
+		if (!resp || resp->status != ENGRAM__V1__STATUS__OK || resp->n_blocks != 1 ||
+		    resp->blocks[0]->count != BATCH || resp->blocks[0]->data.len != BATCH * ROW_BYTES) {
+			fprintf(stderr, "bench_reload: bad answer: %s\n", resp ? resp->error : "unparsable");
+			cl->failed = 1;
+			if (resp)
+				engram__v1__response__free_unpacked(resp, NULL);
+			break;
+		}
+		rows = resp->blocks[0]->data.data;
+		for (size_t i = 0; i < BATCH; i++) {
+			uint64_t slot;
+
+			memcpy(&slot, rows + i * ROW_BYTES, sizeof(slot)); /* may be unaligned */
+			if (slot != slots[i]) {
+				fprintf(stderr, "bench_reload: row %zu holds slot %llu, asked %llu\n", i,
+				        (unsigned long long)slot, (unsigned long long)slots[i]);
+				cl->failed = 1;
+				atomic_store(&phase, STOP);
+			}
+		}
+		engram__v1__response__free_unpacked(resp, NULL);
+		if (ph == STEADY || ph == RELOADING)
+			add(&cl->lat[ph - STEADY], t1 - t0);
+		if (ph == RELOADING && !patch0)
+			add(&cl->lat[2], t1 - t0);
+	}
+	conn_close(&c);
+	free(slots);
+	return NULL;
+}
+
+/* Patches PATCH_ROWS rows in place and reloads, every RELOAD_EVERY_MS. */
+static void *reloader_main(void *arg)
+{
+	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__ReloadRequest rr = ENGRAM__V1__RELOAD_REQUEST__INIT;
+	uint64_t seed = 0x2545F4914F6CDD1Dull, version = 0, next = now_ns();
+	struct conn c;
+
+	(void)arg;
+	if (conn_open(&c) < 0)
+		die("reloader cannot connect");
+	rr.table = (char *)"big";
+	r.body_case = ENGRAM__V1__REQUEST__BODY_RELOAD;
+	r.reload = &rr;
+	while (atomic_load(&phase) == RELOADING) {
+		uint64_t slots[PATCH_ROWS], rows[2 * PATCH_ROWS], t0 = now_ns();
+		Engram__V1__Response *resp;
+		int rc;
+
+		version++;
+		for (size_t i = 0; i < PATCH_ROWS; i++) {
+			slots[i] = rnd(&seed) % SLOTS;
+			rows[2 * i] = slots[i]; /* still its own slot: readers check that */
+			rows[2 * i + 1] = version;
+		}
+		atomic_store(&patching, 1);
+		rc = eg_table_update(table_dir, slots, PATCH_ROWS, rows, NULL, NULL);
+		atomic_store(&patching, 0);
+		if (rc) {
+			fprintf(stderr, "bench_reload: eg_table_update: %s\n", eg_strerror(rc));
+			die("patch failed");
+		}
+		add(&patch_us, (now_ns() - t0) / 1000);
+		r.id++;
+		conn_send(&c, &r);
+		resp = conn_recv(&c);
+		if (!resp || resp->status != 0 || resp->body_case != ENGRAM__V1__RESPONSE__BODY_RELOAD ||
+		    resp->reload->n_results != 1)
+			die("bad reload answer");
+		if (resp->reload->results[0]->reloaded) {
+			reloads_ok++;
+			add(&build_us, resp->reload->results[0]->build_us);
+			add(&swap_ns, resp->reload->results[0]->swap_ns);
+		} else {
+			reloads_refused++;
+			fprintf(stderr, "bench_reload: reload not swapped: %s\n",
+			        resp->reload->results[0]->error);
+		}
+		engram__v1__response__free_unpacked(resp, NULL);
+		next += RELOAD_EVERY_MS * 1000000ull;
+		t0 = now_ns();
+		if (next > t0)
+			usleep((useconds_t)((next - t0) / 1000));
+		else
+			next = t0; /* the patch took longer than the period: no catch-up burst */
+	}
+	conn_close(&c);
+	return NULL;
+}
+
+/* ---- report ------------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t pct(const struct samples *s, double p)
+{
+	size_t i;
+
+	if (s->n == 0)
+		return 0;
+	i = (size_t)(p * (double)(s->n - 1) + 0.5);
+	return s->v[i];
+}
+
+/* Merges the clients' samples of one phase, sorted. */
+static struct samples merged(struct client *cl, int ph)
+{
+	struct samples m = { 0 };
+
+	for (int i = 0; i < CLIENTS; i++)
+		for (size_t k = 0; k < cl[i].lat[ph].n; k++)
+			add(&m, cl[i].lat[ph].v[k]);
+	if (m.n)
+		qsort(m.v, m.n, sizeof(uint64_t), cmp_u64);
+	return m;
+}
+
+static void report_phase(const char *name, const struct samples *s, double seconds)
+{
+	printf("%-10s %7zu lookups of %d slots (%.0f/s): p50 %.0f us, p99 %.0f us, max %.0f us\n",
+	       name, s->n, BATCH, (double)s->n / seconds, (double)pct(s, 0.5) * 1e-3,
+	       (double)pct(s, 0.99) * 1e-3, (double)pct(s, 1.0) * 1e-3);
+}
+
+static void sorted(struct samples *s)
+{
+	if (s->n)
+		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+}
+
+int main(int argc, char **argv)
+{
+	const char *bin = argc > 1 ? argv[1] : getenv("ENGRAMD");
+	const char *bench_dir = getenv("BENCH_DIR"), *tmp = getenv("TMPDIR");
+	const char *secs_env = getenv("BENCH_RELOAD_SECONDS");
+	double seconds = secs_env ? atof(secs_env) : 12.0, dir_ms, verify_ms, ratio;
+	struct client cl[CLIENTS];
+	struct samples steady, reloading, quiet;
+	pthread_t reloader;
+	int failed = 0;
+
+	if (!bin)
+		bin = "build/engramd";
+	if (seconds <= 0)
+		seconds = 12.0;
+	snprintf(tmpdir, sizeof(tmpdir), "%s/bench_reload.XXXXXX", tmp ? tmp : "/tmp");
+	if (!mkdtemp(tmpdir))
+		die("cannot make a temporary directory");
+	if (bench_dir) {
+		snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-100m", bench_dir);
+		mkdir(bench_dir, 0755);
+	} else {
+		snprintf(table_dir, sizeof(table_dir), "%s/table", tmpdir);
+	}
+	if (bench_dir && table_usable(table_dir)) {
+		printf("table: reusing %s\n", table_dir);
+	} else {
+		nftw(table_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* an unfinished build */
+		printf("table: building %llu slots x %u B (%.2f GB) in %s\n",
+		       (unsigned long long)SLOTS, ROW_BYTES, (double)SLOTS * ROW_BYTES * 1e-9, table_dir);
+		build_table(table_dir);
+	}
+	warm_cache(table_dir);
+	snapshot_times(table_dir, &dir_ms, &verify_ms);
+	printf("snapshot build in-process: chunk directory %.2f ms, with every checksum %.0f ms\n",
+	       dir_ms, verify_ms);
+
+	start_daemon(bin);
+	memset(cl, 0, sizeof(cl));
+	for (int i = 0; i < CLIENTS; i++) {
+		cl[i].seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
+		pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
+	}
+	sleep(2); /* warm-up: connections, page cache, allocator */
+	atomic_store(&phase, STEADY);
+	usleep((useconds_t)(seconds * 1e6));
+	atomic_store(&phase, RELOADING);
+	pthread_create(&reloader, NULL, reloader_main, NULL);
+	usleep((useconds_t)(seconds * 1e6));
+	atomic_store(&phase, STOP);
+	pthread_join(reloader, NULL);
+	for (int i = 0; i < CLIENTS; i++) {
+		pthread_join(cl[i].thread, NULL);
+		failed |= cl[i].failed;
+	}
+	stop_daemon();
+
+	steady = merged(cl, 0);
+	reloading = merged(cl, 1);
+	quiet = merged(cl, 2);
+	sorted(&build_us);
+	sorted(&swap_ns);
+	sorted(&patch_us);
+	printf("%d clients, one lookup in flight each; phases of %.0f s\n", CLIENTS, seconds);
+	report_phase("steady", &steady, seconds);
+	report_phase("reloading", &reloading, seconds);
+	printf("  of which %zu not overlapping a patch write: p50 %.0f us, p99 %.0f us, max %.0f us\n",
+	       quiet.n, (double)pct(&quiet, 0.5) * 1e-3, (double)pct(&quiet, 0.99) * 1e-3,
+	       (double)pct(&quiet, 1.0) * 1e-3);
+	printf("reloads: %u swapped, %u not, one per %.0f ms (patch of %d rows + Reload, "
+	       "every %d ms at most; eg_table_update p50 %.1f ms)\n",
+	       reloads_ok, reloads_refused,
+	       reloads_ok + reloads_refused ? seconds * 1e3 / (reloads_ok + reloads_refused) : 0.0,
+	       PATCH_ROWS, RELOAD_EVERY_MS, (double)pct(&patch_us, 0.5) * 1e-3);
+	printf("reload snapshot build (daemon, 100 M slots): p50 %.2f ms, max %.2f ms\n",
+	       (double)pct(&build_us, 0.5) * 1e-3, (double)pct(&build_us, 1.0) * 1e-3);
+	printf("reload swap: p50 %llu ns, max %llu ns (target: well under 1 s: %s)\n",
+	       (unsigned long long)pct(&swap_ns, 0.5), (unsigned long long)pct(&swap_ns, 1.0),
+	       swap_ns.n && pct(&swap_ns, 1.0) < 1000000000u ? "met" : "MISSED");
+	ratio = pct(&steady, 0.99) ? (double)pct(&reloading, 0.99) / (double)pct(&steady, 0.99) : 0;
+	printf("p99 reloading / steady: %.2f (target <= 2.00: %s)\n", ratio,
+	       ratio > 0 && ratio <= 2.0 ? "met" : "MISSED");
+	if (pct(&steady, 0.99))
+		printf("p99 reloading outside patch writes / steady: %.2f\n",
+		       (double)pct(&quiet, 0.99) / (double)pct(&steady, 0.99));
+
+	/* the table too when it was built there; a $BENCH_DIR table is kept */
+	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	if (failed)
+		die("a lookup returned a wrong row or failed");
+	return 0;
+}

@@ -1,0 +1,190 @@
+/* table_info.c - `engram table info` and `engram table verify`. */
+#include "table.h"
+
+#include <getopt.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { O_JSON = 256, O_HELP };
+
+/* Parses [--json] DIR; returns an exit status, or -1 after --help. */
+static int parse(int argc, char **argv, int allow_json, int *json, const char **dir)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, O_JSON},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	int c;
+
+	*json = 0;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (c == O_HELP || c == 'h') {
+			eg_cli_table_usage(stdout);
+			return -1;
+		}
+		if (c != O_JSON || !allow_json)
+			return eg_cli_bad_option(argv[0], argv, optind, optopt);
+		*json = 1;
+	}
+	if (optind != argc - 1)
+		return eg_cli_usage_error(argv[0], optind >= argc ? "DIR is required"
+		                                                   : "exactly one DIR expected");
+	*dir = argv[optind];
+	return EG_CLI_OK;
+}
+
+static uint64_t chunk_count(const eg_meta *m)
+{
+	return (m->slots + m->chunk_slots - 1) / m->chunk_slots;
+}
+
+static int print_json(const char *path, const eg_meta *m, uint64_t disk,
+                      const char *created, const char *kind, uint32_t rpt)
+{
+	json_t *o = json_object();
+	json_t *spec = NULL;
+	char *text;
+
+	if (m->hash_spec)
+		spec = json_loads(m->hash_spec, 0, NULL);
+	json_object_set_new(o, "path", json_string(path));
+	json_object_set_new(o, "name", json_string(m->name));
+	json_object_set_new(o, "format_version", json_integer(m->format_version));
+	json_object_set_new(o, "slots", json_integer((json_int_t)m->slots));
+	json_object_set_new(o, "dim", json_integer(m->dim));
+	json_object_set_new(o, "dtype", json_string(eg_dtype_name(m->dtype)));
+	json_object_set_new(o, "scale_block", json_integer(m->scale_block));
+	json_object_set_new(o, "row_bytes", json_integer(m->row_bytes));
+	json_object_set_new(o, "chunk_slots", json_integer((json_int_t)m->chunk_slots));
+	json_object_set_new(o, "chunks", json_integer((json_int_t)chunk_count(m)));
+	json_object_set_new(o, "generation", json_integer((json_int_t)m->generation));
+	json_object_set_new(o, "bytes_on_disk", json_integer((json_int_t)disk));
+	json_object_set_new(o, "created", json_string(created));
+	json_object_set_new(o, "hash", kind ? json_string(kind) : json_null());
+	json_object_set_new(o, "rows_per_token", json_integer(rpt));
+	json_object_set_new(o, "hash_spec", spec ? spec : json_null());
+	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!text)
+		return eg_cli_fail("out of memory");
+	puts(text);
+	free(text);
+	return EG_CLI_OK;
+}
+
+int eg_cli_table_info(int argc, char **argv)
+{
+	const char *dir, *kind = NULL;
+	eg_table *t;
+	eg_snapshot *s;
+	const eg_meta *m;
+	eg_hash *h = NULL;
+	uint64_t disk = 0;
+	uint32_t rpt = 0;
+	char created[32], err[256];
+	struct tm tm;
+	time_t when;
+	int json, rc = parse(argc, argv, 1, &json, &dir);
+
+	if (rc < 0)
+		return EG_CLI_OK;
+	if (rc != EG_CLI_OK)
+		return rc;
+	rc = eg_cli_open_table(dir, &t, &s);
+	if (rc != EG_CLI_OK)
+		return rc;
+	m = eg_snapshot_meta(s);
+	if (m->hash_spec) {
+		if (eg_hash_parse(m->hash_spec, NULL, &h, err, sizeof err) != 0) {
+			rc = eg_cli_fail("%s: the stored hash spec is invalid: %s", dir, err);
+			goto out;
+		}
+		kind = eg_hash_kind(h);
+		rpt = eg_hash_rows_per_token(h);
+	}
+	rc = eg_table_disk_bytes(t, &disk);
+	if (rc != 0) {
+		rc = eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+		goto out;
+	}
+	when = (time_t)m->created;
+	gmtime_r(&when, &tm);
+	strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	if (json) {
+		rc = print_json(eg_table_path(t), m, disk, created, kind, rpt);
+		goto out;
+	}
+	printf("path: %s\n", eg_table_path(t));
+	printf("name: %s\n", m->name);
+	printf("format_version: %u\n", m->format_version);
+	printf("slots: %llu\n", (unsigned long long)m->slots);
+	printf("dim: %u\n", m->dim);
+	printf("dtype: %s\n", eg_dtype_name(m->dtype));
+	printf("scale_block: %u\n", m->scale_block);
+	printf("row_bytes: %u\n", m->row_bytes);
+	printf("chunk_slots: %llu\n", (unsigned long long)m->chunk_slots);
+	printf("chunks: %llu\n", (unsigned long long)chunk_count(m));
+	printf("generation: %llu\n", (unsigned long long)m->generation);
+	printf("bytes_on_disk: %llu\n", (unsigned long long)disk);
+	printf("created: %s\n", created);
+	printf("hash: %s\n", kind ? kind : "none");
+	printf("rows_per_token: %u\n", rpt);
+	rc = EG_CLI_OK;
+out:
+	eg_hash_free(h);
+	eg_snapshot_close(s);
+	eg_table_close(t);
+	return rc;
+}
+
+struct bad {
+	const char *dir;
+	uint64_t count;
+};
+
+static void on_bad_chunk(void *arg, uint64_t chunk)
+{
+	struct bad *b = arg;
+
+	b->count++;
+	eg_cli_error("%s: chunk %llu does not match its checksum", b->dir,
+	             (unsigned long long)chunk);
+}
+
+int eg_cli_table_verify(int argc, char **argv)
+{
+	const char *dir;
+	eg_table *t;
+	eg_snapshot *s;
+	struct bad bad;
+	const eg_meta *m;
+	int json, rc = parse(argc, argv, 0, &json, &dir);
+
+	if (rc < 0)
+		return EG_CLI_OK;
+	if (rc != EG_CLI_OK)
+		return rc;
+	rc = eg_cli_open_table(dir, &t, &s);
+	if (rc != EG_CLI_OK)
+		return rc;
+	m = eg_snapshot_meta(s);
+	bad.dir = dir;
+	bad.count = 0;
+	rc = eg_snapshot_verify(s, on_bad_chunk, &bad);
+	if (rc == 0) {
+		printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", dir,
+		       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
+		rc = EG_CLI_OK;
+	} else if (bad.count == 0) {
+		rc = eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+	} else {
+		rc = EG_CLI_FAIL;
+	}
+	eg_snapshot_close(s);
+	eg_table_close(t);
+	return rc;
+}

@@ -1,0 +1,207 @@
+/* client.c - public calls of libengram: the connection and lookups. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "egc_int.h"
+
+int eg_client_connect(const char *addr, int timeout_ms, eg_client **out)
+{
+	eg_client *c;
+	int err;
+
+	if (!addr || !out)
+		return -EINVAL;
+	*out = NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->fd = -1;
+	c->next_id = 1;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	c->addr = strdup(addr);
+	c->rbuf = malloc(EGC_RBUF_SIZE);
+	if (!c->addr || !c->rbuf) {
+		err = -ENOMEM;
+		goto fail;
+	}
+	egc__start_call(c);
+	err = egc__dial(c);
+	if (err < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	eg_client_close(c);
+	return err;
+}
+
+void eg_client_close(eg_client *c)
+{
+	size_t i;
+
+	if (!c)
+		return;
+	if (c->fd >= 0)
+		close(c->fd);
+	for (i = 0; i < c->qlen; i++)
+		egc__ticket_free(c->q[i]);
+	free(c->q);
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c->addr);
+	free(c);
+}
+
+void eg_client_set_timeout(eg_client *c, int timeout_ms)
+{
+	if (c)
+		c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+}
+
+int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                          void *out, size_t out_size, uint64_t *ticket)
+{
+	const unsigned char *frame;
+	size_t len;
+	egc_ticket *t;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	if (!table || !ticket || (n && !slots) || (out_size && !out)) {
+		egc__set_msg(c, "eg_client_send_lookup: NULL argument");
+		return -EINVAL;
+	}
+	t = egc__ticket_new(c, EGC_KIND_ROWS, 1);
+	if (!t) {
+		egc__set_msg(c, "out of memory");
+		return -ENOMEM;
+	}
+	t->outs[0].buf = out;
+	t->outs[0].size = out_size;
+	err = egc__encode_lookup(c, t->id, table, slots, n, &frame, &len);
+	if (err < 0) {
+		egc__ticket_free(t);
+		egc__set_msg(c, "out of memory encoding a lookup of %zu slots", n);
+		return err;
+	}
+	egc__start_call(c);
+	*ticket = t->id;
+	return egc__send(c, t, frame, len);
+}
+
+int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                          const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                          const uint32_t *context, size_t nseq, void *const *outs,
+                          const size_t *out_sizes, uint64_t *ticket)
+{
+	Engram__V1__TokensRequest tr = ENGRAM__V1__TOKENS_REQUEST__INIT;
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+	const unsigned char *frame;
+	uint32_t one_seq;
+	egc_ticket *t;
+	size_t i, len;
+
+	if (!c)
+		return -EINVAL;
+	if (!tables || !ntables || !ticket || !outs || !out_sizes || (ntokens && !tokens) ||
+	    ((seq_lens || context) && !nseq)) {
+		egc__set_msg(c, "eg_client_send_tokens: NULL or empty argument");
+		return -EINVAL;
+	}
+	for (i = 0; i < ntables; i++) {
+		if (!tables[i] || (out_sizes[i] && !outs[i])) {
+			egc__set_msg(c, "eg_client_send_tokens: NULL table name or buffer");
+			return -EINVAL;
+		}
+	}
+	t = egc__ticket_new(c, EGC_KIND_ROWS, ntables);
+	if (!t) {
+		egc__set_msg(c, "out of memory");
+		return -ENOMEM;
+	}
+	for (i = 0; i < ntables; i++) {
+		t->outs[i].buf = outs[i];
+		t->outs[i].size = out_sizes[i];
+	}
+	tr.n_tables = ntables;
+	tr.tables = (char **)tables;
+	tr.n_tokens = ntokens;
+	tr.tokens = (int64_t *)tokens;
+	if (seq_lens) {
+		tr.n_seq_lens = nseq;
+		tr.seq_lens = (uint32_t *)seq_lens;
+	} else if (context) {
+		/* one sequence with a context: name its length explicitly */
+		one_seq = (uint32_t)ntokens;
+		tr.n_seq_lens = 1;
+		tr.seq_lens = &one_seq;
+		nseq = 1;
+	}
+	if (context) {
+		tr.n_context = nseq;
+		tr.context = (uint32_t *)context;
+	}
+	req.body_case = ENGRAM__V1__REQUEST__BODY_TOKENS;
+	req.tokens = &tr;
+	req.id = t->id;
+	if (egc__encode_msg(c, &req, &frame, &len) < 0) {
+		egc__ticket_free(t);
+		egc__set_msg(c, "out of memory encoding a token lookup");
+		return -ENOMEM;
+	}
+	egc__start_call(c);
+	*ticket = t->id;
+	return egc__send(c, t, frame, len);
+}
+
+int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
+                          size_t nblocks)
+{
+	egc_ticket *t;
+	size_t i;
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	if (nblocks && !blocks) {
+		egc__set_msg(c, "eg_client_wait_blocks: NULL blocks");
+		return -EINVAL;
+	}
+	egc__start_call(c);
+	err = egc__collect(c, ticket, &t);
+	if (err < 0)
+		return err;
+	err = t->err;
+	if (err < 0) {
+		egc__set_msg(c, "%s", t->msg);
+	} else {
+		for (i = 0; i < nblocks; i++) {
+			if (i < t->nouts)
+				blocks[i] = t->outs[i].rows;
+			else
+				memset(&blocks[i], 0, sizeof(blocks[i]));
+		}
+	}
+	egc__ticket_free(t);
+	return err;
+}
+
+int eg_client_wait(eg_client *c, uint64_t ticket, eg_client_rows *rows)
+{
+	return eg_client_wait_blocks(c, ticket, rows, rows ? 1 : 0);
+}
+
+int eg_client_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                     void *out, size_t out_size, eg_client_rows *rows)
+{
+	uint64_t ticket;
+	int err;
+
+	err = eg_client_send_lookup(c, table, slots, n, out, out_size, &ticket);
+	if (err < 0)
+		return err;
+	return eg_client_wait(c, ticket, rows);
+}

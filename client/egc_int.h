@@ -1,0 +1,107 @@
+/* egc_int.h - libengram internals shared by the files of client/; not installed.
+ *
+ * Layout of the library:
+ *   conn.c    address parsing, connect with timeout, raw socket I/O with a
+ *             deadline, buffered reads, dropping a broken connection
+ *   encode.c  request frames; lookups encoded by hand in one pass
+ *   frame.c   reading one Response frame: lookups are parsed by hand and their
+ *             row bytes land straight in the caller's buffer; every other
+ *             response is read whole and unpacked with protobuf-c
+ *   ticket.c  the queue of outstanding requests, sending a request, waiting
+ *   client.c  the public calls: connect, lookups, waits
+ *   admin.c   the public calls: info, stats, ping, reload
+ *   errors.c  eg_client_strerror and the detail message
+ */
+#ifndef EGC_INT_H
+#define EGC_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "engram.h"
+#include "engram.pb-c.h"
+
+/* Frames other than row blocks are read whole; refuse absurd ones. */
+#define EGC_MSG_FRAME_MAX (64u << 20)
+#define EGC_RBUF_SIZE (64u << 10)
+#define EGC_MSG_MAX 256
+
+enum egc_kind {
+	EGC_KIND_ROWS, /* lookup or tokens: blocks go to the caller's buffers */
+	EGC_KIND_MSG,  /* anything else: the Response is unpacked whole */
+};
+
+/* One request sent (or being sent) and not yet collected. */
+typedef struct egc_ticket {
+	uint64_t id;
+	enum egc_kind kind;
+	int done;          /* the response was read (or the connection dropped) */
+	int orphan;        /* its caller gave up (timeout): free it once done */
+	int err;           /* result once done */
+	char msg[EGC_MSG_MAX]; /* detail when err != 0 */
+	Engram__V1__Response *resp; /* EGC_KIND_MSG: the response, owned here */
+	size_t nblocks_got;
+	size_t nouts;
+	struct egc_out {
+		void *buf;
+		size_t size;
+		eg_client_rows rows;
+	} outs[];          /* EGC_KIND_ROWS: one per expected block */
+} egc_ticket;
+
+struct eg_client {
+	char *addr;
+	int fd;              /* -1 when not connected */
+	int timeout_ms;      /* 0 = no limit */
+	int64_t deadline;    /* monotonic ms of the current call; -1 = none */
+	uint64_t next_id;
+
+	/* outstanding tickets in send order; answered ones form a prefix */
+	egc_ticket **q;
+	size_t qlen, qcap;
+
+	/* read buffer: bytes rbuf[rpos..rlen) are received, not yet parsed */
+	unsigned char *rbuf;
+	size_t rpos, rlen;
+
+	/* request being encoded */
+	unsigned char *wbuf;
+	size_t wcap;
+
+	char errmsg[512];
+};
+
+/* errors.c */
+void egc__set_msg(eg_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int egc__status_err(int status);
+
+/* conn.c */
+int egc__dial(eg_client *c);
+int egc__ensure_connected(eg_client *c);
+void egc__start_call(eg_client *c);
+int64_t egc__now_ms(void);
+int egc__poll(eg_client *c, short events, short *revents);
+int egc__recv_some(eg_client *c, void *dst, size_t n, size_t *got);
+int egc__byte(eg_client *c, unsigned char *out);
+int egc__read_exact(eg_client *c, void *dst, size_t n);
+int egc__skip(eg_client *c, uint64_t n);
+int egc__varint(eg_client *c, uint64_t *out, uint64_t *used);
+void egc__drop(eg_client *c, int err, const char *why);
+
+/* frame.c */
+int egc__read_response(eg_client *c);
+
+/* encode.c: a request frame in c->wbuf (valid until the next encode) */
+int egc__encode_msg(eg_client *c, Engram__V1__Request *req, const unsigned char **frame,
+                    size_t *len);
+int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
+                       size_t n, const unsigned char **frame, size_t *len);
+
+/* ticket.c; egc__send frees t when it fails */
+egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts);
+void egc__ticket_free(egc_ticket *t);
+int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
+int egc__collect(eg_client *c, uint64_t ticket, egc_ticket **out);
+egc_ticket *egc__head(eg_client *c);
+void egc__reap(eg_client *c);
+
+#endif

@@ -1,0 +1,22 @@
+"""engram_client: Python client for engramd (protobuf + numpy).
+
+    from engram_client import Client
+    with Client("unix:/run/engramd.sock", timeout=5) as c:
+        rows = c.lookup("layer1", [0, 17, 42])        # ndarray [3, dim]
+        fut = c.tokens_async(["layer1"], token_ids)    # sent now
+        blocks = fut.result()                          # {table: [T, rows, dim]}
+
+engram_client.spec writes hash specs for tables (imported on its own:
+`from engram_client import spec`).
+"""
+from .client import Client, Future, Pong, ReloadResult, Stats, TableInfo, parse_address
+from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, Internal,
+                     NotFound, OutOfRange, ProtocolError, TooLarge, Unavailable)
+from .rows import Layout, decode_bf16, decode_e4m3, rows_array
+
+__all__ = [
+    "Client", "Future", "Pong", "ReloadResult", "Stats", "TableInfo", "parse_address",
+    "EngramError", "BadRequest", "NotFound", "OutOfRange", "TooLarge", "Unavailable",
+    "Internal", "EngramConnectionError", "EngramTimeout", "ProtocolError",
+    "Layout", "decode_bf16", "decode_e4m3", "rows_array",
+]

@@ -1,0 +1,484 @@
+"""Client: one connection to engramd, blocking calls and pipelined futures.
+
+    c = Client("unix:/run/engramd.sock", timeout=5.0)
+    rows = c.lookup("layer1", slots)               # ndarray [n, dim]
+    fut = c.tokens_async(["layer1", "layer15"], ids)  # sent now ...
+    ...                                            # ... compute meanwhile
+    blocks = fut.result()                          # {table: [T, rows, dim]}
+
+Responses come back in request order per connection; a future's result()
+reads (and keeps) the responses of earlier requests on the way. A Client is
+safe to share between threads (one lock around the connection), but one
+client per thread pipelines better.
+
+Failures raise EngramError subclasses (errors.py). When the connection
+breaks or a wait times out, every outstanding future fails and the next call
+reconnects to the same address; a blocking call that finds its connection
+dead (the daemon restarted) reconnects and retries once by itself.
+"""
+import collections
+import select
+import socket
+import threading
+import time
+
+import numpy as np
+
+from . import wire
+from ._pb import pb
+from .errors import (EngramConnectionError, EngramError, EngramTimeout, NotFound,
+                     ProtocolError, from_status)
+from .rows import Layout, rows_array
+
+TableInfo = collections.namedtuple(
+    "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
+                 "rows_per_token path chunk_slots")
+Stats = collections.namedtuple(
+    "Stats", "uptime_seconds connections requests errors rows bytes_out reloads "
+             "reload_failures")
+Pong = collections.namedtuple("Pong", "protocol_version server_version")
+ReloadResult = collections.namedtuple(
+    "ReloadResult", "table old_generation new_generation reloaded error path")
+
+# Largest response frame accepted; anything bigger means a corrupt stream.
+DEFAULT_MAX_FRAME = 1 << 34
+# Row data is placed at this alignment in memory (first block of a frame).
+_ALIGN = 64
+_READ_AHEAD = 1 << 16
+
+_POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
+_POLLOUT = select.POLLOUT
+
+
+def parse_address(addr):
+    """("unix", path) or ("tcp", (host, port)) for an engramd address."""
+    if addr.startswith("unix:") and len(addr) > 5:
+        return "unix", addr[5:]
+    if addr.startswith("tcp:"):
+        host, sep, port = addr[4:].rpartition(":")
+        if sep and host and port.isdigit():
+            if host.startswith("[") and host.endswith("]"):
+                host = host[1:-1]
+            return "tcp", (host, int(port))
+    raise ValueError(f"address {addr!r} is not unix:PATH or tcp:HOST:PORT")
+
+
+class Future:
+    """A request sent and not yet collected. result() waits for it."""
+
+    __slots__ = ("_client", "id", "kind", "_args", "_frame", "_header", "_exc",
+                 "_done", "_retryable", "generations")
+
+    def __init__(self, client, req_id, kind, args):
+        self._client, self.id, self.kind, self._args = client, req_id, kind, args
+        self._frame = self._header = self._exc = None
+        self._done = False
+        self._retryable = False
+        # {table: generation} of the rows, filled by result().
+        self.generations = None
+
+    def done(self):
+        """True when the response has been read (result() will not block)."""
+        return self._done
+
+    def result(self, timeout=None):
+        """The call's value; raises its EngramError. timeout (seconds) bounds
+        this wait (default: the client's timeout)."""
+        return self._client._collect(self, timeout)
+
+
+class Client:
+    """A connection to engramd at addr ("unix:/path" or "tcp:host:port").
+
+    timeout (seconds, None = no limit) bounds connecting and every wait.
+    The connection is opened here; a failure raises EngramConnectionError.
+    """
+
+    def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True):
+        self.addr = addr
+        self._family, self._target = parse_address(addr)
+        self.timeout = timeout
+        self.max_frame = max_frame
+        self._sock = None
+        self._poll = None
+        self._next_id = 1
+        self._pending = collections.deque()
+        self._rbuf = bytearray(_READ_AHEAD)
+        self._rmv = memoryview(self._rbuf)
+        self._rpos = self._rend = 0
+        self._layouts = {}
+        self._lock = threading.RLock()
+        if connect:
+            with self._lock:
+                self._connect()
+
+    # ---- public calls ------------------------------------------------------
+
+    def info(self):
+        """[TableInfo] of every served table."""
+        return self._call("info", wire.REQ_INFO, pb.InfoRequest().SerializeToString())
+
+    def table(self, name):
+        """TableInfo of one table (NotFound when it is not served)."""
+        for t in self.info():
+            if t.name == name:
+                return t
+        raise NotFound(f"no table named {name!r} is served")
+
+    def stats(self):
+        """Stats: the daemon's counters."""
+        return self._call("stats", wire.REQ_STATS, b"")
+
+    def ping(self):
+        """Pong(protocol_version, server_version)."""
+        return self._call("ping", wire.REQ_PING, b"")
+
+    def reload(self, table=None):
+        """Asks the daemon to reload table (None = all): [ReloadResult]."""
+        body = pb.ReloadRequest(table=table or "").SerializeToString()
+        return self._call("reload", wire.REQ_RELOAD, body)
+
+    def lookup(self, table, slots, decode=False):
+        """Rows of slots (any integer sequence/array) of table: ndarray
+        [n, dim] (see rows.py for dtypes and decode)."""
+        return self._call("lookup", wire.REQ_LOOKUP, wire.lookup_body(table, slots),
+                          (table, decode))
+
+    def lookup_async(self, table, slots, decode=False):
+        """Sends a lookup now; Future whose result() is lookup()'s value."""
+        return self._submit("lookup", wire.REQ_LOOKUP, wire.lookup_body(table, slots),
+                            (table, decode))
+
+    def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False):
+        """Rows of every returned token for each table, hashed by the daemon
+        with the table's hash spec: {table: ndarray [T, rows_per_token, dim]}.
+
+        token_ids: raw ids of all sequences back to back, or a 2-D array of
+        equal-length sequences (then seq_lens defaults to its rows). context:
+        per sequence, leading tokens that are history only (no rows)."""
+        args = self._tokens_args(tables, token_ids, seq_lens, context, decode)
+        return self._call("tokens", wire.REQ_TOKENS, args[0], args[1])
+
+    def tokens_async(self, tables, token_ids, seq_lens=None, context=None, decode=False):
+        """Sends a token lookup now; Future whose result() is tokens()'s value."""
+        args = self._tokens_args(tables, token_ids, seq_lens, context, decode)
+        return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1])
+
+    def close(self):
+        """Closes the connection; outstanding futures fail."""
+        with self._lock:
+            self._break(EngramConnectionError("client closed"))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ---- requests ----------------------------------------------------------
+
+    @staticmethod
+    def _tokens_args(tables, token_ids, seq_lens, context, decode):
+        if isinstance(tables, str):
+            tables = [tables]
+        tables = list(tables)
+        ids = np.asarray(token_ids)
+        if ids.ndim == 2 and seq_lens is None:
+            seq_lens = [ids.shape[1]] * ids.shape[0]
+        body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context)
+        return body, (tables, decode)
+
+    def _call(self, kind, field, body, args=None):
+        fut = self._submit(kind, field, body, args)
+        try:
+            return fut.result()
+        except EngramConnectionError:
+            if not fut._retryable:
+                raise
+        return self._submit(kind, field, body, args).result()
+
+    def _submit(self, kind, field, body, args=None):
+        with self._lock:
+            fresh = self._ensure_connected()
+            req_id = self._next_id
+            self._next_id += 1
+            fut = Future(self, req_id, kind, args)
+            # A request that alone met a connection opened before it may be
+            # resent once on a new one if that connection turns out dead.
+            fut._retryable = not fresh and not self._pending
+            self._pending.append(fut)
+            data = wire.request(req_id, field, body)
+            deadline = self._deadline(None)
+            try:
+                self._send(data, deadline)
+            except EngramError as e:
+                if isinstance(e, EngramConnectionError):
+                    self._drain(deadline)
+                # fails whatever is still outstanding, this request included
+                # unless a response (an error for it) already arrived
+                self._break(e)
+            return fut
+
+    def _deadline(self, timeout):
+        t = self.timeout if timeout is None else timeout
+        return None if t is None else time.monotonic() + t
+
+    @staticmethod
+    def _remaining(deadline):
+        if deadline is None:
+            return None
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise EngramTimeout("timed out waiting for engramd")
+        return left
+
+    # ---- connection ----------------------------------------------------------
+
+    def _connect(self):
+        timeout = self.timeout
+        try:
+            if self._family == "unix":
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.settimeout(timeout)
+                    s.connect(self._target)
+                except BaseException:
+                    s.close()
+                    raise
+            else:
+                s = socket.create_connection(self._target, timeout=timeout)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except socket.timeout:
+            raise EngramTimeout(f"connecting to {self.addr}: timed out") from None
+        except OSError as e:
+            raise EngramConnectionError(f"connecting to {self.addr}: {e.strerror or e}") from None
+        self._sock = s
+        self._poll = select.poll()
+        self._poll.register(s.fileno(), _POLLIN | _POLLOUT)
+        self._rpos = self._rend = 0
+
+    def _ensure_connected(self):
+        """Connects when needed; True when the connection is new. An idle
+        connection the daemon has closed (restart) is replaced."""
+        if self._sock is not None and not self._pending:
+            if self._idle_connection_dead():
+                self._break(EngramConnectionError("daemon closed the connection"))
+        if self._sock is None:
+            self._connect()
+            return True
+        return False
+
+    def _idle_connection_dead(self):
+        if self._rend > self._rpos:
+            return True  # bytes nobody asked for: the stream is out of step
+        # Readable while idle: either EOF (the daemon went away) or bytes
+        # nobody asked for; both mean this connection is done.
+        p = select.poll()
+        p.register(self._sock.fileno(), _POLLIN)
+        return bool(p.poll(0))
+
+    def _break(self, exc):
+        """Drops the connection; every outstanding future fails with exc."""
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+        self._sock = self._poll = None
+        self._rpos = self._rend = 0
+        while self._pending:
+            fut = self._pending.popleft()
+            fut._exc, fut._done = exc, True
+
+    def _send(self, data, deadline):
+        """Writes data; while the socket is full, reads responses (so a
+        daemon that stops reading until we drain its output cannot wedge)."""
+        mv = memoryview(data)
+        off, total = 0, len(data)
+        sock = self._sock
+        while off < total:
+            try:
+                sock.settimeout(0.0)  # never block in send (reads set a timeout)
+                off += sock.send(mv[off:])
+                continue
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                raise self._conn_error("sending to", e) from None
+            left = self._remaining(deadline)
+            events = self._poll.poll(None if left is None else max(1, int(left * 1000)))
+            if not events:
+                raise EngramTimeout(f"timed out sending to {self.addr}")
+            if events[0][1] & _POLLIN:
+                self._read_one(deadline)
+
+    def _drain(self, deadline):
+        """After a failed send: the daemon may have answered (e.g. TOO_LARGE
+        for a frame over its limit) and then closed; read what it sent."""
+        try:
+            while self._pending:
+                self._read_one(deadline)
+        except EngramError:
+            pass
+
+    def _conn_error(self, what, e):
+        if isinstance(e, socket.timeout):
+            return EngramTimeout(f"timed out waiting for {self.addr}")
+        return EngramConnectionError(f"{what} {self.addr}: {e.strerror or e}")
+
+    # ---- receiving -----------------------------------------------------------
+
+    def _collect(self, fut, timeout):
+        with self._lock:
+            deadline = self._deadline(timeout)
+            while not fut._done:
+                if self._sock is None or not self._pending:
+                    raise ProtocolError("future is not outstanding on this client")
+                try:
+                    self._read_one(deadline)
+                except EngramError as e:
+                    self._break(e)
+            if fut._exc is not None:
+                raise fut._exc
+            return self._finish(fut)
+
+    def _recv_into(self, mv, deadline):
+        sock = self._sock
+        try:
+            sock.settimeout(self._remaining(deadline))
+            n = sock.recv_into(mv)
+        except OSError as e:
+            raise self._conn_error("reading from", e) from None
+        if n == 0:
+            raise EngramConnectionError(f"{self.addr} closed the connection")
+        return n
+
+    def _fill(self, deadline):
+        """Reads more into the read-ahead buffer."""
+        if self._rpos:
+            n = self._rend - self._rpos
+            self._rbuf[:n] = self._rbuf[self._rpos:self._rend]
+            self._rpos, self._rend = 0, n
+        self._rend += self._recv_into(self._rmv[self._rend:], deadline)
+
+    def _read_frame(self, deadline):
+        """One response frame as a fresh writable uint8 array whose first
+        row block (if any) starts at a 64-byte aligned address."""
+        while True:
+            try:
+                length, pos = wire.read_varint(self._rbuf, self._rpos, self._rend)
+                break
+            except ProtocolError:
+                if self._rend - self._rpos >= 10:
+                    raise
+                self._fill(deadline)
+        if length > self.max_frame:
+            raise ProtocolError(f"response frame of {length} bytes is over the limit")
+        self._rpos = pos
+        want = min(length, 256)
+        while self._rend - self._rpos < want:
+            self._fill(deadline)
+        take = min(self._rend - self._rpos, length)
+        off = wire.first_data_offset(self._rbuf, self._rpos, self._rpos + take)
+        buf = np.empty(length + _ALIGN, dtype=np.uint8)
+        shift = 0 if off is None else -(buf.ctypes.data + off) % _ALIGN
+        frame = buf[shift:shift + length]
+        frame[:take] = np.frombuffer(self._rbuf, np.uint8, take, self._rpos)
+        self._rpos += take
+        if self._rpos == self._rend:
+            self._rpos = self._rend = 0
+        got = take
+        if got < length:
+            mv = memoryview(frame)
+            while got < length:
+                got += self._recv_into(mv[got:], deadline)
+        return frame
+
+    def _read_one(self, deadline):
+        """Reads the next response and completes the oldest future with it."""
+        frame = self._read_frame(deadline)
+        hdr = wire.parse_response(memoryview(frame), 0, len(frame))
+        fut = self._pending[0]
+        if hdr.id != fut.id and not (hdr.id == 0 and hdr.status != 0):
+            raise ProtocolError(f"response id {hdr.id} does not match request {fut.id}")
+        self._pending.popleft()
+        if hdr.status != 0:
+            fut._exc = from_status(hdr.status, hdr.error)
+        else:
+            fut._frame, fut._header = frame, hdr
+        fut._done = True
+
+    # ---- turning responses into values --------------------------------------
+
+    def _finish(self, fut):
+        frame, hdr, kind = fut._frame, fut._header, fut.kind
+        if kind == "lookup":
+            table, decode = fut._args
+            if not hdr.blocks:  # an empty lookup may come back without a block
+                blk = wire.Block()
+                blk.row_bytes = self._layout(table, None).row_bytes
+                hdr.blocks.append(blk)
+            if len(hdr.blocks) != 1:
+                raise ProtocolError(f"lookup response has {len(hdr.blocks)} row blocks")
+            blk = hdr.blocks[0]
+            fut.generations = {table: blk.generation}
+            return self._block_rows(frame, blk, table, decode, blk.count)
+        if kind == "tokens":
+            tables, decode = fut._args
+            if len(hdr.blocks) != len(tables):
+                raise ProtocolError(f"token response has {len(hdr.blocks)} row blocks "
+                                    f"for {len(tables)} tables")
+            ntok = hdr.tokens
+            out, gens = {}, {}
+            for table, blk in zip(tables, hdr.blocks):
+                if ntok:
+                    if blk.count % ntok:
+                        raise ProtocolError(f"{blk.count} rows is not a multiple of "
+                                            f"{ntok} tokens")
+                    per = blk.count // ntok
+                else:
+                    per = hdr.rows_per_token
+                rows = self._block_rows(frame, blk, table, decode, blk.count)
+                out[table] = rows.reshape((ntok, per) + rows.shape[1:])
+                gens[table] = blk.generation
+            fut.generations = gens
+            return out
+        msg = pb.Response.FromString(frame.tobytes())
+        if kind == "info":
+            tables = [TableInfo(t.name, t.slots, t.dim, t.dtype, t.scale_block, t.row_bytes,
+                                t.generation, t.hash_kind, t.rows_per_token, t.path,
+                                t.chunk_slots) for t in msg.info.tables]
+            self._layouts = {t.name: Layout(t.dtype, t.dim, t.scale_block, t.row_bytes)
+                             for t in tables if t.dtype}
+            return tables
+        if kind == "stats":
+            s = msg.stats
+            return Stats(*(getattr(s, f) for f in Stats._fields))
+        if kind == "ping":
+            return Pong(msg.pong.protocol_version, msg.pong.server_version)
+        if kind == "reload":
+            return [ReloadResult(r.table, r.old_generation, r.new_generation, r.reloaded,
+                                 r.error, r.path) for r in msg.reload.results]
+        raise ProtocolError(f"unknown request kind {kind}")
+
+    def _layout(self, table, row_bytes):
+        """The layout of table; row_bytes (None = any) must match it."""
+        lay = self._layouts.get(table)
+        if lay is None or row_bytes not in (None, lay.row_bytes):
+            self.info()  # new table or a version with another layout
+            lay = self._layouts.get(table)
+        if lay is None:
+            raise ProtocolError(f"table {table!r} is missing from the daemon's info")
+        if row_bytes not in (None, lay.row_bytes):
+            raise ProtocolError(f"table {table!r}: rows of {row_bytes} bytes, "
+                                f"info says {lay.row_bytes}")
+        return lay
+
+    def _block_rows(self, frame, blk, table, decode, count):
+        if blk.data_len != count * blk.row_bytes:
+            raise ProtocolError(f"row block of {blk.data_len} bytes for {count} rows "
+                                f"of {blk.row_bytes}")
+        lay = self._layout(table, blk.row_bytes)
+        data = frame[blk.data_off:blk.data_off + blk.data_len]
+        return rows_array(data, count, lay, decode)
+

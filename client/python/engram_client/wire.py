@@ -1,0 +1,281 @@
+"""The engram.v1 wire format, done by hand where speed matters.
+
+Frames are varint-length-prefixed protobuf messages (proto/engram.proto).
+Lookup and token requests carry up to millions of ids and their responses
+megabytes of rows, so this module
+
+* encodes LookupRequest/TokensRequest with NumPy (the packed varints of all
+  ids at once) instead of filling a repeated field one Python int at a time;
+* scans a Response's top-level fields and its RowBlocks in place, returning
+  where each block's data lies inside the received frame, so rows are mapped
+  into arrays without a copy (protobuf would copy them twice).
+
+Everything else (info, stats, ...) is small and goes through the generated
+engram_pb2 code. The encodings are byte-identical to protobuf's own (fields in
+number order, proto3 defaults omitted); tests/python/test_client.py checks it.
+"""
+import numpy as np
+
+from .errors import ProtocolError
+
+_U64 = (1 << 64) - 1
+
+# Request body field numbers (the oneof in Request).
+REQ_INFO, REQ_LOOKUP, REQ_STATS, REQ_PING, REQ_TOKENS, REQ_RELOAD = 2, 3, 4, 5, 6, 7
+
+
+def varint(n):
+    """Encodes one non-negative int (< 2^64) as a varint."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def packed_varints(values):
+    """The varints of a uint64 array back to back, built with array ops."""
+    a = np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)
+    if a.size == 0:
+        return b""
+    top = int(a.max())
+    width = max(1, (top.bit_length() + 6) // 7)
+    if top <= 0xFFFFFFFF:
+        a = a.astype(np.uint32)  # narrower shifts: faster, same bits
+    groups = np.empty((a.size, width), dtype=np.uint8)
+    rest = a
+    for k in range(width):
+        low = rest & 0x7F
+        rest = rest >> 7
+        if k < width - 1:
+            low |= (rest != 0).astype(low.dtype) << 7
+        groups[:, k] = low
+    # Past a value's last byte its columns are 0, while every byte it does
+    # use is non-zero (continuation bit, or the non-zero top group) except
+    # the first byte of the value 0: keep non-zero bytes and column 0.
+    keep = groups != 0
+    keep[:, 0] = True
+    if keep.all():
+        return groups.tobytes()
+    return groups[keep].tobytes()
+
+
+def _as_u64(values, what):
+    """uint64 array of non-negative ids (slot numbers)."""
+    a = np.asarray(values)
+    if a.size == 0:
+        return np.empty(0, dtype=np.uint64)
+    if a.dtype.kind == "O":
+        try:
+            a = np.array(values, dtype=np.int64)
+        except OverflowError:
+            a = np.array(values, dtype=np.uint64)
+    if a.dtype.kind == "u":
+        return a.astype(np.uint64, copy=False).reshape(-1)
+    if a.dtype.kind == "i":
+        a = a.astype(np.int64, copy=False).reshape(-1)
+        if int(a.min()) < 0:
+            raise ValueError(f"{what} must be >= 0")
+        return a.view(np.uint64)
+    raise TypeError(f"{what} must be integers, not {a.dtype}")
+
+
+def _field_bytes(tag, payload):
+    return bytes((tag,)) + varint(len(payload)) + payload
+
+
+def frame(body):
+    """A message with its varint length prefix."""
+    return varint(len(body)) + body
+
+
+def request(req_id, field, body):
+    """A framed Request with the given body field (already encoded)."""
+    head = b"\x08" + varint(req_id) + bytes(((field << 3) | 2,)) + varint(len(body))
+    return b"".join((varint(len(head) + len(body)), head, body))
+
+
+def lookup_body(table, slots):
+    """LookupRequest bytes: table name and packed slot ids."""
+    parts = []
+    name = table.encode("utf-8")
+    if name:
+        parts.append(_field_bytes(0x0A, name))
+    packed = packed_varints(_as_u64(slots, "slots"))
+    if packed:
+        parts.append(b"\x12" + varint(len(packed)) + packed)
+    return b"".join(parts)
+
+
+def tokens_body(tables, tokens, seq_lens=None, context=None):
+    """TokensRequest bytes. tokens are int64 (negative ids are sent as the
+    protobuf int64 encoding, ten bytes, for the daemon to refuse)."""
+    parts = [_field_bytes(0x0A, t.encode("utf-8")) for t in tables]
+    tok = np.asarray(tokens)
+    if tok.size and tok.dtype.kind not in "iu":
+        raise TypeError(f"token ids must be integers, not {tok.dtype}")
+    packed = packed_varints(tok.astype(np.int64, copy=False).reshape(-1).view(np.uint64))
+    if packed:
+        parts.append(b"\x12" + varint(len(packed)) + packed)
+    for tag, vals, what in ((0x1A, seq_lens, "seq_lens"), (0x22, context, "context")):
+        if vals is None:
+            continue
+        a = _as_u64(vals, what)
+        if a.size and int(a.max()) > 0xFFFFFFFF:
+            raise ValueError(f"{what} must fit in 32 bits")
+        packed = packed_varints(a)
+        if packed:
+            parts.append(bytes((tag,)) + varint(len(packed)) + packed)
+    return b"".join(parts)
+
+
+def read_varint(mv, pos, end):
+    """(value, next pos) of the varint at mv[pos]; ProtocolError when it runs
+    past end or over ten bytes. mv indexes to ints (bytes/memoryview 'B')."""
+    result = shift = 0
+    while True:
+        if pos >= end:
+            raise ProtocolError("truncated varint in a response")
+        b = mv[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result & _U64, pos
+        shift += 7
+        if shift >= 70:
+            raise ProtocolError("varint longer than ten bytes in a response")
+
+
+def _skip(mv, pos, end, wire):
+    if wire == 0:
+        return read_varint(mv, pos, end)[1]
+    if wire == 1:
+        pos += 8
+    elif wire == 5:
+        pos += 4
+    elif wire == 2:
+        n, pos = read_varint(mv, pos, end)
+        pos += n
+    else:
+        raise ProtocolError(f"unsupported wire type {wire} in a response")
+    if pos > end:
+        raise ProtocolError("truncated field in a response")
+    return pos
+
+
+class Block:
+    """One RowBlock of a response: where its rows lie in the frame."""
+
+    __slots__ = ("table", "generation", "row_bytes", "count", "data_off", "data_len")
+
+    def __init__(self):
+        self.table = ""
+        self.generation = self.row_bytes = self.count = 0
+        self.data_off = self.data_len = 0
+
+
+def _parse_block(mv, pos, end):
+    blk = Block()
+    blk.data_off = pos
+    while pos < end:
+        key, pos = read_varint(mv, pos, end)
+        field, wire = key >> 3, key & 7
+        if wire == 2 and field in (1, 5):
+            n, pos = read_varint(mv, pos, end)
+            if pos + n > end:
+                raise ProtocolError("truncated row block in a response")
+            if field == 1:
+                blk.table = bytes(mv[pos:pos + n]).decode("utf-8", "replace")
+            else:
+                blk.data_off, blk.data_len = pos, n
+            pos += n
+        elif wire == 0 and field in (2, 3, 4):
+            v, pos = read_varint(mv, pos, end)
+            if field == 2:
+                blk.generation = v
+            elif field == 3:
+                blk.row_bytes = v & 0xFFFFFFFF
+            else:
+                blk.count = v
+        else:
+            pos = _skip(mv, pos, end, wire)
+    return blk
+
+
+class Header:
+    """The top-level fields of a Response (body messages are left to
+    protobuf: has_body says whether one is present)."""
+
+    __slots__ = ("id", "status", "error", "blocks", "tokens", "rows_per_token", "has_body")
+
+    def __init__(self):
+        self.id = self.status = self.tokens = self.rows_per_token = 0
+        self.error = ""
+        self.blocks = []
+        self.has_body = False
+
+
+def parse_response(mv, start, end):
+    """Scans the Response in mv[start:end]. Block offsets are absolute
+    indexes into mv."""
+    h = Header()
+    pos = start
+    while pos < end:
+        key, pos = read_varint(mv, pos, end)
+        field, wire = key >> 3, key & 7
+        if wire == 0 and field in (1, 2, 9, 10):
+            v, pos = read_varint(mv, pos, end)
+            if field == 1:
+                h.id = v
+            elif field == 2:
+                v &= 0xFFFFFFFF
+                h.status = v - (1 << 32) if v >= 1 << 31 else v
+            elif field == 9:
+                h.tokens = v
+            else:
+                h.rows_per_token = v & 0xFFFFFFFF
+        elif wire == 2 and field in (3, 8):
+            n, pos = read_varint(mv, pos, end)
+            if pos + n > end:
+                raise ProtocolError("truncated field in a response")
+            if field == 3:
+                h.error = bytes(mv[pos:pos + n]).decode("utf-8", "replace")
+            else:
+                h.blocks.append(_parse_block(mv, pos, pos + n))
+            pos += n
+        else:
+            if wire == 2 and 4 <= field <= 7:
+                h.has_body = True
+            pos = _skip(mv, pos, end, wire)
+    if pos != end:
+        raise ProtocolError("a field runs past the end of a response")
+    return h
+
+
+def first_data_offset(mv, start, end):
+    """Offset (from start) of the first block's data in a Response of which
+    only mv[start:end] has arrived, or None when it is not in that part.
+    Used to place a frame in memory so the first block's rows are aligned."""
+    pos = start
+    try:
+        while pos < end:
+            key, pos = read_varint(mv, pos, end)
+            field, wire = key >> 3, key & 7
+            if wire == 2 and field == 8:
+                n, pos = read_varint(mv, pos, end)
+                stop = min(end, pos + n)
+                while pos < stop:
+                    key, pos = read_varint(mv, pos, stop)
+                    if key == (5 << 3) | 2:
+                        pos = read_varint(mv, pos, stop)[1]
+                        return pos - start
+                    pos = _skip(mv, pos, stop, key & 7)
+                return None
+            pos = _skip(mv, pos, end, wire)
+    except ProtocolError:
+        return None
+    return None

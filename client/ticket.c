@@ -1,0 +1,215 @@
+/* ticket.c - the queue of outstanding requests: sending one, collecting one.
+ *
+ * A ticket is the request id. The queue keeps tickets in send order; since
+ * responses come in that order, the answered ones form a prefix and the
+ * oldest unanswered one owns the next frame on the wire. Waiting for a later
+ * ticket reads the earlier responses on the way (their rows go straight to
+ * their own buffers) and keeps them until they are collected. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "egc_int.h"
+
+egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts)
+{
+	egc_ticket *t;
+
+	if (nouts > ((size_t)-1 - sizeof(*t)) / sizeof(t->outs[0]))
+		return NULL;
+	t = calloc(1, sizeof(*t) + nouts * sizeof(t->outs[0]));
+	if (!t)
+		return NULL;
+	t->id = c->next_id++;
+	t->kind = kind;
+	t->nouts = nouts;
+	return t;
+}
+
+void egc__ticket_free(egc_ticket *t)
+{
+	if (!t)
+		return;
+	if (t->resp)
+		engram__v1__response__free_unpacked(t->resp, NULL);
+	free(t);
+}
+
+egc_ticket *egc__head(eg_client *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->qlen; i++)
+		if (!c->q[i]->done)
+			return c->q[i];
+	return NULL;
+}
+
+/* Frees answered tickets nobody will collect. */
+void egc__reap(eg_client *c)
+{
+	size_t i, j = 0;
+
+	for (i = 0; i < c->qlen; i++) {
+		if (c->q[i]->orphan && c->q[i]->done)
+			egc__ticket_free(c->q[i]);
+		else
+			c->q[j++] = c->q[i];
+	}
+	c->qlen = j;
+}
+
+static int push(eg_client *c, egc_ticket *t)
+{
+	egc_ticket **q;
+	size_t cap;
+
+	if (c->qlen == c->qcap) {
+		cap = c->qcap ? c->qcap * 2 : 16;
+		q = realloc(c->q, cap * sizeof(*q));
+		if (!q)
+			return -ENOMEM;
+		c->q = q;
+		c->qcap = cap;
+	}
+	c->q[c->qlen++] = t;
+	return 0;
+}
+
+static void unlink_ticket(eg_client *c, egc_ticket *t)
+{
+	size_t i;
+
+	for (i = 0; i < c->qlen; i++) {
+		if (c->q[i] == t) {
+			memmove(c->q + i, c->q + i + 1, (c->qlen - i - 1) * sizeof(*c->q));
+			c->qlen--;
+			return;
+		}
+	}
+}
+
+/* Writes the frame of t. While the socket is full it reads responses, so a
+ * daemon that stops reading until its answers are taken cannot deadlock
+ * with us. */
+static int write_frame(eg_client *c, egc_ticket *t, const unsigned char *p, size_t n)
+{
+	ssize_t r;
+	short rev;
+	int err;
+
+	while (n > 0) {
+		r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (r > 0) {
+			p += r;
+			n -= (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+			return -errno;
+		err = egc__poll(c, POLLOUT | POLLIN, &rev);
+		if (err < 0)
+			return err;
+		if ((rev & POLLIN) && !(rev & POLLOUT)) {
+			err = egc__read_response(c);
+			if (err < 0)
+				return err;
+			if (t->done) /* answered before it was whole: refused */
+				return t->err ? t->err : EGC_EPROTOCOL;
+		}
+	}
+	return 0;
+}
+
+/* After a failed write: an answer the daemon sent before closing (a frame it
+ * refused, say) says more than EPIPE does. Reads what is already there. */
+static void read_leftovers(eg_client *c)
+{
+	int64_t saved = c->deadline;
+
+	c->deadline = egc__now_ms();
+	while (c->fd >= 0 && egc__head(c) && egc__read_response(c) == 0)
+		;
+	c->deadline = saved;
+}
+
+static int only_pending(eg_client *c, const egc_ticket *t)
+{
+	return egc__head(c) == t && c->q[c->qlen - 1] == t;
+}
+
+int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len)
+{
+	int err, attempt, alone;
+
+	for (attempt = 0;; attempt++) {
+		err = egc__ensure_connected(c);
+		if (err < 0)
+			goto fail; /* message set by the dial */
+		err = push(c, t);
+		if (err < 0) {
+			egc__set_msg(c, "out of memory queueing a request");
+			goto fail;
+		}
+		alone = only_pending(c, t);
+		err = write_frame(c, t, frame, len);
+		if (err == 0)
+			return 0;
+		if (!t->done && c->fd >= 0)
+			read_leftovers(c);
+		unlink_ticket(c, t);
+		if (t->done && t->err <= EGC_EBADREQUEST && t->err >= EGC_EINTERNAL) {
+			/* the daemon's own answer (frame refused) */
+			err = t->err;
+			egc__set_msg(c, "%s", t->msg);
+			goto fail;
+		}
+		egc__drop(c, err == -EPIPE ? -ECONNRESET : err, "connection lost while sending");
+		/* a daemon restarted under an idle client: one fresh try */
+		if (attempt == 0 && alone && (err == -EPIPE || err == -ECONNRESET)) {
+			t->done = 0;
+			t->err = 0;
+			t->msg[0] = '\0';
+			continue;
+		}
+		egc__set_msg(c, "sending to %s: %s", c->addr, eg_client_strerror(err));
+		goto fail;
+	}
+fail:
+	egc__ticket_free(t);
+	return err;
+}
+
+int egc__collect(eg_client *c, uint64_t ticket, egc_ticket **out)
+{
+	egc_ticket *t = NULL;
+	size_t i;
+	int err;
+
+	for (i = 0; i < c->qlen; i++) {
+		if (c->q[i]->id == ticket) {
+			t = c->q[i];
+			break;
+		}
+	}
+	if (!t) {
+		egc__set_msg(c, "ticket %llu is unknown or was already collected",
+		             (unsigned long long)ticket);
+		return EGC_ETICKET;
+	}
+	while (!t->done) {
+		err = egc__read_response(c);
+		if (err == -ETIMEDOUT && !t->done) {
+			egc__set_msg(c, "no response from %s within %d ms (ticket %llu still pending)",
+			             c->addr, c->timeout_ms, (unsigned long long)ticket);
+			return err;
+		}
+	}
+	unlink_ticket(c, t);
+	*out = t;
+	return 0;
+}

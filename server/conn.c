@@ -1,0 +1,396 @@
+/* conn.c - framing, ordered responses and backpressure for one connection.
+ *
+ * Life: open -> reading <-> paused (output over --max-output, or too many
+ * requests waiting) -> closing (EOF answered, fatal frame error written, drain
+ * or I/O error) -> freed once libuv closed the handle and no thread-pool job
+ * still writes into one of its requests. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "frame.h"
+#include "log.h"
+#include "loop.h"
+#include "stats.h"
+
+#define READ_CHUNK (64u << 10)
+#define MAX_WAITING 1024       /* requests answered or running, not yet written */
+#define KEEP_INBUF (1u << 20)  /* larger idle input buffers are freed */
+#define MAX_BATCH 64           /* responses per writev */
+
+struct ed_conn {
+	union {
+		uv_handle_t h;
+		uv_stream_t s;
+		uv_tcp_t tcp;
+		uv_pipe_t pipe;
+	} u;
+	struct ed_worker *w;
+	uint8_t *in;                 /* received bytes not yet framed */
+	size_t in_len, in_cap;
+	struct ed_req *head, *tail;  /* requests not yet handed to uv_write */
+	size_t waiting;              /* in the queue */
+	size_t held;                 /* bytes of done responses in the queue */
+	size_t unsent;               /* bytes handed to uv_write, not yet written */
+	unsigned writes;             /* uv_write requests in flight */
+	unsigned jobs;               /* requests with thread-pool work running */
+	int reading, eof, broken, draining, closing, handle_closed;
+};
+
+struct write_batch {
+	uv_write_t wr;
+	struct ed_conn *c;
+	size_t n, bytes;
+	struct ed_req *reqs[MAX_BATCH];
+	uv_buf_t bufs[MAX_BATCH];
+};
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void process(struct ed_conn *c);
+static void req_done(struct ed_req *req);
+
+static void conn_free_if_idle(struct ed_conn *c)
+{
+	struct ed_req *r, *next;
+
+	if (!c->handle_closed || c->jobs > 0)
+		return;
+	for (r = c->head; r; r = next) {
+		next = r->next;
+		ed_req_free(r);
+	}
+	free(c->in);
+	ed_worker_conn_del(c->w, &c->u.h);
+	free(c);
+}
+
+static void on_close(uv_handle_t *h)
+{
+	struct ed_conn *c = h->data;
+
+	c->handle_closed = 1;
+	ed_stat_add(connections, (uint_fast64_t)-1);
+	conn_free_if_idle(c);
+}
+
+static void conn_close(struct ed_conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = 1;
+	uv_read_stop(&c->u.s);
+	uv_close(&c->u.h, on_close);
+}
+
+static int paused(const struct ed_conn *c)
+{
+	return c->unsent + c->held >= ed_cfg.max_output || c->waiting >= MAX_WAITING;
+}
+
+static void set_reading(struct ed_conn *c)
+{
+	int want = !c->closing && !c->eof && !c->broken && !c->draining && !paused(c);
+
+	if (want == c->reading)
+		return;
+	if (want) {
+		if (uv_read_start(&c->u.s, on_alloc, on_read) != 0)
+			return;
+	} else {
+		uv_read_stop(&c->u.s);
+	}
+	c->reading = want;
+}
+
+static void on_write(uv_write_t *wr, int status)
+{
+	struct write_batch *b = wr->data;
+	struct ed_conn *c = b->c;
+	int close_after = 0;
+
+	for (size_t i = 0; i < b->n; i++) {
+		struct ed_req *r = b->reqs[i];
+
+		if (status == 0) {
+			ed_stat_add(bytes_out, r->out.len);
+			ed_stat_add(rows, r->rows);
+			if (r->rows_request)
+				ed_stat_latency(uv_hrtime() - r->t_start);
+		}
+		close_after |= r->close_after;
+		ed_req_free(r);
+	}
+	c->unsent -= b->bytes;
+	c->writes--;
+	free(b);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		if (status != UV_EPIPE && status != UV_ECONNRESET)
+			ed_debug("write failed: %s", uv_strerror(status));
+		conn_close(c);
+		return;
+	}
+	if (close_after) {
+		conn_close(c);
+		return;
+	}
+	process(c);
+}
+
+/* Hands every answered request at the head of the queue to uv_write. */
+static void flush(struct ed_conn *c)
+{
+	while (c->head && c->head->done && !c->closing) {
+		struct write_batch *b = calloc(1, sizeof(*b));
+		int rc;
+
+		if (!b) {
+			ed_error("out of memory writing a response; closing the connection");
+			conn_close(c);
+			return;
+		}
+		b->c = c;
+		b->wr.data = b;
+		while (c->head && c->head->done && b->n < MAX_BATCH) {
+			struct ed_req *r = c->head;
+
+			c->head = r->next;
+			if (!c->head)
+				c->tail = NULL;
+			c->waiting--;
+			c->held -= r->out.len;
+			ed_stat_answered(r->status);
+			b->reqs[b->n] = r;
+			/* not uv_buf_init: its length is an unsigned int */
+			b->bufs[b->n].base = (char *)r->out.data;
+			b->bufs[b->n].len = r->out.len;
+			b->bytes += r->out.len;
+			b->n++;
+		}
+		rc = uv_write(&b->wr, &c->u.s, b->bufs, (unsigned)b->n, on_write);
+		if (rc) {
+			for (size_t i = 0; i < b->n; i++)
+				ed_req_free(b->reqs[i]);
+			free(b);
+			conn_close(c);
+			return;
+		}
+		c->writes++;
+		c->unsent += b->bytes;
+	}
+}
+
+static struct ed_req *req_new(struct ed_conn *c)
+{
+	struct ed_req *r = calloc(1, sizeof(*r));
+
+	if (!r) {
+		ed_error("out of memory for a request; closing the connection");
+		abort(); /* small fixed structure: the daemon's policy */
+	}
+	r->owner = c;
+	r->loop = ed_worker_loop(c->w);
+	r->finish = req_done;
+	r->t_start = uv_hrtime();
+	if (c->tail)
+		c->tail->next = r;
+	else
+		c->head = r;
+	c->tail = r;
+	c->waiting++;
+	return r;
+}
+
+/* Answers a framing error (id 0) and closes once it is written. */
+static void frame_error(struct ed_conn *c, Engram__V1__Status st, const char *msg)
+{
+	struct ed_req *r = req_new(c);
+
+	ed_encode_error(&r->out, 0, st, "%s", msg);
+	r->status = (int)st;
+	r->failed = r->done = r->close_after = 1;
+	c->held += r->out.len;
+	c->broken = 1;
+	ed_debug("closing a connection: %s", msg);
+}
+
+/* Frames and dispatches every complete request received, in order, until the
+ * buffer is empty or output backs up. */
+static void process(struct ed_conn *c)
+{
+	size_t off = 0;
+
+	while (!c->closing && !c->broken && !paused(c)) {
+		uint64_t len = 0;
+		size_t hl = 0;
+		enum ed_split sp = ed_frame_split(c->in + off, c->in_len - off, ed_cfg.max_frame,
+		                                  &hl, &len);
+		struct ed_req *r;
+
+		if (sp == ED_SPLIT_BAD_LENGTH) {
+			frame_error(c, ENGRAM__V1__STATUS__BAD_REQUEST,
+			            "bad frame length: more than 10 varint bytes; closing");
+			break;
+		}
+		if (sp == ED_SPLIT_TOO_LARGE) {
+			char msg[160];
+
+			snprintf(msg, sizeof(msg), "frame of %llu bytes is over the limit of %llu (--max-frame); closing",
+			         (unsigned long long)len, (unsigned long long)ed_cfg.max_frame);
+			frame_error(c, ENGRAM__V1__STATUS__TOO_LARGE, msg);
+			break;
+		}
+		if (sp == ED_SPLIT_MORE)
+			break; /* wait for more bytes */
+		r = req_new(c);
+		ed_dispatch(r, c->in + off + hl, (size_t)len);
+		off += hl + (size_t)len;
+		if (r->done)
+			c->held += r->out.len;
+		else
+			c->jobs++;
+	}
+	if (off) {
+		memmove(c->in, c->in + off, c->in_len - off);
+		c->in_len -= off;
+	}
+	if (c->in_len == 0 && c->in_cap > KEEP_INBUF) {
+		free(c->in);
+		c->in = NULL;
+		c->in_cap = 0;
+	}
+	flush(c);
+	if (c->closing)
+		return;
+	if ((c->eof || c->draining) && !c->head && c->writes == 0) {
+		conn_close(c); /* everything received is answered */
+		return;
+	}
+	set_reading(c);
+}
+
+/* A request that ran on the thread pool has its response. */
+static void req_done(struct ed_req *req)
+{
+	struct ed_conn *c = req->owner;
+
+	c->jobs--;
+	if (c->handle_closed) {
+		conn_free_if_idle(c);
+		return;
+	}
+	if (c->closing)
+		return;
+	c->held += req->out.len;
+	process(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct ed_conn *c = h->data;
+	size_t want = c->in_len + READ_CHUNK;
+
+	(void)suggested;
+	if (c->in_cap < want) {
+		/* never more than one maximal frame plus its length ahead */
+		size_t cap = c->in_cap ? c->in_cap : READ_CHUNK;
+		size_t limit = (size_t)ed_cfg.max_frame + 16 + READ_CHUNK;
+		uint8_t *p;
+
+		while (cap < want)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit > want ? limit : want;
+		p = realloc(c->in, cap);
+		if (!p) {
+			*buf = uv_buf_init(NULL, 0); /* read_cb gets UV_ENOBUFS */
+			return;
+		}
+		c->in = p;
+		c->in_cap = cap;
+	}
+	*buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(c->in_cap - c->in_len));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct ed_conn *c = s->data;
+
+	(void)buf;
+	if (nread == UV_EOF) {
+		c->eof = 1;
+		uv_read_stop(s);
+		c->reading = 0;
+		process(c);
+		return;
+	}
+	if (nread < 0) {
+		if (nread != UV_ECONNRESET)
+			ed_debug("read failed: %s", uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	c->in_len += (size_t)nread;
+	process(c);
+}
+
+void ed_conn_open(struct ed_worker *w, int fd)
+{
+	struct ed_conn *c = calloc(1, sizeof(*c));
+	uv_loop_t *loop = ed_worker_loop(w);
+	int domain = AF_UNIX, rc;
+	socklen_t sl = sizeof(domain);
+
+	if (!c) {
+		close(fd);
+		return;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl);
+	if (domain == AF_UNIX) {
+		uv_pipe_init(loop, &c->u.pipe, 0);
+		rc = uv_pipe_open(&c->u.pipe, fd);
+	} else {
+		uv_tcp_init(loop, &c->u.tcp);
+		rc = uv_tcp_open(&c->u.tcp, fd);
+		if (rc == 0)
+			uv_tcp_nodelay(&c->u.tcp, 1);
+	}
+	c->w = w;
+	c->u.h.data = c;
+	ed_worker_conn_add(w, &c->u.h);
+	ed_stat_add(connections, 1);
+	ed_stat_add(connections_total, 1);
+	if (rc) {
+		ed_warn("cannot take a connection: %s", uv_strerror(rc));
+		close(fd);
+		conn_close(c);
+		return;
+	}
+	if (ed_worker_stopping(w)) {
+		conn_close(c);
+		return;
+	}
+	set_reading(c);
+}
+
+void ed_conn_drain(uv_handle_t *h)
+{
+	struct ed_conn *c = h->data;
+
+	if (c->closing)
+		return;
+	c->draining = 1;
+	process(c);
+}
+
+void ed_conn_abort(uv_handle_t *h)
+{
+	conn_close(h->data);
+}

@@ -1,0 +1,112 @@
+/* dispatch.c - request entry: unpack the frame, hand it to its handler;
+ * and the answering helpers every handler shares. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "config.h"
+#include "handlers.h"
+#include "registry.h"
+
+void ed_req_fail(struct ed_req *req, uint64_t id, Engram__V1__Status status, const char *msg)
+{
+	free(req->out.data);
+	ed_encode_error(&req->out, id, status, "%s", msg);
+	req->status = (int)status;
+	req->failed = 1;
+	req->done = 1;
+}
+
+void ed_req_failf(struct ed_req *req, uint64_t id, Engram__V1__Status status,
+                  const char *fmt, ...)
+{
+	char msg[480];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ed_req_fail(req, id, status, msg);
+}
+
+void ed_req_answer(struct ed_req *req, const Engram__V1__Response *msg)
+{
+	ed_encode_msg(msg, &req->out);
+	req->status = (int)msg->status;
+	req->done = 1;
+}
+
+int ed_req_add_pin(struct ed_req *req, struct ed_snap *s)
+{
+	struct ed_snap **p = realloc(req->pins, (req->n_pins + 1) * sizeof(*p));
+
+	if (!p) {
+		ed_snap_unpin(s);
+		return -ENOMEM;
+	}
+	req->pins = p;
+	req->pins[req->n_pins++] = s;
+	return 0;
+}
+
+void ed_req_finish(struct ed_req *req)
+{
+	req->done = 1;
+	req->finish(req);
+}
+
+void ed_req_free(struct ed_req *req)
+{
+	for (size_t i = 0; i < req->n_pins; i++)
+		ed_snap_unpin(req->pins[i]);
+	for (size_t i = 0; i < req->n_slot_bufs; i++)
+		free(req->slot_bufs[i]);
+	free(req->slot_bufs);
+	free(req->pins);
+	free(req->jobs);
+	free(req->out.data);
+	if (req->msg)
+		engram__v1__request__free_unpacked(req->msg, NULL);
+	free(req);
+}
+
+void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
+{
+	Engram__V1__Request *m = engram__v1__request__unpack(NULL, len, frame);
+
+	if (!m) {
+		ed_req_failf(req, 0, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "frame of %zu bytes is not a valid engram.v1.Request", len);
+		return;
+	}
+	req->msg = m;
+	switch (m->body_case) {
+	case ENGRAM__V1__REQUEST__BODY_LOOKUP:
+		req->rows_request = 1;
+		ed_do_lookup(req, m->id, m->lookup);
+		break;
+	case ENGRAM__V1__REQUEST__BODY_TOKENS:
+		req->rows_request = 1;
+		ed_do_tokens(req, m->id, m->tokens);
+		break;
+	case ENGRAM__V1__REQUEST__BODY_INFO:
+		ed_do_info(req, m->id);
+		break;
+	case ENGRAM__V1__REQUEST__BODY_STATS:
+		ed_do_stats(req, m->id);
+		break;
+	case ENGRAM__V1__REQUEST__BODY_PING:
+		ed_do_ping(req, m->id);
+		break;
+	case ENGRAM__V1__REQUEST__BODY_RELOAD:
+		ed_do_reload(req, m->id, m->reload);
+		break;
+	default:
+		ed_req_failf(req, m->id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "request %llu has no body this daemon knows (protocol %d): set one of "
+		             "info, lookup, stats, ping, tokens, reload",
+		             (unsigned long long)m->id, ED_PROTOCOL_VERSION);
+		break;
+	}
+}

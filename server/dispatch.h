@@ -1,0 +1,55 @@
+/* dispatch.h - one request from its frame to its response frame.
+ *
+ * ed_dispatch answers most requests at once. Large gathers run on libuv's
+ * thread pool in pieces and a Reload runs there too; the request is then
+ * "pending" until its last piece is back, and the connection keeps later
+ * responses behind it so that responses leave in request order.
+ *
+ * Nothing here knows connections: the owner of a request (conn.c, or the
+ * fuzz harness) sets loop and finish and writes out wherever it likes. */
+#ifndef ED_DISPATCH_H
+#define ED_DISPATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "encode.h"
+
+struct ed_snap;
+
+struct ed_req {
+	struct ed_req *next;         /* the owner's queue, in request order */
+	void *owner;                 /* the connection; not used here */
+	uv_loop_t *loop;             /* where thread-pool work is queued and finishes */
+	void (*finish)(struct ed_req *req); /* called on loop when a pending request is done */
+	struct ed_frame out;         /* the response frame once done */
+	int done;                    /* out is final */
+	int close_after;             /* close the connection once out is written */
+	int failed;                  /* answered with status != OK */
+	int status;                  /* Engram__V1__Status of the answer */
+	int rows_request;            /* a lookup or tokens request (latency metric) */
+	uint64_t t_start;            /* uv_hrtime() when the frame was complete */
+	unsigned pending;            /* thread-pool jobs still running */
+	int job_rc;                  /* first error of a job */
+	uint64_t rows;               /* rows in the response, for stats */
+	struct ed_snap **pins;       /* released once the response is written */
+	size_t n_pins;
+	uint64_t **slot_bufs;        /* hashed slots of a tokens request, per table */
+	size_t n_slot_bufs;
+	void *jobs;                  /* thread-pool jobs of this request */
+	void *msg;                   /* the unpacked Request */
+};
+
+/* Handles the request in frame (len bytes; not kept). Either sets req->done
+ * or leaves req->pending > 0; req->finish(req) is then called on req->loop
+ * when the last job ends (with req->done set). */
+void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len);
+
+/* Frees everything req holds, releasing its pins. Never while pending. */
+void ed_req_free(struct ed_req *req);
+
+/* Frames above this many bytes of rows are gathered off the loop. */
+#define ED_GATHER_ASYNC_BYTES (512u << 10)
+
+#endif

@@ -1,0 +1,34 @@
+/* handlers.h - the request kinds ed_dispatch hands a request to, and the
+ * answering helpers they share. Internal to dispatch*.c, lookup.c, info.c
+ * and reload.c. Each handler either finishes req (done, out set) or leaves
+ * it pending with thread-pool work that finishes it. */
+#ifndef ED_HANDLERS_H
+#define ED_HANDLERS_H
+
+#include "dispatch.h"
+#include "engram.pb-c.h"
+
+struct ed_snap;
+
+void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr);
+void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensRequest *tr);
+void ed_do_info(struct ed_req *req, uint64_t id);
+void ed_do_stats(struct ed_req *req, uint64_t id);
+void ed_do_ping(struct ed_req *req, uint64_t id);
+void ed_do_reload(struct ed_req *req, uint64_t id, const Engram__V1__ReloadRequest *rq);
+
+/* Answers req with an error (replacing any frame it had) and marks it done. */
+void ed_req_fail(struct ed_req *req, uint64_t id, Engram__V1__Status status, const char *msg);
+void ed_req_failf(struct ed_req *req, uint64_t id, Engram__V1__Status status,
+                  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Frames msg as req's answer and marks it done. */
+void ed_req_answer(struct ed_req *req, const Engram__V1__Response *msg);
+
+/* Keeps s pinned until req is freed; on failure unpins s, returns -ENOMEM. */
+int ed_req_add_pin(struct ed_req *req, struct ed_snap *s);
+
+/* Marks a pending request done and hands it back to its owner. */
+void ed_req_finish(struct ed_req *req);
+
+#endif

@@ -1,0 +1,86 @@
+/* info.c - the small answers: table descriptions, counters, ping. */
+#include <stdlib.h>
+#include <time.h>
+
+#include "config.h"
+#include "handlers.h"
+#include "registry.h"
+#include "stats.h"
+
+void ed_do_info(struct ed_req *req, uint64_t id)
+{
+	size_t n = ed_registry_count();
+	Engram__V1__TableInfo *ti = calloc(n, sizeof(*ti));
+	Engram__V1__TableInfo **tp = calloc(n, sizeof(*tp));
+	struct ed_snap **pins = calloc(n, sizeof(*pins));
+	Engram__V1__InfoResponse info = ENGRAM__V1__INFO_RESPONSE__INIT;
+	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
+
+	if (!ti || !tp || !pins) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *t = ed_registry_at(i);
+		struct ed_snap *s = pins[i] = ed_table_pin(t);
+		const eg_meta *m = s->meta;
+
+		engram__v1__table_info__init(&ti[i]);
+		ti[i].name = (char *)ed_table_name(t);
+		ti[i].slots = m->slots;
+		ti[i].dim = m->dim;
+		ti[i].dtype = (char *)(eg_dtype_name(m->dtype) ? eg_dtype_name(m->dtype) : "");
+		ti[i].scale_block = m->scale_block;
+		ti[i].row_bytes = m->row_bytes;
+		ti[i].generation = m->generation;
+		ti[i].hash_kind = (char *)(s->hash ? eg_hash_kind(s->hash) : "");
+		ti[i].rows_per_token = s->rows_per_token;
+		ti[i].path = (char *)s->path;
+		ti[i].chunk_slots = m->chunk_slots;
+		tp[i] = &ti[i];
+	}
+	info.n_tables = n;
+	info.tables = tp;
+	r.id = id;
+	r.body_case = ENGRAM__V1__RESPONSE__BODY_INFO;
+	r.info = &info;
+	ed_req_answer(req, &r);
+	for (size_t i = 0; i < n; i++)
+		ed_snap_unpin(pins[i]);
+out:
+	free(pins);
+	free(tp);
+	free(ti);
+}
+
+void ed_do_stats(struct ed_req *req, uint64_t id)
+{
+	Engram__V1__StatsResponse st = ENGRAM__V1__STATS_RESPONSE__INIT;
+	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
+
+	st.uptime_seconds = (uint64_t)time(NULL) - ed_stats.started;
+	st.connections = ed_stat_get(connections);
+	st.requests = ed_stat_get(requests);
+	st.errors = ed_stat_get(errors);
+	st.rows = ed_stat_get(rows);
+	st.bytes_out = ed_stat_get(bytes_out);
+	st.reloads = ed_stat_get(reloads);
+	st.reload_failures = ed_stat_get(reload_failures);
+	r.id = id;
+	r.body_case = ENGRAM__V1__RESPONSE__BODY_STATS;
+	r.stats = &st;
+	ed_req_answer(req, &r);
+}
+
+void ed_do_ping(struct ed_req *req, uint64_t id)
+{
+	Engram__V1__Pong pong = ENGRAM__V1__PONG__INIT;
+	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
+
+	pong.protocol_version = ED_PROTOCOL_VERSION;
+	pong.server_version = (char *)"engramd " ED_VERSION;
+	r.id = id;
+	r.body_case = ENGRAM__V1__RESPONSE__BODY_PONG;
+	r.pong = &pong;
+	ed_req_answer(req, &r);
+}

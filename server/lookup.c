@@ -1,0 +1,323 @@
+/* lookup.c - rows by slot (Lookup) and by token n-gram (Tokens): checks,
+ * hashing, and the gather into the response frame. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "handlers.h"
+#include "log.h"
+#include "registry.h"
+
+/* Row bytes one thread-pool job gathers, at least. */
+#define PIECE_BYTES (512u << 10)
+
+struct gather_job {
+	uv_work_t work;
+	struct ed_req *req;
+	const eg_snapshot *snap;
+	const uint64_t *slots;
+	size_t n;
+	uint8_t *dst;
+	int rc;
+};
+
+/* One block to fill: rows of slots[0..n-1] of snapshot s. */
+struct fill {
+	struct ed_snap *s;
+	const uint64_t *slots;
+	size_t n;
+};
+
+static void gather_failed(struct ed_req *req, int rc)
+{
+	Engram__V1__Request *m = req->msg;
+
+	ed_req_failf(req, m->id, ENGRAM__V1__STATUS__INTERNAL, "gathering rows failed: %s",
+	             eg_strerror(rc));
+}
+
+static void gather_work(uv_work_t *w)
+{
+	struct gather_job *j = w->data;
+
+	j->rc = eg_snapshot_gather(j->snap, j->slots, j->n, j->dst, NULL);
+}
+
+static void gather_done(uv_work_t *w, int status)
+{
+	struct gather_job *j = w->data;
+	struct ed_req *req = j->req;
+
+	if (!req->job_rc)
+		req->job_rc = j->rc ? j->rc : status;
+	if (--req->pending > 0)
+		return;
+	/* every piece is back: only now may the frame be replaced */
+	if (req->job_rc) {
+		ed_error("gather failed: %s", eg_strerror(req->job_rc));
+		gather_failed(req, req->job_rc);
+	}
+	ed_req_finish(req);
+}
+
+/* Copies the rows of every block into the frame: here when small, else in
+ * pieces on the thread pool (parallel page-ins for cold rows, and the loop
+ * stays free for small requests of other connections). */
+static void gather(struct ed_req *req, const struct fill *f, const struct ed_block *b, size_t n)
+{
+	size_t total = 0, n_jobs = 0, piece, k = 0;
+	struct gather_job *jobs;
+
+	for (size_t i = 0; i < n; i++)
+		total += f[i].n * b[i].row_bytes;
+	if (total <= ED_GATHER_ASYNC_BYTES)
+		goto sync;
+	piece = total / 16 > PIECE_BYTES ? total / 16 : PIECE_BYTES;
+	for (size_t i = 0; i < n; i++) {
+		size_t rows = piece / b[i].row_bytes + 1;
+		n_jobs += (f[i].n + rows - 1) / rows;
+	}
+	jobs = calloc(n_jobs, sizeof(*jobs));
+	if (!jobs)
+		goto sync; /* slower, still correct */
+	req->jobs = jobs;
+	for (size_t i = 0; i < n; i++) {
+		size_t rows = piece / b[i].row_bytes + 1;
+
+		for (size_t off = 0; off < f[i].n; off += rows, k++) {
+			struct gather_job *j = &jobs[k];
+
+			j->work.data = j;
+			j->req = req;
+			j->snap = f[i].s->snap;
+			j->slots = f[i].slots + off;
+			j->n = f[i].n - off < rows ? f[i].n - off : rows;
+			j->dst = b[i].rows + off * b[i].row_bytes;
+			/* after_work callbacks never run inside uv_queue_work */
+			if (uv_queue_work(req->loop, &j->work, gather_work, gather_done) == 0) {
+				req->pending++;
+				continue;
+			}
+			gather_work(&j->work);
+			if (j->rc && !req->job_rc)
+				req->job_rc = j->rc;
+		}
+	}
+	if (req->pending > 0)
+		return;
+	if (req->job_rc)
+		gather_failed(req, req->job_rc);
+	req->done = 1;
+	return;
+sync:
+	for (size_t i = 0; i < n; i++) {
+		int rc = eg_snapshot_gather(f[i].s->snap, f[i].slots, f[i].n, b[i].rows, NULL);
+
+		if (rc) {
+			gather_failed(req, rc);
+			return;
+		}
+	}
+	req->done = 1;
+}
+
+/* Lays out the frame and fills it. */
+static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
+                        const struct fill *f, const char *const *names, size_t n)
+{
+	struct ed_block *b = calloc(n, sizeof(*b));
+	int rc;
+
+	if (!b) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory for the response");
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		b[i].table = names[i];
+		b[i].generation = f[i].s->meta->generation;
+		b[i].row_bytes = f[i].s->meta->row_bytes;
+		b[i].count = f[i].n;
+		req->rows += f[i].n;
+	}
+	rc = ed_encode_rows(&req->out, id, tokens, rpt, b, n);
+	if (rc) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
+		             "cannot allocate the response (%llu rows): %s; ask for fewer rows",
+		             (unsigned long long)req->rows, strerror(-rc));
+		req->rows = 0;
+	} else {
+		gather(req, f, b, n);
+	}
+	free(b);
+}
+
+void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
+{
+	struct ed_table *t = ed_registry_find(lr->table);
+	const char *name = lr->table;
+	struct ed_snap *s;
+	struct fill f;
+
+	if (!t) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND, "no table named '%s' is served",
+		             lr->table);
+		return;
+	}
+	if (lr->n_slots > ed_cfg.max_rows) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
+		             "%zu slots asked, the limit is %llu rows per request (--max-rows); split the request",
+		             lr->n_slots, (unsigned long long)ed_cfg.max_rows);
+		return;
+	}
+	s = ed_table_pin(t);
+	if (ed_req_add_pin(req, s)) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < lr->n_slots; i++) {
+		if (lr->slots[i] >= s->meta->slots) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
+			             "slots[%zu] = %llu is out of range: table '%s' has %llu slots (generation %llu)",
+			             i, (unsigned long long)lr->slots[i], lr->table,
+			             (unsigned long long)s->meta->slots,
+			             (unsigned long long)s->meta->generation);
+			return;
+		}
+	}
+	f.s = s;
+	f.slots = lr->slots;
+	f.n = lr->n_slots;
+	answer_rows(req, id, 0, 0, &f, &name, 1);
+}
+
+/* Checks the sequence layout; returns the number of returned tokens or -1
+ * after answering BAD_REQUEST. */
+static int64_t check_sequences(struct ed_req *req, uint64_t id, const Engram__V1__TokensRequest *tr,
+                               const uint32_t *seq, size_t nseq)
+{
+	uint64_t sum = 0;
+
+	if (tr->n_context && tr->n_context != nseq) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "context has %zu entries but there are %zu sequences; give one per sequence or none",
+		             tr->n_context, nseq);
+		return -1;
+	}
+	for (size_t i = 0; i < nseq; i++) {
+		sum += seq[i];
+		if (tr->n_context && tr->context[i] > seq[i]) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+			             "context[%zu] = %u exceeds seq_lens[%zu] = %u", i, tr->context[i], i,
+			             seq[i]);
+			return -1;
+		}
+	}
+	if (sum != tr->n_tokens) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "seq_lens add up to %llu but %zu tokens were sent",
+		             (unsigned long long)sum, tr->n_tokens);
+		return -1;
+	}
+	return eg_hash_count_out(seq, tr->n_context ? tr->context : NULL, nseq);
+}
+
+/* Pins every table of tr and sizes its block; 0, or -1 once answered. */
+static int pin_tables(struct ed_req *req, uint64_t id, const Engram__V1__TokensRequest *tr,
+                      int64_t out_tokens, struct fill *f)
+{
+	uint64_t total_rows = 0;
+
+	for (size_t i = 0; i < tr->n_tables; i++) {
+		struct ed_table *t = ed_registry_find(tr->tables[i]);
+
+		if (!t) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND,
+			             "tables[%zu]: no table named '%s' is served", i, tr->tables[i]);
+			return -1;
+		}
+		f[i].s = ed_table_pin(t);
+		if (ed_req_add_pin(req, f[i].s)) {
+			ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
+			return -1;
+		}
+		if (!f[i].s->hash) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+			             "table '%s' has no hash spec; look its rows up by slot (LookupRequest)",
+			             tr->tables[i]);
+			return -1;
+		}
+		f[i].n = (size_t)out_tokens * f[i].s->rows_per_token;
+		total_rows += f[i].n;
+		if (total_rows > ed_cfg.max_rows) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
+			             "%lld tokens over %zu tables need more than %llu rows (--max-rows); split the request",
+			             (long long)out_tokens, tr->n_tables,
+			             (unsigned long long)ed_cfg.max_rows);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensRequest *tr)
+{
+	uint32_t one_seq = (uint32_t)tr->n_tokens;
+	const uint32_t *seq = tr->n_seq_lens ? tr->seq_lens : &one_seq;
+	size_t nseq = tr->n_seq_lens ? tr->n_seq_lens : 1;
+	const uint32_t *ctx = tr->n_context ? tr->context : NULL;
+	struct fill *f = NULL;
+	int64_t out_tokens;
+	size_t n = tr->n_tables;
+
+	if (n == 0) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST, "tokens request names no table");
+		return;
+	}
+	if (tr->n_tokens > UINT32_MAX) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "too many tokens in one request");
+		return;
+	}
+	out_tokens = check_sequences(req, id, tr, seq, nseq);
+	if (out_tokens < 0)
+		return;
+	f = calloc(n, sizeof(*f));
+	req->slot_bufs = calloc(n, sizeof(*req->slot_bufs));
+	if (!f || !req->slot_bufs) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory for the request");
+		goto out;
+	}
+	req->n_slot_bufs = n;
+	/* pin and check every table before hashing anything */
+	if (pin_tables(req, id, tr, out_tokens, f) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		size_t bad = 0;
+		int rc;
+
+		req->slot_bufs[i] = malloc(f[i].n ? f[i].n * sizeof(uint64_t) : 1);
+		if (!req->slot_bufs[i]) {
+			ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory hashing the tokens");
+			goto out;
+		}
+		rc = eg_hash_slots(f[i].s->hash, tr->tokens, seq, ctx, nseq, req->slot_bufs[i], &bad);
+		if (rc == EG_ETOKEN) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+			             "tokens[%zu] = %lld is outside table '%s''s vocabulary map",
+			             bad, (long long)(bad < tr->n_tokens ? tr->tokens[bad] : -1),
+			             tr->tables[i]);
+			goto out;
+		}
+		if (rc) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+			             "hashing for table '%s' failed: %s", tr->tables[i], eg_strerror(rc));
+			goto out;
+		}
+		f[i].slots = req->slot_bufs[i];
+	}
+	answer_rows(req, id, (uint64_t)out_tokens, f[0].s->rows_per_token, f,
+	            (const char *const *)tr->tables, n);
+out:
+	free(f);
+}

@@ -1,0 +1,197 @@
+/* loop.c - worker threads, one libuv loop each. The acceptor (main loop)
+ * hands connected sockets over through a locked queue and a uv_async; a
+ * connection then lives on that worker only. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "log.h"
+#include "loop.h"
+
+struct ed_worker {
+	pthread_t thread;
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t drain_timer;
+	pthread_mutex_t lock;      /* guards fds and stop_asked */
+	int *fds;
+	size_t n_fds, cap_fds;
+	int stop_asked;
+	int stopping;              /* loop thread's view */
+	size_t conns;
+	unsigned index;
+};
+
+static struct ed_worker *workers;
+static unsigned n_workers;
+static unsigned next_worker;   /* acceptor thread only */
+
+uv_loop_t *ed_worker_loop(struct ed_worker *w)
+{
+	return &w->loop;
+}
+
+int ed_worker_stopping(const struct ed_worker *w)
+{
+	return w->stopping;
+}
+
+static void maybe_finish(struct ed_worker *w)
+{
+	if (!w->stopping || w->conns > 0)
+		return;
+	if (!uv_is_closing((uv_handle_t *)&w->wake))
+		uv_close((uv_handle_t *)&w->wake, NULL);
+	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
+		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+}
+
+void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h)
+{
+	(void)h;
+	w->conns++;
+}
+
+void ed_worker_conn_del(struct ed_worker *w, uv_handle_t *h)
+{
+	(void)h;
+	w->conns--;
+	maybe_finish(w);
+}
+
+static int is_conn(uv_handle_t *h)
+{
+	return (h->type == UV_NAMED_PIPE || h->type == UV_TCP) && !uv_is_closing(h);
+}
+
+static void walk_drain(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (is_conn(h))
+		ed_conn_drain(h);
+}
+
+static void walk_abort(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (is_conn(h))
+		ed_conn_abort(h);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct ed_worker *w = t->data;
+
+	if (w->conns)
+		ed_warn("worker %u: %zu connections still busy after %us; closing them",
+		        w->index, w->conns, ed_cfg.drain_timeout);
+	uv_walk(&w->loop, walk_abort, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	struct ed_worker *w = a->data;
+	int *fds, stop;
+	size_t n;
+
+	pthread_mutex_lock(&w->lock);
+	fds = w->fds;
+	n = w->n_fds;
+	w->fds = NULL;
+	w->n_fds = w->cap_fds = 0;
+	stop = w->stop_asked;
+	pthread_mutex_unlock(&w->lock);
+
+	if (stop && !w->stopping) {
+		w->stopping = 1;
+		uv_timer_start(&w->drain_timer, on_drain_timeout, ed_cfg.drain_timeout * 1000u, 0);
+	}
+	for (size_t i = 0; i < n; i++)
+		ed_conn_open(w, fds[i]); /* closes at once when stopping */
+	free(fds);
+	if (w->stopping) {
+		uv_walk(&w->loop, walk_drain, NULL);
+		maybe_finish(w);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct ed_worker *w = arg;
+
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	return NULL;
+}
+
+int ed_workers_start(unsigned n)
+{
+	workers = calloc(n, sizeof(*workers));
+	if (!workers)
+		return -1;
+	for (unsigned i = 0; i < n; i++) {
+		struct ed_worker *w = &workers[i];
+		int rc;
+
+		w->index = i;
+		pthread_mutex_init(&w->lock, NULL);
+		if ((rc = uv_loop_init(&w->loop)) ||
+		    (rc = uv_async_init(&w->loop, &w->wake, on_wake)) ||
+		    (rc = uv_timer_init(&w->loop, &w->drain_timer))) {
+			ed_error("worker %u: %s", i, uv_strerror(rc));
+			return -1;
+		}
+		w->wake.data = w->drain_timer.data = w;
+		if (pthread_create(&w->thread, NULL, worker_main, w)) {
+			ed_error("cannot start worker thread %u", i);
+			return -1;
+		}
+		n_workers = i + 1;
+	}
+	return 0;
+}
+
+void ed_workers_hand(int fd)
+{
+	struct ed_worker *w = &workers[next_worker++ % n_workers];
+
+	pthread_mutex_lock(&w->lock);
+	if (w->n_fds == w->cap_fds) {
+		size_t cap = w->cap_fds ? 2 * w->cap_fds : 16;
+		int *p = realloc(w->fds, cap * sizeof(int));
+
+		if (!p) {
+			pthread_mutex_unlock(&w->lock);
+			close(fd);
+			return;
+		}
+		w->fds = p;
+		w->cap_fds = cap;
+	}
+	w->fds[w->n_fds++] = fd;
+	pthread_mutex_unlock(&w->lock);
+	uv_async_send(&w->wake);
+}
+
+void ed_workers_stop(void)
+{
+	for (unsigned i = 0; i < n_workers; i++) {
+		pthread_mutex_lock(&workers[i].lock);
+		workers[i].stop_asked = 1;
+		pthread_mutex_unlock(&workers[i].lock);
+		uv_async_send(&workers[i].wake);
+	}
+}
+
+void ed_workers_join(void)
+{
+	for (unsigned i = 0; i < n_workers; i++) {
+		pthread_join(workers[i].thread, NULL);
+		uv_loop_close(&workers[i].loop);
+		pthread_mutex_destroy(&workers[i].lock);
+	}
+	free(workers);
+	workers = NULL;
+	n_workers = 0;
+}

@@ -1,0 +1,25 @@
+/* loop.h - the worker event loops that own the connections. */
+#ifndef ED_LOOP_H
+#define ED_LOOP_H
+
+#include <uv.h>
+
+struct ed_worker;
+
+/* Starts n worker threads, each running its own loop. */
+int ed_workers_start(unsigned n);
+/* Hands a connected socket to the next worker (round robin). Any thread. */
+void ed_workers_hand(int fd);
+/* Asks every worker to drain its connections and stop; returns at once. */
+void ed_workers_stop(void);
+/* Waits for every worker thread to end. */
+void ed_workers_join(void);
+
+/* For conn.c: the worker's loop, and (un)registering a connection so that a
+ * stop can reach it. */
+uv_loop_t *ed_worker_loop(struct ed_worker *w);
+int ed_worker_stopping(const struct ed_worker *w);
+void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h);
+void ed_worker_conn_del(struct ed_worker *w, uv_handle_t *h);
+
+#endif

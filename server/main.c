@@ -1,0 +1,176 @@
+/* main.c - engramd: start-up, signals, periodic reload checks, shutdown.
+ *
+ * The main thread runs the acceptor loop (listeners, signals, timers, the
+ * SIGHUP/--watch reloads); connections live on the worker loops. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "http.h"
+#include "listen.h"
+#include "log.h"
+#include "loop.h"
+#include "notify.h"
+#include "registry.h"
+#include "stats.h"
+
+static uv_loop_t *main_loop;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t watch_timer;
+static uv_work_t reload_work_req;
+static int reload_running, reload_again, reload_quiet, stopping;
+
+static void reload_work(uv_work_t *w)
+{
+	struct ed_reload_result res;
+	size_t reloaded = 0, failed = 0;
+
+	(void)w;
+	for (size_t i = 0; i < ed_registry_count(); i++) {
+		ed_table_reload(ed_registry_at(i), reload_quiet, &res);
+		reloaded += (size_t)res.reloaded;
+		failed += (size_t)res.failed;
+	}
+	if (!reload_quiet || reloaded)
+		ed_info("reload: %zu of %zu tables swapped, %zu refused", reloaded,
+		        ed_registry_count(), failed);
+}
+
+static void start_reload(int quiet);
+
+static void reload_done(uv_work_t *w, int status)
+{
+	(void)w;
+	(void)status;
+	reload_running = 0;
+	if (!reload_quiet)
+		ed_notify_ready();
+	if (reload_again && !stopping) {
+		reload_again = 0;
+		start_reload(0);
+	}
+}
+
+/* Reloads every table on the thread pool; one reload pass at a time. */
+static void start_reload(int quiet)
+{
+	if (reload_running) {
+		if (!quiet)
+			reload_again = 1;
+		return;
+	}
+	reload_quiet = quiet;
+	if (!quiet)
+		ed_notify_reloading();
+	if (uv_queue_work(main_loop, &reload_work_req, reload_work, reload_done) == 0)
+		reload_running = 1;
+}
+
+static void on_watch(uv_timer_t *t)
+{
+	(void)t;
+	start_reload(1);
+}
+
+static void shutdown_begin(const char *why)
+{
+	if (stopping)
+		return;
+	stopping = 1;
+	ed_info("%s: no new connections; finishing requests in flight", why);
+	ed_notify_stopping();
+	ed_http_set_stopping();
+	ed_listen_close();
+	ed_notify_watchdog_stop();
+	if (ed_cfg.watch)
+		uv_close((uv_handle_t *)&watch_timer, NULL);
+	ed_workers_stop();
+	/* signal handles are unref'd: the loop ends once the rest is closed */
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	if (signum == SIGHUP) {
+		ed_info("SIGHUP: reloading every table");
+		if (!stopping)
+			start_reload(0);
+		return;
+	}
+	shutdown_begin(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+static unsigned default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (unsigned)n : 1;
+}
+
+static void signals_init(void)
+{
+	uv_signal_t *hs[] = { &sig_term, &sig_int, &sig_hup };
+	int nums[] = { SIGTERM, SIGINT, SIGHUP };
+
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(main_loop, hs[i]);
+		uv_signal_start(hs[i], on_signal, nums[i]);
+		uv_unref((uv_handle_t *)hs[i]);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	unsigned threads;
+	char pool[16];
+	int rc;
+
+	ed_stats.started = (uint64_t)time(NULL);
+	rc = ed_config_parse(argc, argv);
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	signal(SIGPIPE, SIG_IGN); /* a vanished client is a write error, not a death */
+	threads = ed_cfg.threads ? ed_cfg.threads : default_threads();
+	/* the thread pool runs big gathers and reloads: room for parallel page-ins */
+	if (!getenv("UV_THREADPOOL_SIZE")) {
+		snprintf(pool, sizeof(pool), "%u", threads * 2 < 4 ? 4 : threads * 2 > 64 ? 64 : threads * 2);
+		setenv("UV_THREADPOOL_SIZE", pool, 1);
+	}
+	/* before the tables load: /healthz says "starting" while they do */
+	if (ed_cfg.http && ed_http_start(ed_cfg.http) < 0)
+		return 1;
+	if (ed_registry_open() < 0)
+		goto fail;
+	main_loop = uv_default_loop();
+	if (ed_listen_open(main_loop, ed_workers_hand) < 0 || ed_workers_start(threads) < 0)
+		goto fail;
+	signals_init();
+	if (ed_cfg.watch) {
+		uv_timer_init(main_loop, &watch_timer);
+		uv_timer_start(&watch_timer, on_watch, ed_cfg.watch * 1000ull, ed_cfg.watch * 1000ull);
+	}
+	ed_notify_watchdog_start(main_loop);
+	ed_info("engramd %s ready: %zu tables, %u threads, max frame %llu, max rows %llu",
+	        ED_VERSION, ed_registry_count(), threads, (unsigned long long)ed_cfg.max_frame,
+	        (unsigned long long)ed_cfg.max_rows);
+	ed_notify_ready();
+
+	uv_run(main_loop, UV_RUN_DEFAULT);
+
+	ed_workers_join();
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&sig_hup, NULL);
+	uv_run(main_loop, UV_RUN_DEFAULT);
+	uv_loop_close(main_loop);
+	ed_http_stop();
+	ed_registry_close();
+	ed_info("stopped");
+	return 0;
+fail:
+	ed_http_stop();
+	return 1;
+}

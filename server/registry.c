@@ -1,0 +1,364 @@
+/* registry.c - served tables, pinned snapshots and hot reload.
+ *
+ * Pinning takes a per-table mutex only around "load current, add a pin": a
+ * bare atomic load followed by an increment could race with a reload
+ * dropping the last reference in between. The swap itself is one atomic
+ * store under that mutex; it is held for nanoseconds, once per request. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "config.h"
+#include "log.h"
+#include "registry.h"
+#include "stats.h"
+
+/* An open LMDB environment, shared by every snapshot read from it: LMDB
+ * forbids opening one environment twice in a process. */
+struct ed_env {
+	struct ed_env *next;
+	unsigned refs;          /* snapshots using it; under env_lock */
+	eg_table *table;
+};
+
+struct ed_table {
+	char name[EG_NAME_MAX + 1];
+	char *dir;                        /* as configured; may be a symlink */
+	pthread_mutex_t pin_lock;
+	struct ed_snap *_Atomic cur;
+	char refused_path[PATH_MAX];      /* last refused version, for quiet polls */
+	uint64_t refused_generation;
+};
+
+static struct ed_table *tables;
+static size_t n_tables;
+/* tables[0 .. n_loaded) have a snapshot; read by the HTTP thread while the
+ * main thread loads (the release store publishes tables[] with it) */
+static atomic_size_t n_loaded;
+static struct ed_env *envs;
+static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
+/* One reload at a time: the env list and the refusal memory stay simple. */
+static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Finds the open environment of resolved dir, or opens it. */
+static int env_get(const char *resolved, struct ed_env **out)
+{
+	struct ed_env *e;
+	int rc = 0;
+
+	pthread_mutex_lock(&env_lock);
+	for (e = envs; e; e = e->next) {
+		if (strcmp(eg_table_path(e->table), resolved) == 0) {
+			e->refs++;
+			goto out;
+		}
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	rc = eg_table_open(resolved, &e->table);
+	if (rc) {
+		free(e);
+		e = NULL;
+		goto out;
+	}
+	e->refs = 1;
+	e->next = envs;
+	envs = e;
+out:
+	pthread_mutex_unlock(&env_lock);
+	*out = e;
+	return rc;
+}
+
+static void env_put(struct ed_env *e)
+{
+	struct ed_env **p;
+
+	pthread_mutex_lock(&env_lock);
+	if (--e->refs > 0) {
+		pthread_mutex_unlock(&env_lock);
+		return;
+	}
+	for (p = &envs; *p != e; p = &(*p)->next)
+		;
+	*p = e->next;
+	pthread_mutex_unlock(&env_lock);
+	ed_info("closed table environment %s", eg_table_path(e->table));
+	eg_table_close(e->table);
+	free(e);
+}
+
+static void snap_free(struct ed_snap *s)
+{
+	if (s->hash)
+		eg_hash_free(s->hash);
+	if (s->snap)
+		eg_snapshot_close(s->snap);
+	if (s->env)
+		env_put(s->env);
+	free(s);
+}
+
+/* Opens a snapshot of the table at resolved dir and parses its hash spec. */
+static int snap_open(const char *resolved, int verify, struct ed_snap **out, char *err,
+                     size_t errlen)
+{
+	struct ed_snap *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	rc = env_get(resolved, &s->env);
+	if (rc) {
+		snprintf(err, errlen, "cannot open %s: %s", resolved, eg_strerror(rc));
+		goto fail;
+	}
+	rc = eg_snapshot_open(s->env->table, verify, &s->snap);
+	if (rc) {
+		snprintf(err, errlen, "cannot read %s: %s", resolved, eg_strerror(rc));
+		goto fail;
+	}
+	s->meta = eg_snapshot_meta(s->snap);
+	s->path = eg_table_path(s->env->table);
+	if (s->meta->hash_spec) {
+		char why[200] = "";
+
+		rc = eg_hash_parse(s->meta->hash_spec, NULL, &s->hash, why, sizeof(why));
+		if (rc) {
+			snprintf(err, errlen, "%s: bad hash spec: %s", resolved, why);
+			goto fail;
+		}
+		if (eg_hash_table_slots(s->hash) != s->meta->slots) {
+			snprintf(err, errlen, "%s: hash spec covers %llu slots, table has %llu",
+			         resolved, (unsigned long long)eg_hash_table_slots(s->hash),
+			         (unsigned long long)s->meta->slots);
+			rc = EG_EHASH;
+			goto fail;
+		}
+		s->rows_per_token = eg_hash_rows_per_token(s->hash);
+	}
+	atomic_init(&s->refs, 1);
+	*out = s;
+	return 0;
+fail:
+	snap_free(s);
+	return rc;
+}
+
+static const char *nz(const char *s)
+{
+	return s ? s : "";
+}
+
+/* Why a new version cannot replace the served one, or NULL. */
+static const char *incompatible(const eg_meta *a, const eg_meta *b)
+{
+	if (a->dim != b->dim)
+		return "dim differs";
+	if (a->dtype != b->dtype)
+		return "dtype differs";
+	if (a->scale_block != b->scale_block || a->row_bytes != b->row_bytes)
+		return "row layout differs";
+	if (strcmp(nz(a->hash_spec), nz(b->hash_spec)) != 0)
+		return "hash spec differs";
+	return NULL;
+}
+
+int ed_registry_open(void)
+{
+	char err[PATH_MAX + 200];
+
+	tables = calloc(ed_cfg.n_tables, sizeof(*tables));
+	if (!tables)
+		return -ENOMEM;
+	for (size_t i = 0; i < ed_cfg.n_tables; i++) {
+		struct ed_table *t = &tables[i];
+		char resolved[PATH_MAX];
+		struct ed_snap *s;
+		int rc;
+
+		snprintf(t->name, sizeof(t->name), "%s", ed_cfg.tables[i].name);
+		t->dir = ed_cfg.tables[i].dir;
+		pthread_mutex_init(&t->pin_lock, NULL);
+		n_tables = i + 1;
+		if (!realpath(t->dir, resolved)) {
+			ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
+			return -errno;
+		}
+		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL, &s, err, sizeof(err));
+		if (rc) {
+			ed_error("table %s: %s", t->name, err);
+			return rc;
+		}
+		atomic_store(&t->cur, s);
+		atomic_store_explicit(&n_loaded, i + 1, memory_order_release);
+		ed_info("table %s: serving %s generation %llu, %llu slots x %u bytes (%s dim %u)%s%s",
+		        t->name, s->path, (unsigned long long)s->meta->generation,
+		        (unsigned long long)s->meta->slots, s->meta->row_bytes,
+		        eg_dtype_name(s->meta->dtype), s->meta->dim,
+		        s->hash ? ", hash " : "", s->hash ? eg_hash_kind(s->hash) : "");
+	}
+	return 0;
+}
+
+void ed_registry_close(void)
+{
+	atomic_store(&n_loaded, 0);
+	for (size_t i = 0; i < n_tables; i++) {
+		struct ed_snap *s = atomic_exchange(&tables[i].cur, NULL);
+
+		if (s)
+			ed_snap_unpin(s);
+		pthread_mutex_destroy(&tables[i].pin_lock);
+	}
+	free(tables);
+	tables = NULL;
+	n_tables = 0;
+}
+
+size_t ed_registry_loaded(void)
+{
+	return atomic_load_explicit(&n_loaded, memory_order_acquire);
+}
+
+size_t ed_registry_count(void)
+{
+	return n_tables;
+}
+
+struct ed_table *ed_registry_at(size_t i)
+{
+	return i < n_tables ? &tables[i] : NULL;
+}
+
+struct ed_table *ed_registry_find(const char *name)
+{
+	for (size_t i = 0; i < n_tables; i++)
+		if (strcmp(tables[i].name, name) == 0)
+			return &tables[i];
+	return NULL;
+}
+
+const char *ed_table_name(const struct ed_table *t)
+{
+	return t->name;
+}
+
+struct ed_snap *ed_table_pin(struct ed_table *t)
+{
+	struct ed_snap *s;
+
+	pthread_mutex_lock(&t->pin_lock);
+	s = atomic_load_explicit(&t->cur, memory_order_acquire);
+	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	pthread_mutex_unlock(&t->pin_lock);
+	return s;
+}
+
+void ed_snap_unpin(struct ed_snap *s)
+{
+	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
+		ed_debug("closing snapshot of %s generation %llu", s->path,
+		         (unsigned long long)s->meta->generation);
+		snap_free(s);
+	}
+}
+
+static void refuse(struct ed_table *t, int quiet, const char *resolved, uint64_t gen,
+                   struct ed_reload_result *res)
+{
+	int repeat = strcmp(t->refused_path, resolved) == 0 && t->refused_generation == gen;
+
+	res->failed = 1;
+	if (quiet && repeat)
+		return;
+	snprintf(t->refused_path, sizeof(t->refused_path), "%s", resolved);
+	t->refused_generation = gen;
+	ed_stat_add(reload_failures, 1);
+	ed_error("table %s: reload refused, still serving generation %llu: %s", t->name,
+	         (unsigned long long)res->old_generation, res->error);
+}
+
+void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res)
+{
+	char resolved[PATH_MAX];
+	struct ed_snap *old, *s = NULL;
+	const char *why;
+	uint64_t t0, t1, t2;
+	int verify;
+
+	memset(res, 0, sizeof(*res));
+	pthread_mutex_lock(&reload_lock);
+	/* only reloads store t->cur, and they hold reload_lock: no pin needed */
+	old = atomic_load(&t->cur);
+	res->old_generation = res->new_generation = old->meta->generation;
+	snprintf(res->path, sizeof(res->path), "%s", old->path);
+
+	t0 = now_ns();
+	if (!realpath(t->dir, resolved)) {
+		snprintf(res->error, sizeof(res->error), "cannot resolve %s: %s", t->dir,
+		         strerror(errno));
+		refuse(t, quiet, t->dir, 0, res);
+		goto out;
+	}
+	/* a new version directory was never checked by this daemon; a patch in
+	 * place was checksummed by its writer chunk by chunk */
+	verify = ed_cfg.verify == ED_VERIFY_ALL ||
+	         (ed_cfg.verify == ED_VERIFY_NEW && strcmp(resolved, old->path) != 0);
+	if (snap_open(resolved, verify, &s, res->error, sizeof(res->error))) {
+		refuse(t, quiet, resolved, 0, res);
+		goto out;
+	}
+	t1 = now_ns();
+	res->build_us = (t1 - t0) / 1000;
+	if (strcmp(s->path, old->path) == 0 && s->meta->generation == old->meta->generation) {
+		snap_free(s); /* nothing new */
+		goto out;
+	}
+	if ((why = incompatible(old->meta, s->meta))) {
+		snprintf(res->error, sizeof(res->error),
+		         "%.150s generation %llu: %s from the served version", resolved,
+		         (unsigned long long)s->meta->generation, why);
+		refuse(t, quiet, resolved, s->meta->generation, res);
+		snap_free(s);
+		goto out;
+	}
+
+	/* the swap as pinning readers see it: waiting for the lock included */
+	t2 = now_ns();
+	pthread_mutex_lock(&t->pin_lock);
+	atomic_store_explicit(&t->cur, s, memory_order_release);
+	pthread_mutex_unlock(&t->pin_lock);
+	t2 = now_ns() - t2;
+
+	res->reloaded = 1;
+	res->swap_ns = t2;
+	res->new_generation = s->meta->generation;
+	snprintf(res->path, sizeof(res->path), "%s", s->path);
+	t->refused_path[0] = '\0';
+	ed_stat_add(reloads, 1);
+	ed_info("table %s: reloaded generation %llu -> %llu from %s (build %.3f ms%s, swap %llu ns)",
+	        t->name, (unsigned long long)res->old_generation,
+	        (unsigned long long)res->new_generation, s->path, (double)(t1 - t0) * 1e-6,
+	        verify ? " with checksums" : "", (unsigned long long)t2);
+	ed_snap_unpin(old); /* the registry's reference; pins keep it open */
+out:
+	pthread_mutex_unlock(&reload_lock);
+}

@@ -1,0 +1,71 @@
+/* registry.h - the served tables and their current snapshots.
+ *
+ * Each table has one current ed_snap. A request pins the snapshot it starts
+ * with (ed_table_pin) and unpins it when its response has been written; the
+ * row pointers it takes stay valid in between. A reload builds the next
+ * snapshot off the serving loops and swaps the current pointer with one
+ * atomic store; the old snapshot closes when its last pin goes. */
+#ifndef ED_REGISTRY_H
+#define ED_REGISTRY_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eg_hash.h"
+#include "eg_table.h"
+
+struct ed_env;
+
+/* One served version of a table; immutable while pinned. */
+struct ed_snap {
+	atomic_uint_fast64_t refs;  /* pins + 1 while current */
+	struct ed_env *env;         /* the open environment it reads */
+	eg_snapshot *snap;
+	const eg_meta *meta;
+	eg_hash *hash;              /* parsed meta->hash_spec; NULL without one */
+	uint32_t rows_per_token;    /* 0 without a hash spec */
+	const char *path;           /* resolved directory */
+};
+
+struct ed_table;
+
+/* Opens every configured table (ed_cfg). Logs and returns <0 on failure. */
+int ed_registry_open(void);
+/* Drops the current snapshots; call after every pin is gone. */
+void ed_registry_close(void);
+
+size_t ed_registry_count(void);
+/* Tables 0 .. n-1 are loaded (serving); any thread, also while
+ * ed_registry_open runs. ed_registry_at(i) is valid for i < n. */
+size_t ed_registry_loaded(void);
+struct ed_table *ed_registry_at(size_t i);
+/* NULL when no table has that name. */
+struct ed_table *ed_registry_find(const char *name);
+const char *ed_table_name(const struct ed_table *t);
+
+/* Pins t's current snapshot; never NULL. Any thread. */
+struct ed_snap *ed_table_pin(struct ed_table *t);
+/* Releases a pin; the last one closes the snapshot. Any thread. */
+void ed_snap_unpin(struct ed_snap *s);
+
+struct ed_reload_result {
+	uint64_t old_generation;
+	uint64_t new_generation;
+	int reloaded;           /* a new snapshot was swapped in */
+	int failed;             /* a version was refused; error says why */
+	uint64_t build_us;      /* opening and checking the new snapshot */
+	uint64_t swap_ns;       /* swapping the current pointer (reloaded only) */
+	char error[256];
+	char path[PATH_MAX];
+};
+
+/* Looks at t's directory again and swaps in a new snapshot when the
+ * generation or the symlink target changed. Blocks (opens LMDB, builds the
+ * chunk directory): call it off the serving loops. Reloads are serialized.
+ * quiet: do not log or count a refusal of the version refused last time
+ * (for the --watch poll). */
+void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res);
+
+#endif

@@ -1,0 +1,180 @@
+/* table.c - opening a table environment read-only. */
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "eg_table.h"
+#include "table_int.h"
+
+/* The reader maps twice the file plus 1 GiB: a writer (eg_table_update) that
+ * grows the file then rarely outgrows the map, and adopting a grown map
+ * needs no remap under snapshots that still hold row pointers. Address
+ * space only; nothing is read until touched. */
+static size_t reader_map_size(off_t file_size)
+{
+	uint64_t s = (uint64_t)file_size * 2 + (UINT64_C(1) << 30);
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
+
+	return (size_t)((s + page - 1) / page * page);
+}
+
+/* Maps LMDB's "this is no environment" answers to EG_ENOTTABLE. */
+static int open_rc(int rc)
+{
+	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == ENOENT ||
+	    rc == MDB_INCOMPATIBLE || rc == MDB_NOTFOUND)
+		return EG_ENOTTABLE;
+	return eg__rc(rc);
+}
+
+int eg__check_file_size(MDB_env *env)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	struct stat fst;
+	int fd;
+
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) ||
+	    mdb_env_get_fd(env, &fd) || fstat(fd, &fst))
+		return EG_EFORMAT;
+	if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+		return EG_EFORMAT;
+	return 0;
+}
+
+int eg_table_open(const char *dir, eg_table **out)
+{
+	eg_table *t = NULL;
+	MDB_txn *txn = NULL;
+	char *data = NULL;
+	struct stat st;
+	int rc;
+
+	t = calloc(1, sizeof *t);
+	if (!t)
+		return -ENOMEM;
+	pthread_mutex_init(&t->lock, NULL);
+	t->path = realpath(dir, NULL);
+	if (!t->path) {
+		rc = -errno;
+		goto fail;
+	}
+	/* check first: LMDB would create lock.mdb in any directory */
+	if (stat(t->path, &st) || !S_ISDIR(st.st_mode)) {
+		rc = EG_ENOTTABLE;
+		goto fail;
+	}
+	data = eg__join(t->path, "data.mdb");
+	if (!data) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	/* shorter than LMDB's two meta pages: LMDB would try to initialise it */
+	if (stat(data, &st) || !S_ISREG(st.st_mode) || st.st_size < 8192) {
+		rc = EG_ENOTTABLE;
+		goto fail;
+	}
+	if ((rc = mdb_env_create(&t->env))) {
+		rc = eg__rc(rc);
+		goto fail;
+	}
+	mdb_env_set_maxdbs(t->env, EG__MAXDBS);
+	mdb_env_set_maxreaders(t->env, EG__MAXREADERS);
+	mdb_env_set_mapsize(t->env, reader_map_size(st.st_size));
+	rc = mdb_env_open(t->env, t->path, MDB_RDONLY | MDB_NORDAHEAD | MDB_NOTLS, 0644);
+	if (rc) {
+		rc = open_rc(rc);
+		goto fail;
+	}
+	if ((rc = eg__check_file_size(t->env)))
+		goto fail;
+	if ((rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) {
+		rc = eg__rc(rc);
+		goto fail;
+	}
+	if ((rc = mdb_dbi_open(txn, EG__DB_META, 0, &t->meta_dbi))) {
+		rc = open_rc(rc);
+		goto fail;
+	}
+	if ((rc = eg__meta_read(txn, t->meta_dbi, &t->meta)))
+		goto fail;
+	rc = mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &t->rows);
+	if (!rc)
+		rc = mdb_dbi_open(txn, EG__DB_SUMS, MDB_INTEGERKEY, &t->sums);
+	if (rc) {
+		rc = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? EG_EFORMAT : eg__rc(rc);
+		goto fail;
+	}
+	/* a read-only commit keeps the DBI handles open in the environment */
+	rc = mdb_txn_commit(txn);
+	txn = NULL;
+	if (rc) {
+		rc = eg__rc(rc);
+		goto fail;
+	}
+	free(data);
+	*out = t;
+	return 0;
+fail:
+	if (txn)
+		mdb_txn_abort(txn);
+	eg_meta_clear(&t->meta);
+	if (t->env)
+		mdb_env_close(t->env);
+	pthread_mutex_destroy(&t->lock);
+	free(t->path);
+	free(t);
+	free(data);
+	return rc;
+}
+
+void eg_table_close(eg_table *t)
+{
+	if (!t)
+		return;
+	mdb_env_close(t->env);
+	eg_meta_clear(&t->meta);
+	pthread_mutex_destroy(&t->lock);
+	free(t->path);
+	free(t);
+}
+
+const char *eg_table_path(const eg_table *t)
+{
+	return t->path;
+}
+
+int eg_table_disk_bytes(const eg_table *t, uint64_t *out)
+{
+	char *data = eg__join(t->path, "data.mdb");
+	struct stat st;
+	int rc = 0;
+
+	if (!data)
+		return -ENOMEM;
+	if (stat(data, &st))
+		rc = -errno;
+	else
+		*out = (uint64_t)st.st_blocks * 512;
+	free(data);
+	return rc;
+}
+
+/* Called with t->lock held when a writer grew the file past our map and no
+ * other snapshot holds pointers into it: remap with fresh headroom. */
+int eg__table_adopt_map(eg_table *t)
+{
+	char *data = eg__join(t->path, "data.mdb");
+	struct stat st;
+	int rc;
+
+	if (!data)
+		return -ENOMEM;
+	rc = stat(data, &st) ? -errno : 0;
+	free(data);
+	if (rc)
+		return rc;
+	return eg__rc(mdb_env_set_mapsize(t->env, reader_map_size(st.st_size)));
+}

@@ -1,0 +1,93 @@
+/* table_int.h - internals shared by the storage files (not installed).
+ *
+ * Names here are eg__ (internal, non-static). Nothing outside storage/ and
+ * its own tests may include this header.
+ */
+#ifndef EG_TABLE_INT_H
+#define EG_TABLE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdint.h>
+#include "eg_table.h"
+
+/* Names of the named DBs and of the "meta" keys (docs/FORMAT.md). */
+#define EG__DB_ROWS "rows"
+#define EG__DB_META "meta"
+#define EG__DB_SUMS "sums"
+
+#define EG__MAXDBS 4
+/* The daemon holds several snapshots (read transactions) per table at once,
+ * across threads; every one takes a reader slot. */
+#define EG__MAXREADERS 1024
+
+struct eg_table {
+	MDB_env *env;
+	MDB_dbi rows, meta_dbi, sums;
+	char *path;            /* resolved directory */
+	eg_meta meta;          /* as read at open: the layout never changes */
+	pthread_mutex_t lock;  /* guards live and remapping */
+	unsigned live;         /* snapshots open or being opened */
+};
+
+struct eg_snapshot {
+	eg_table *t;
+	MDB_txn *txn;
+	eg_meta meta;
+	uint64_t nchunks;
+	uint64_t mask;         /* chunk_slots - 1 */
+	unsigned shift;        /* log2(chunk_slots) */
+	uint32_t row_bytes;
+	const uint8_t **dir;   /* chunk i's rows, inside the map */
+	uint64_t *sums;        /* stored checksum of chunk i */
+};
+
+/* Failure seams: every write of the builder and of eg_table_update goes
+ * through these, so tests can inject -ENOSPC or MDB_MAP_FULL. They default
+ * to mdb_put and mdb_txn_commit. */
+extern int (*eg__put)(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data,
+                      unsigned int flags);
+extern int (*eg__commit)(MDB_txn *txn);
+/* Builder tunables (tests shrink them to exercise the large-build paths). */
+extern uint64_t eg__build_commit_bytes; /* commit after this many chunk bytes */
+extern uint64_t eg__build_writemap_min; /* MDB_WRITEMAP from this table size */
+
+/* LMDB returns errno values positive; this library returns them negative. */
+static inline int eg__rc(int rc)
+{
+	return rc > 0 ? -rc : rc;
+}
+
+/* Validates a layout (slots, dim, dtype, scale_block, chunk_slots, name) and
+ * fills row_bytes. Returns 0 or EG_EINVAL. */
+int eg__meta_check(eg_meta *m);
+/* Reads the whole "meta" DB into *out (hash_spec malloc'd). EG_ENOTTABLE when
+ * the table's build never finished (no format_version), EG_EFORMAT when a
+ * key is missing, of the wrong size or out of range. */
+int eg__meta_read(MDB_txn *txn, MDB_dbi dbi, eg_meta *out);
+/* Writes every meta key of m. */
+int eg__meta_write(MDB_txn *txn, MDB_dbi dbi, const eg_meta *m);
+/* Writes only the generation key. */
+int eg__meta_put_generation(MDB_txn *txn, MDB_dbi dbi, uint64_t gen);
+
+/* EG_EFORMAT when data.mdb is shorter than the pages its newest meta page
+ * says are in use (a truncated or half-copied file): reading those pages
+ * through the map would fault (SIGBUS) instead of failing. */
+int eg__check_file_size(MDB_env *env);
+
+/* Remaps t's environment to the file's current size plus headroom; call
+ * with t->lock held and no other snapshot open (table.c). */
+int eg__table_adopt_map(eg_table *t);
+
+/* Number of chunks and rows in chunk i for a layout. */
+uint64_t eg__nchunks(const eg_meta *m);
+uint64_t eg__chunk_rows(const eg_meta *m, uint64_t chunk);
+
+/* Little-endian fixed-width integers. */
+void eg__put_le64(uint8_t *p, uint64_t v);
+uint64_t eg__get_le64(const uint8_t *p);
+
+/* "<dir>/<file>", malloc'd; NULL on allocation failure. */
+char *eg__join(const char *dir, const char *file);
+
+#endif

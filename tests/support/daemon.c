@@ -1,0 +1,204 @@
+/* daemon.c - a real engramd for the tests: spawned on a temporary unix
+ * socket (and a free TCP port when asked), ready once it answers a ping. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "egtest.h"
+#include "engram.pb-c.h"
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A port nobody listens on right now (bind to 0, read it back, release). */
+static int free_port(void)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* One ping over a fresh connection; 0 when a Pong came back. */
+static int ping(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__PingRequest pr = ENGRAM__V1__PING_REQUEST__INIT;
+	Engram__V1__Response *resp;
+	uint8_t buf[256];
+	size_t n, got = 0;
+	int fd, ok = -1;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		goto out;
+	req.id = 1;
+	req.body_case = ENGRAM__V1__REQUEST__BODY_PING;
+	req.ping = &pr;
+	n = engram__v1__request__pack(&req, buf + 1);
+	buf[0] = (uint8_t)n; /* < 128 */
+	if (write(fd, buf, n + 1) != (ssize_t)(n + 1))
+		goto out;
+	while (got < 1 || got < 1u + buf[0]) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 2000) <= 0)
+			goto out;
+		r = read(fd, buf + got, sizeof(buf) - got);
+		if (r <= 0 || buf[0] >= 128)
+			goto out;
+		got += (size_t)r;
+	}
+	resp = engram__v1__response__unpack(NULL, buf[0], buf + 1);
+	if (resp && resp->body_case == ENGRAM__V1__RESPONSE__BODY_PONG)
+		ok = 0;
+	if (resp)
+		engram__v1__response__free_unpacked(resp, NULL);
+out:
+	close(fd);
+	return ok;
+}
+
+static void dump_log(const char *path)
+{
+	char line[512];
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f))
+		fprintf(stderr, "  | %s", line);
+	fclose(f);
+}
+
+static void set_path(char *dst, size_t len, const char *name)
+{
+	char *p = egt_path(name);
+
+	ck_assert_msg(strlen(p) < len, "temporary path too long: %s", p);
+	memcpy(dst, p, strlen(p) + 1);
+	free(p);
+}
+
+void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args)
+{
+	const char *bin = getenv("ENGRAMD");
+	const char *argv[64];
+	char unix_arg[300], tcp_arg[64];
+	size_t n = 0;
+	int status;
+	double deadline;
+
+	memset(d, 0, sizeof(*d));
+	if (!bin)
+		bin = "build/engramd";
+	set_path(d->sock, sizeof(d->sock), "engramd.sock");
+	set_path(d->log, sizeof(d->log), "engramd.log");
+	snprintf(d->addr, sizeof(d->addr), "unix:%s", d->sock);
+	snprintf(unix_arg, sizeof(unix_arg), "unix:%s", d->sock);
+	argv[n++] = bin;
+	argv[n++] = "--listen";
+	argv[n++] = unix_arg;
+	if (with_tcp) {
+		snprintf(d->tcp_addr, sizeof(d->tcp_addr), "tcp:127.0.0.1:%d", free_port());
+		snprintf(tcp_arg, sizeof(tcp_arg), "%s", d->tcp_addr);
+		argv[n++] = "--listen";
+		argv[n++] = tcp_arg;
+	}
+	for (size_t i = 0; args && args[i]; i++) {
+		ck_assert_msg(n < 62, "too many daemon arguments");
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+
+	d->pid = fork();
+	ck_assert_int_ge(d->pid, 0);
+	if (d->pid == 0) {
+		int log = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+
+		/* a test that fails half-way must not leave its daemon behind */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (log >= 0)
+			dup2(log, STDERR_FILENO);
+		if (null >= 0) {
+			dup2(null, STDIN_FILENO);
+			dup2(null, STDOUT_FILENO);
+		}
+		execv(bin, (char *const *)argv);
+		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
+		_exit(127);
+	}
+	deadline = now() + 10.0;
+	while (ping(d->sock) != 0) {
+		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
+			dump_log(d->log);
+			d->pid = 0;
+			ck_abort_msg("engramd exited during start-up (status %d); log above", status);
+		}
+		if (now() > deadline) {
+			dump_log(d->log);
+			ck_abort_msg("engramd did not answer a ping within 10 s");
+		}
+		usleep(10000);
+	}
+}
+
+int egt_daemon_stop(egt_daemon *d, int sig)
+{
+	double deadline = now() + 20.0;
+	int status;
+
+	if (d->pid <= 0)
+		return -1;
+	kill(d->pid, sig);
+	for (;;) {
+		pid_t r = waitpid(d->pid, &status, WNOHANG);
+
+		if (r == d->pid)
+			break;
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (now() > deadline) {
+			fprintf(stderr, "engramd %d did not exit after signal %d; killing it\n",
+			        (int)d->pid, sig);
+			dump_log(d->log);
+			kill(d->pid, SIGKILL);
+			waitpid(d->pid, &status, 0);
+			d->pid = 0;
+			return -1;
+		}
+		usleep(5000);
+	}
+	d->pid = 0;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
