@@ -22,6 +22,7 @@
 #define MAX_WAITING 1024       /* requests answered or running, not yet written */
 #define KEEP_INBUF (1u << 20)  /* larger idle input buffers are freed */
 #define MAX_BATCH 64           /* responses per writev */
+#define SEND_BUFFER_BYTES (4 << 20)
 
 struct ed_conn {
 	union {
@@ -48,6 +49,13 @@ struct write_batch {
 	size_t n, bytes;
 	struct ed_req *reqs[MAX_BATCH];
 	uv_buf_t bufs[MAX_BATCH];
+};
+
+/* The head of a response still being gathered, sent early. */
+struct part_write {
+	uv_write_t wr;
+	struct ed_conn *c;
+	size_t bytes;
 };
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
@@ -144,12 +152,61 @@ static void on_write(uv_write_t *wr, int status)
 	process(c);
 }
 
+static void on_part_write(uv_write_t *wr, int status)
+{
+	struct part_write *p = wr->data;
+	struct ed_conn *c = p->c;
+
+	c->unsent -= p->bytes;
+	c->writes--;
+	free(p);
+	if (status < 0 && !c->closing)
+		conn_close(c);
+}
+
+/* req->progress: the gathered head of a pending response goes out now when
+ * it is next in line, so the client reads while the rest is gathered.
+ * (libuv keeps writes on a stream in order; the frame's memory lives until
+ * the write of its tail completes, after this one.) */
+static void send_ready_part(struct ed_req *req)
+{
+	struct ed_conn *c = req->owner;
+	struct part_write *p;
+	uv_buf_t buf;
+
+	if (c->closing || c->head != req || req->ready <= req->sent)
+		return;
+	p = malloc(sizeof(*p));
+	if (!p)
+		return; /* it goes out whole when done */
+	buf.base = (char *)req->out.data + req->sent;
+	buf.len = req->ready - req->sent;
+	p->wr.data = p;
+	p->c = c;
+	p->bytes = buf.len;
+	if (uv_write(&p->wr, &c->u.s, &buf, 1, on_part_write)) {
+		free(p);
+		conn_close(c);
+		return;
+	}
+	c->writes++;
+	c->unsent += p->bytes;
+	req->sent = req->ready;
+}
+
 /* Hands every answered request at the head of the queue to uv_write. */
 static void flush(struct ed_conn *c)
 {
 	while (c->head && c->head->done && !c->closing) {
-		struct write_batch *b = calloc(1, sizeof(*b));
+		struct write_batch *b;
 		int rc;
+
+		if (c->head->abandon) {
+			ed_warn("a response failed after its head was sent; closing the connection");
+			conn_close(c);
+			return;
+		}
+		b = calloc(1, sizeof(*b));
 
 		if (!b) {
 			ed_error("out of memory writing a response; closing the connection");
@@ -165,13 +222,13 @@ static void flush(struct ed_conn *c)
 			if (!c->head)
 				c->tail = NULL;
 			c->waiting--;
-			c->held -= r->out.len;
+			c->held -= r->out.len - r->sent;
 			ed_stat_answered(r->status);
 			b->reqs[b->n] = r;
 			/* not uv_buf_init: its length is an unsigned int */
-			b->bufs[b->n].base = (char *)r->out.data;
-			b->bufs[b->n].len = r->out.len;
-			b->bytes += r->out.len;
+			b->bufs[b->n].base = (char *)r->out.data + r->sent;
+			b->bufs[b->n].len = r->out.len - r->sent;
+			b->bytes += r->out.len - r->sent;
 			b->n++;
 		}
 		rc = uv_write(&b->wr, &c->u.s, b->bufs, (unsigned)b->n, on_write);
@@ -185,6 +242,8 @@ static void flush(struct ed_conn *c)
 		c->writes++;
 		c->unsent += b->bytes;
 	}
+	if (c->head && !c->head->done)
+		send_ready_part(c->head);
 }
 
 static struct ed_req *req_new(struct ed_conn *c)
@@ -198,6 +257,7 @@ static struct ed_req *req_new(struct ed_conn *c)
 	r->owner = c;
 	r->loop = ed_worker_loop(c->w);
 	r->finish = req_done;
+	r->progress = send_ready_part;
 	r->t_start = uv_hrtime();
 	if (c->tail)
 		c->tail->next = r;
@@ -288,7 +348,7 @@ static void req_done(struct ed_req *req)
 	}
 	if (c->closing)
 		return;
-	c->held += req->out.len;
+	c->held += req->out.len - req->sent;
 	process(c);
 }
 
@@ -353,6 +413,9 @@ void ed_conn_open(struct ed_worker *w, int fd)
 		return;
 	}
 	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl);
+	/* big responses leave in fewer, larger writes (the kernel caps it at
+	 * net.core.wmem_max) */
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ SEND_BUFFER_BYTES }, sizeof(int));
 	if (domain == AF_UNIX) {
 		uv_pipe_init(loop, &c->u.pipe, 0);
 		rc = uv_pipe_open(&c->u.pipe, fd);

@@ -5,6 +5,10 @@
  * "pending" until its last piece is back, and the connection keeps later
  * responses behind it so that responses leave in request order.
  *
+ * While the pieces of a large response come back in order, req->ready grows
+ * and req->progress lets the owner start sending the frame's head, so the
+ * client receives while the rest is gathered.
+ *
  * Nothing here knows connections: the owner of a request (conn.c, or the
  * fuzz harness) sets loop and finish and writes out wherever it likes. */
 #ifndef ED_DISPATCH_H
@@ -23,7 +27,12 @@ struct ed_req {
 	void *owner;                 /* the connection; not used here */
 	uv_loop_t *loop;             /* where thread-pool work is queued and finishes */
 	void (*finish)(struct ed_req *req); /* called on loop when a pending request is done */
+	void (*progress)(struct ed_req *req); /* optional: called on loop while pending,
+	                                 when ready grows */
 	struct ed_frame out;         /* the response frame once done */
+	size_t ready;                /* while pending: out.data[0..ready) is final and may be sent */
+	size_t sent;                 /* bytes of out the owner has already sent */
+	int abandon;                 /* part was sent, then the rest failed: close the connection */
 	int done;                    /* out is final */
 	int close_after;             /* close the connection once out is written */
 	int failed;                  /* answered with status != OK */

@@ -20,7 +20,15 @@ struct gather_job {
 	const uint64_t *slots;
 	size_t n;
 	uint8_t *dst;
+	size_t end;      /* frame offset just past this piece's rows */
+	int done;
 	int rc;
+};
+
+/* The pieces of one response, in frame order (req->jobs). */
+struct gather_set {
+	size_t n, next; /* jobs[0..next) are done */
+	struct gather_job jobs[];
 };
 
 /* One block to fill: rows of slots[0..n-1] of snapshot s. */
@@ -49,15 +57,28 @@ static void gather_done(uv_work_t *w, int status)
 {
 	struct gather_job *j = w->data;
 	struct ed_req *req = j->req;
+	struct gather_set *set = req->jobs;
 
 	if (!req->job_rc)
 		req->job_rc = j->rc ? j->rc : status;
-	if (--req->pending > 0)
+	j->done = 1;
+	while (set->next < set->n && set->jobs[set->next].done)
+		set->next++;
+	if (--req->pending > 0) {
+		if (!req->job_rc && set->next > 0) {
+			req->ready = set->jobs[set->next - 1].end;
+			if (req->progress)
+				req->progress(req);
+		}
 		return;
+	}
 	/* every piece is back: only now may the frame be replaced */
 	if (req->job_rc) {
 		ed_error("gather failed: %s", eg_strerror(req->job_rc));
-		gather_failed(req, req->job_rc);
+		if (req->sent)
+			req->abandon = 1; /* its head is out already: no error frame fits */
+		else
+			gather_failed(req, req->job_rc);
 	}
 	ed_req_finish(req);
 }
@@ -68,7 +89,7 @@ static void gather_done(uv_work_t *w, int status)
 static void gather(struct ed_req *req, const struct fill *f, const struct ed_block *b, size_t n)
 {
 	size_t total = 0, n_jobs = 0, piece, k = 0;
-	struct gather_job *jobs;
+	struct gather_set *set;
 
 	for (size_t i = 0; i < n; i++)
 		total += f[i].n * b[i].row_bytes;
@@ -79,15 +100,16 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 		size_t rows = piece / b[i].row_bytes + 1;
 		n_jobs += (f[i].n + rows - 1) / rows;
 	}
-	jobs = calloc(n_jobs, sizeof(*jobs));
-	if (!jobs)
+	set = calloc(1, sizeof(*set) + n_jobs * sizeof(set->jobs[0]));
+	if (!set)
 		goto sync; /* slower, still correct */
-	req->jobs = jobs;
+	set->n = n_jobs;
+	req->jobs = set;
 	for (size_t i = 0; i < n; i++) {
 		size_t rows = piece / b[i].row_bytes + 1;
 
 		for (size_t off = 0; off < f[i].n; off += rows, k++) {
-			struct gather_job *j = &jobs[k];
+			struct gather_job *j = &set->jobs[k];
 
 			j->work.data = j;
 			j->req = req;
@@ -95,12 +117,14 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 			j->slots = f[i].slots + off;
 			j->n = f[i].n - off < rows ? f[i].n - off : rows;
 			j->dst = b[i].rows + off * b[i].row_bytes;
+			j->end = (size_t)(j->dst - req->out.data) + j->n * b[i].row_bytes;
 			/* after_work callbacks never run inside uv_queue_work */
 			if (uv_queue_work(req->loop, &j->work, gather_work, gather_done) == 0) {
 				req->pending++;
 				continue;
 			}
 			gather_work(&j->work);
+			j->done = 1;
 			if (j->rc && !req->job_rc)
 				req->job_rc = j->rc;
 		}

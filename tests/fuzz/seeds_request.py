@@ -45,8 +45,9 @@ SEEDS = {
     "tokens": [tokens(9, ["hashed"], [5, 9, 2, 7, 11, 3], [4, 2], [1, 0])],
     "tokens_two": [tokens(10, ["hashed", "xx"], [1, 2, 3, 4, 5])],
     "tokens_nohash": [tokens(11, ["plain"], [1, 2])],
-    # 8 blocks x 300 tokens x 4 rows x 64 B: gathered on the thread pool
-    "tokens_big": [tokens(12, ["hashed"] * 8, list(range(300)))],
+    # 2 blocks x 2100 tokens x 4 rows x 64 B: gathered on the thread pool,
+    # each block in two pieces
+    "tokens_big": [tokens(12, ["hashed"] * 2, [i % 100 for i in range(2100)])],
     "pipeline": [pb.Request(id=13, ping=pb.PingRequest()),
                  lookup(14, "xx", [299, 0]),
                  tokens(15, ["xx"], [3, 1, 4, 1, 5], [2, 3], [0, 1]),

@@ -231,35 +231,40 @@ END_TEST
  * /healthz says 503 so that a balancer stops sending work. */
 START_TEST(healthz_503_while_draining)
 {
+	enum { ROWS = 65536 }; /* 1 MiB answers: four outgrow the socket buffers */
 	egt_daemon d;
-	int port = start(&d, "--max-output=64K", "--drain-timeout=20");
+	int port = start(&d, "--max-output=64K", "--drain-timeout=30");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
 	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
-	uint64_t slots[4096];
-	uint8_t frame[16384];
-	size_t len;
+	static uint64_t slots[ROWS];
+	static uint8_t frame[4 * ROWS];
+	size_t len, h = 0;
+	uint64_t v;
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0), code = 0;
 	char *body;
 
-	for (size_t i = 0; i < 4096; i++)
-		slots[i] = i;
+	for (size_t i = 0; i < ROWS; i++)
+		slots[i] = i % 10000;
 	lr.table = (char *)"t";
 	lr.slots = slots;
-	lr.n_slots = 4096;
+	lr.n_slots = ROWS;
 	r.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
 	r.lookup = &lr;
-	len = engram__v1__request__pack(&r, frame + 2);
-	frame[0] = (uint8_t)(len | 0x80);
-	frame[1] = (uint8_t)(len >> 7);
+	len = engram__v1__request__get_packed_size(&r);
+	for (v = len; v >= 0x80; v >>= 7)
+		frame[h++] = (uint8_t)(v | 0x80);
+	frame[h++] = (uint8_t)v;
+	ck_assert_uint_le(h + len, sizeof(frame));
+	engram__v1__request__pack(&r, frame + h);
 	ck_assert_uint_lt(strlen(d.sock), sizeof(sa.sun_path));
 	memcpy(sa.sun_path, d.sock, strlen(d.sock) + 1);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	/* 16 answers of 64 KiB that this client never reads (few enough requests
-	 * to fit the socket buffer while the daemon pauses reading) */
-	for (int i = 0; i < 16; i++)
-		ck_assert_int_eq(write(fd, frame, len + 2), (ssize_t)(len + 2));
-	usleep(100000);
+	/* four requests (~0.5 MiB, taken by the socket buffers) whose 4 MiB of
+	 * answers this client does not read: the daemon keeps writes pending */
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(write(fd, frame, h + len), (ssize_t)(h + len));
+	usleep(200000);
 	kill(d.pid, SIGTERM);
 	for (int i = 0; i < 200 && code != 503; i++) {
 		code = http(port, "GET", "/healthz", &body);
@@ -268,7 +273,8 @@ START_TEST(healthz_503_while_draining)
 			usleep(10000);
 	}
 	ck_assert_int_eq(code, 503);
-	close(fd); /* the drain can finish */
+	ck_assert_int_eq(kill(d.pid, 0), 0); /* still draining */
+	close(fd); /* the pending writes fail: the drain ends well before 30 s */
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
