@@ -1,5 +1,5 @@
 /* handlers.h - the request kinds ed_dispatch hands a request to, and the
- * answering helpers they share. Internal to dispatch*.c, lookup.c, info.c
+ * answering helpers they share. Internal to dispatch.c, lookup.c, info.c
  * and reload.c. Each handler either finishes req (done, out set) or leaves
  * it pending with thread-pool work that finishes it. */
 #ifndef ED_HANDLERS_H

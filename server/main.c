@@ -174,6 +174,10 @@ int main(int argc, char **argv)
 	uv_close((uv_handle_t *)&sig_term, NULL);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_hup, NULL);
+	/* closing the handles restored the default action: a second SIGTERM
+	 * during the last clean-up would kill the process instead of exit 0 */
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGINT, SIG_IGN);
 	uv_run(main_loop, UV_RUN_DEFAULT);
 	uv_loop_close(main_loop);
 	ed_http_stop();
