@@ -133,6 +133,7 @@ $(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
 	ln -sf libengram.so.1 $(BUILD)/libengram.so
 
 $(BUILD)/engram.pc: client/engram.pc.in
+	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
 	    -e 's|@INCDIR@|$(INCDIR)|g' $< > $@
 

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "eg_table.h"
+#include "egtest.h"
 #include "engram.pb-c.h"
 
 #define SLOTS 100000000ull
@@ -135,17 +136,12 @@ static int conn_open(struct conn *c)
 
 static void conn_send(struct conn *c, const Engram__V1__Request *r)
 {
-	size_t n = engram__v1__request__get_packed_size(r), h = 0, off = 0;
+	size_t n = engram__v1__request__get_packed_size(r), h, off = 0;
 	uint8_t *b = malloc(n + 10);
-	uint64_t v = n;
 
 	if (!b)
 		die("out of memory");
-	while (v >= 0x80) {
-		b[h++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	b[h++] = (uint8_t)v;
+	h = egt_varint_put(b, n);
 	engram__v1__request__pack(r, b + h);
 	while (off < h + n) {
 		ssize_t w = send(c->fd, b + off, h + n - off, MSG_NOSIGNAL);
@@ -164,17 +160,12 @@ static Engram__V1__Response *conn_recv(struct conn *c)
 	c->len -= c->used;
 	c->used = 0;
 	for (;;) {
-		uint64_t len = 0;
-		size_t i;
+		uint64_t len;
+		size_t h;
 
-		for (i = 0; i < c->len && i < 10; i++) {
-			len |= (uint64_t)(c->buf[i] & 0x7f) << (7 * i);
-			if (!(c->buf[i] & 0x80))
-				break;
-		}
-		if (i < c->len && i < 10 && c->len - i - 1 >= len) {
-			c->used = i + 1 + len;
-			return engram__v1__response__unpack(NULL, len, c->buf + i + 1);
+		if (egt_frame_parse(c->buf, c->len, &h, &len)) {
+			c->used = h + len;
+			return engram__v1__response__unpack(NULL, len, c->buf + h);
 		}
 		if (c->cap - c->len < 65536) {
 			c->cap = c->cap ? 2 * c->cap : 1 << 20;

@@ -160,6 +160,16 @@ int eg_query_find_table(const struct eg_query_opts *o, eg_client *c, const char 
 
 /* ---- commands ----------------------------------------------------------- */
 
+/* eg_query_parse, then eg_query_connect: EG_CLI_OK with *c connected, -1
+ * after --help, or an exit status. */
+static int query_open(int argc, char **argv, struct eg_query_opts *o, const int *allowed,
+                      eg_client **c)
+{
+	int rc = eg_query_parse(argc, argv, o, allowed);
+
+	return rc != EG_CLI_OK ? rc : eg_query_connect(o, c);
+}
+
 int eg_query_info(int argc, char **argv)
 {
 	static const int allowed[] = { O_JSON, 0 };
@@ -169,12 +179,9 @@ int eg_query_info(int argc, char **argv)
 	size_t n = 0;
 	int rc, err;
 
-	rc = eg_query_parse(argc, argv, &o, allowed);
+	rc = query_open(argc, argv, &o, allowed, &c);
 	if (rc != EG_CLI_OK)
 		return rc < 0 ? EG_CLI_OK : rc;
-	rc = eg_query_connect(&o, &c);
-	if (rc != EG_CLI_OK)
-		return rc;
 	err = eg_client_info(c, &t, &n);
 	if (err < 0) {
 		rc = eg_query_fail(&o, c, err);
@@ -227,12 +234,9 @@ int eg_query_stats(int argc, char **argv)
 	eg_client_stats s;
 	int rc, err;
 
-	rc = eg_query_parse(argc, argv, &o, allowed);
+	rc = query_open(argc, argv, &o, allowed, &c);
 	if (rc != EG_CLI_OK)
 		return rc < 0 ? EG_CLI_OK : rc;
-	rc = eg_query_connect(&o, &c);
-	if (rc != EG_CLI_OK)
-		return rc;
 	err = eg_client_stats_get(c, &s);
 	if (err < 0) {
 		rc = eg_query_fail(&o, c, err);
@@ -264,12 +268,9 @@ int eg_query_ping(int argc, char **argv)
 	struct timespec a, b;
 	int rc, err;
 
-	rc = eg_query_parse(argc, argv, &o, allowed);
+	rc = query_open(argc, argv, &o, allowed, &c);
 	if (rc != EG_CLI_OK)
 		return rc < 0 ? EG_CLI_OK : rc;
-	rc = eg_query_connect(&o, &c);
-	if (rc != EG_CLI_OK)
-		return rc;
 	clock_gettime(CLOCK_MONOTONIC, &a);
 	err = eg_client_ping(c);
 	clock_gettime(CLOCK_MONOTONIC, &b);
@@ -282,7 +283,7 @@ int eg_query_ping(int argc, char **argv)
 	return rc;
 }
 
-/* Fetches rows of slots[0..n) in pipelined batches into rows. */
+/* `engram reload`: asks the daemon to reopen one table or all. */
 int eg_query_reload(int argc, char **argv)
 {
 	static const int allowed[] = { O_TABLE, 0 };
@@ -293,12 +294,9 @@ int eg_query_reload(int argc, char **argv)
 	const char *failed = NULL, *why = NULL;
 	int rc, err;
 
-	rc = eg_query_parse(argc, argv, &o, allowed);
+	rc = query_open(argc, argv, &o, allowed, &c);
 	if (rc != EG_CLI_OK)
 		return rc < 0 ? EG_CLI_OK : rc;
-	rc = eg_query_connect(&o, &c);
-	if (rc != EG_CLI_OK)
-		return rc;
 	err = eg_client_reload_tables(c, o.table, res, 256, &n);
 	if (err < 0) {
 		rc = eg_query_fail(&o, c, err);

@@ -9,8 +9,10 @@
 
 enum { O_JSON = 256, O_HELP };
 
-/* Parses [--json] DIR; returns an exit status, or -1 after --help. */
-static int parse(int argc, char **argv, int allow_json, int *json, const char **dir)
+/* Parses [--json] DIR and opens the table there (*t, *s) when it returns
+ * EG_CLI_OK; else an exit status, or -1 after --help. */
+static int parse_open(int argc, char **argv, int allow_json, int *json, const char **dir,
+                      eg_table **t, eg_snapshot **s)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, O_JSON},
@@ -34,7 +36,7 @@ static int parse(int argc, char **argv, int allow_json, int *json, const char **
 		return eg_cli_usage_error(argv[0], optind >= argc ? "DIR is required"
 		                                                   : "exactly one DIR expected");
 	*dir = argv[optind];
-	return EG_CLI_OK;
+	return eg_cli_open_table(*dir, t, s);
 }
 
 static uint64_t chunk_count(const eg_meta *m)
@@ -88,15 +90,10 @@ int eg_cli_table_info(int argc, char **argv)
 	char created[32], err[256];
 	struct tm tm;
 	time_t when;
-	int json, rc = parse(argc, argv, 1, &json, &dir);
+	int json, rc = parse_open(argc, argv, 1, &json, &dir, &t, &s);
 
-	if (rc < 0)
-		return EG_CLI_OK;
 	if (rc != EG_CLI_OK)
-		return rc;
-	rc = eg_cli_open_table(dir, &t, &s);
-	if (rc != EG_CLI_OK)
-		return rc;
+		return rc < 0 ? EG_CLI_OK : rc;
 	m = eg_snapshot_meta(s);
 	if (m->hash_spec) {
 		if (eg_hash_parse(m->hash_spec, NULL, &h, err, sizeof err) != 0) {
@@ -162,15 +159,10 @@ int eg_cli_table_verify(int argc, char **argv)
 	eg_snapshot *s;
 	struct bad bad;
 	const eg_meta *m;
-	int json, rc = parse(argc, argv, 0, &json, &dir);
+	int json, rc = parse_open(argc, argv, 0, &json, &dir, &t, &s);
 
-	if (rc < 0)
-		return EG_CLI_OK;
 	if (rc != EG_CLI_OK)
-		return rc;
-	rc = eg_cli_open_table(dir, &t, &s);
-	if (rc != EG_CLI_OK)
-		return rc;
+		return rc < 0 ? EG_CLI_OK : rc;
 	m = eg_snapshot_meta(s);
 	bad.dir = dir;
 	bad.count = 0;

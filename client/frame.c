@@ -57,6 +57,17 @@ static int skip_field(eg_client *c, uint64_t key, uint64_t limit, uint64_t *used
 	return egc__skip(c, v);
 }
 
+/* The next field key of a message of len bytes, of which *used are read;
+ * a key at the very end, without its value, is a protocol error. */
+static int read_key(eg_client *c, uint64_t *key, uint64_t *used, uint64_t len)
+{
+	int err = egc__varint(c, key, used);
+
+	if (err < 0)
+		return err;
+	return *used >= len ? EGC_EPROTOCOL : 0;
+}
+
 static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 {
 	egc_ticket *t = st->t;
@@ -67,11 +78,9 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 	int err, wrote = 0;
 
 	while (used < len) {
-		err = egc__varint(c, &key, &used);
+		err = read_key(c, &key, &used, len);
 		if (err < 0)
 			return err;
-		if (used >= len)
-			return EGC_EPROTOCOL; /* a key without a value */
 		if ((key & 7) == WT_VARINT && (key >> 3) >= 2 && (key >> 3) <= 4) {
 			err = egc__varint(c, &v, &used);
 			if (err < 0)
@@ -140,11 +149,9 @@ static int parse_rows(eg_client *c, struct rows_state *st, uint64_t len)
 	int err;
 
 	while (used < len) {
-		err = egc__varint(c, &key, &used);
+		err = read_key(c, &key, &used, len);
 		if (err < 0)
 			return err;
-		if (used >= len)
-			return EGC_EPROTOCOL; /* a key without a value */
 		switch (key) {
 		case 1 << 3 | WT_VARINT:
 			err = egc__varint(c, &st->id, &used);

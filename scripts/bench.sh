@@ -31,6 +31,15 @@ for b in "$BUILD"/bench/*; do
 		failed=$((failed + 1))
 	fi
 done
+# the Python client next to the C client (runs bench_daemon itself)
+PYTHON=${PYTHON:-/usr/bin/python3}
+ran=$((ran + 1))
+echo
+echo "== bench_python.py"
+if ! "$PYTHON" bench/bench_python.py; then
+	echo "bench: bench_python.py failed" >&2
+	failed=$((failed + 1))
+fi
 echo
 echo "bench: $ran benchmarks run, $failed failed"
 [ "$failed" -eq 0 ]

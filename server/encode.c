@@ -72,6 +72,17 @@ void ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status statu
 	ed_encode_msg(&r, out);
 }
 
+/* A RowBlock without its data: the size pass and the packing pass of
+ * ed_encode_rows must see the very same header. */
+static void block_header(Engram__V1__RowBlock *b, const struct ed_block *blk)
+{
+	*b = (Engram__V1__RowBlock)ENGRAM__V1__ROW_BLOCK__INIT;
+	b->table = (char *)blk->table;
+	b->generation = blk->generation;
+	b->row_bytes = blk->row_bytes;
+	b->count = blk->count;
+}
+
 int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t rpt,
                    struct ed_block *blocks, size_t n)
 {
@@ -92,12 +103,9 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 	dl = bl + n;
 	body = hdr;
 	for (i = 0; i < n; i++) {
-		Engram__V1__RowBlock b = ENGRAM__V1__ROW_BLOCK__INIT;
+		Engram__V1__RowBlock b;
 
-		b.table = (char *)blocks[i].table;
-		b.generation = blocks[i].generation;
-		b.row_bytes = blocks[i].row_bytes;
-		b.count = blocks[i].count;
+		block_header(&b, &blocks[i]);
 		bh[i] = engram__v1__row_block__get_packed_size(&b);
 		if (blocks[i].count > SIZE_MAX / 4 / (blocks[i].row_bytes ? blocks[i].row_bytes : 1))
 			goto too_big;
@@ -116,12 +124,9 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 	p = out->data + ed_varint_put(out->data, body);
 	p += engram__v1__response__pack(&r, p);
 	for (i = 0; i < n; i++) {
-		Engram__V1__RowBlock b = ENGRAM__V1__ROW_BLOCK__INIT;
+		Engram__V1__RowBlock b;
 
-		b.table = (char *)blocks[i].table;
-		b.generation = blocks[i].generation;
-		b.row_bytes = blocks[i].row_bytes;
-		b.count = blocks[i].count;
+		block_header(&b, &blocks[i]);
 		*p++ = TAG_BLOCKS;
 		p += ed_varint_put(p, bl[i]);
 		p += engram__v1__row_block__pack(&b, p);

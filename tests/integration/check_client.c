@@ -626,7 +626,7 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
 			Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
 			const unsigned char *got;
-			size_t len, body, hdr = 0;
+			size_t len, body, hdr;
 			uint64_t v;
 
 			lr.table = (char *)names[m];
@@ -637,10 +637,7 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			req.lookup = &lr;
 			body = engram__v1__request__pack(&req, want);
 			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], &got, &len), 0);
-			v = 0;
-			do {
-				v |= (uint64_t)(got[hdr] & 0x7f) << (7 * hdr);
-			} while (got[hdr++] & 0x80);
+			ck_assert(egt_frame_parse(got, len, &hdr, &v));
 			ck_assert_uint_eq(v, len - hdr);
 			if (sizes[k] && names[m][0]) {
 				ck_assert_uint_eq(len - hdr, body);

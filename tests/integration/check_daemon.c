@@ -76,23 +76,11 @@ static void send_all(int fd, const void *p, size_t n)
 	}
 }
 
-static size_t put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-
-	while (v >= 0x80) {
-		p[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t)v;
-	return n;
-}
-
 static void cl_send(struct cl *c, const Request *r)
 {
 	size_t n = engram__v1__request__get_packed_size(r);
 	uint8_t *b = malloc(n + 10);
-	size_t h = put_varint(b, n);
+	size_t h = egt_varint_put(b, n);
 
 	engram__v1__request__pack(r, b + h);
 	send_all(c->fd, b, h + n);
@@ -103,20 +91,15 @@ static void cl_send(struct cl *c, const Request *r)
 static Response *cl_recv(struct cl *c)
 {
 	for (;;) {
-		uint64_t len = 0;
-		size_t i;
+		uint64_t len;
+		size_t h;
 
-		for (i = 0; i < c->len && i < 10; i++) {
-			len |= (uint64_t)(c->buf[i] & 0x7f) << (7 * i);
-			if (!(c->buf[i] & 0x80))
-				break;
-		}
-		if (i < c->len && i < 10 && c->len - i - 1 >= len) {
-			Response *r = engram__v1__response__unpack(NULL, len, c->buf + i + 1);
+		if (egt_frame_parse(c->buf, c->len, &h, &len)) {
+			Response *r = engram__v1__response__unpack(NULL, len, c->buf + h);
 
 			ck_assert_msg(r != NULL, "response does not unpack");
-			memmove(c->buf, c->buf + i + 1 + len, c->len - i - 1 - len);
-			c->len -= i + 1 + len;
+			memmove(c->buf, c->buf + h + len, c->len - h - len);
+			c->len -= h + len;
 			return r;
 		}
 		if (c->cap - c->len < 65536) {
@@ -471,7 +454,7 @@ START_TEST(bad_frames)
 
 	/* a length over --max-frame: TOO_LARGE, id 0, then EOF */
 	cl_open(&c, d.addr);
-	n = put_varint(b, 1ull << 40);
+	n = egt_varint_put(b, 1ull << 40);
 	send_all(c.fd, b, n);
 	r = cl_recv(&c);
 	ck_assert_uint_eq(r->id, 0);
@@ -491,7 +474,7 @@ START_TEST(bad_frames)
 
 	/* a frame just over the limit, announced but never sent in full */
 	cl_open(&c, d.addr);
-	n = put_varint(b, 4097);
+	n = egt_varint_put(b, 4097);
 	send_all(c.fd, b, n);
 	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__TOO_LARGE, "4097");
 	cl_close(&c);
@@ -581,7 +564,7 @@ START_TEST(slow_reader_backpressure)
 		r.id = (uint64_t)i;
 		size_t n = engram__v1__request__get_packed_size(&r);
 		uint8_t *b = malloc(n + 10);
-		size_t h = put_varint(b, n);
+		size_t h = egt_varint_put(b, n);
 		engram__v1__request__pack(&r, b + h);
 		struct pollfd p = { .fd = c.fd, .events = POLLOUT };
 		if (poll(&p, 1, 200) != 1) { /* the daemon stopped reading: good */

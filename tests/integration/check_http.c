@@ -31,20 +31,6 @@ static void make_table(void)
 	snprintf(table_arg, sizeof(table_arg), "t=%s", table_dir);
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* One HTTP/1.0 request; returns the status code and the body (malloc'd). */
 static int http(int port, const char *method, const char *path, char **body)
 {
@@ -126,15 +112,10 @@ static void lookup(const egt_daemon *d, uint64_t *slots, size_t n, int want_stat
 
 		ck_assert_int_gt(k, 0);
 		got += (size_t)k;
-		for (hl = 0, body = 0; hl < got && hl < 10; hl++) {
-			body |= (uint64_t)(in[hl] & 0x7f) << (7 * hl);
-			if (!(in[hl] & 0x80))
-				break;
-		}
-		if (hl < got && got >= hl + 1 + body)
+		if (egt_frame_parse(in, got, &hl, &body))
 			break;
 	}
-	resp = engram__v1__response__unpack(NULL, body, in + hl + 1);
+	resp = engram__v1__response__unpack(NULL, body, in + hl);
 	ck_assert_ptr_nonnull(resp);
 	ck_assert_int_eq(resp->status, want_status);
 	engram__v1__response__free_unpacked(resp, NULL);
@@ -145,7 +126,7 @@ static int start(egt_daemon *d, const char *extra1, const char *extra2)
 {
 	static char http_arg[64];
 	const char *args[] = { "--table", table_arg, "--http", http_arg, extra1, extra2, NULL };
-	int port = free_port();
+	int port = egt_free_port();
 
 	make_table();
 	snprintf(http_arg, sizeof(http_arg), "127.0.0.1:%d", port);
@@ -261,14 +242,13 @@ START_TEST(healthz_503_while_draining)
 	static char http_arg[64];
 	const char *args[] = { "--table", table_arg, "--http", http_arg, "--max-output=64K",
 	                       "--drain-timeout=30", NULL };
-	int port = free_port(), rcvbuf = 4096, fd, code = 0;
+	int port = egt_free_port(), rcvbuf = 4096, fd, code = 0;
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
 	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
 	static uint64_t slots[ROWS];
 	static uint8_t frame[4 * ROWS];
-	size_t len, h = 0, sent = 0;
-	uint64_t v;
+	size_t len, h, sent = 0;
 	egt_daemon d;
 	char *body;
 
@@ -283,9 +263,7 @@ START_TEST(healthz_503_while_draining)
 	r.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
 	r.lookup = &lr;
 	len = engram__v1__request__get_packed_size(&r);
-	for (v = len; v >= 0x80; v >>= 7)
-		frame[h++] = (uint8_t)(v | 0x80);
-	frame[h++] = (uint8_t)v;
+	h = egt_varint_put(frame, len);
 	ck_assert_uint_le(h + len, sizeof(frame));
 	engram__v1__request__pack(&r, frame + h);
 
@@ -323,7 +301,7 @@ START_TEST(http_from_config_file)
 	static char *conf;
 	char arg[300], *body;
 	const char *args[] = { "--config", arg, NULL };
-	int port = free_port();
+	int port = egt_free_port();
 	egt_daemon d;
 	FILE *f;
 

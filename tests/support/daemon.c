@@ -26,8 +26,7 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* A port nobody listens on right now (bind to 0, read it back, release). */
-static int free_port(void)
+int egt_free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
@@ -129,7 +128,7 @@ void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args)
 	argv[n++] = "--listen";
 	argv[n++] = unix_arg;
 	if (with_tcp) {
-		snprintf(d->tcp_addr, sizeof(d->tcp_addr), "tcp:127.0.0.1:%d", free_port());
+		snprintf(d->tcp_addr, sizeof(d->tcp_addr), "tcp:127.0.0.1:%d", egt_free_port());
 		snprintf(tcp_arg, sizeof(tcp_arg), "%s", d->tcp_addr);
 		argv[n++] = "--listen";
 		argv[n++] = tcp_arg;

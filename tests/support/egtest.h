@@ -29,6 +29,22 @@ void egt_row_bytes(uint64_t seed, uint64_t slot, uint32_t row_bytes, void *out);
 void egt_make_table(const char *dir, const char *name, uint64_t slots,
                     uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed);
 
+/* ---- egtest_wire.c: the framing, by hand --------------------------------- */
+
+/* Writes v as a varint at p (at most 10 bytes); returns the bytes written. */
+size_t egt_varint_put(uint8_t *p, uint64_t v);
+
+/* Whether buf[0..len) starts with one whole varint-prefixed frame: then 1,
+ * *hdr = prefix bytes and *body = message bytes (at buf + *hdr); else 0
+ * (more bytes needed; a prefix over 10 bytes never completes). */
+int egt_frame_parse(const uint8_t *buf, size_t len, size_t *hdr, uint64_t *body);
+
+/* ---- daemon.c ------------------------------------------------------------ */
+
+/* A loopback TCP port nobody listens on right now (bound to 0, read back,
+ * released). Aborts the test on failure. */
+int egt_free_port(void);
+
 /* A running engramd. */
 typedef struct egt_daemon {
 	pid_t pid;
