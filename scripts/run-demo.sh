@@ -30,10 +30,9 @@ if ! "$ENGRAM" table info "$DEMO/layer15" >/dev/null 2>&1; then
 		--heads 8 --layers 1,15 --seed 0 --pad 2 --out-dir "$DEMO"
 	for layer in 1 15; do
 		rm -rf "$DEMO/layer$layer"
-		slots=$("$PYTHON" -c 'import json,sys; s=json.load(open(sys.argv[1])); print(sum(map(sum, s["moduli"])))' "$DEMO/layer$layer.json")
-		echo "make run: creating $DEMO/layer$layer ($slots slots x 64 bf16)"
-		"$ENGRAM" table create "$DEMO/layer$layer" --name "layer$layer" --slots "$slots" \
-			--dim 64 --dtype bf16 --fill "random:$layer" --hash "$DEMO/layer$layer.json"
+		echo "make run: creating $DEMO/layer$layer (64 bf16 per row; slots from the spec)"
+		"$ENGRAM" table create "$DEMO/layer$layer" --name "layer$layer" --dim 64 \
+			--dtype bf16 --fill "random:$layer" --hash "$DEMO/layer_$layer.json"
 	done
 fi
 
