@@ -3,7 +3,7 @@
 #   make test            install missing Debian packages, build, run every test
 #   make run             same setup, then serve a demo table in the foreground
 #   make bench           benchmarks (long; not part of the tests)
-#   make SANITIZE=address,undefined test    sanitizer build (in build-san/)
+#   make SANITIZE=address,undefined test    sanitizer build (in build-address-undefined/)
 #   make install PREFIX=/usr DESTDIR=...
 #
 # Dependencies come through pkg-config. The top-level targets first run
@@ -21,7 +21,9 @@ PYTHON    ?= /usr/bin/python3
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 SANITIZE  ?=
-BUILD     ?= $(if $(SANITIZE),build-san,build)
+comma     := ,
+# one build directory per sanitizer set: build-address-undefined, build-thread
+BUILD     ?= $(if $(SANITIZE),build-$(subst $(comma),-,$(SANITIZE)),build)
 
 WARN := -Wall -Wextra -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes \
         -Wshadow -Wwrite-strings
@@ -172,7 +174,7 @@ install: all
 	install -m 644 $(BUILD)/engram.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-*/
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
