@@ -96,7 +96,9 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 
 	for (size_t i = 0; i < n; i++)
 		total += f[i].n * b[i].row_bytes;
-	if (total <= ED_GATHER_ASYNC_BYTES)
+	/* a gather into the shared buffer spares the loop the socket write of
+	 * the same bytes: it may take twice as many here */
+	if (total <= (shm ? 2 * (size_t)ED_GATHER_ASYNC_BYTES : ED_GATHER_ASYNC_BYTES))
 		goto sync;
 	piece = total / 16 > PIECE_BYTES ? total / 16 : PIECE_BYTES;
 	for (size_t i = 0; i < n; i++) {
