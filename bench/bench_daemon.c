@@ -12,6 +12,10 @@
  * alternate round by round on the same random slots, page cache warm, and
  * the best round of each is reported (the least disturbed by the machine).
  *
+ * The shm column is the same-host fast path: blocking lookups whose rows the
+ * daemon writes into a shared buffer the client attached (no row bytes on
+ * the socket); its target is close to the in-process rate.
+ *
  * Targets: 65536-slot batches through the daemon reach >= 0.5 of the
  * in-process rate; a token lookup of 4096 tokens over two engram-v1 tables
  * takes <= 1.15 the time of the same rows looked up by precomputed slots. */
@@ -221,7 +225,7 @@ static int cmp_double(const void *a, const void *b)
 
 /* Runs batches of b slots from pool for about opt.seconds; returns rows/s.
  * mode 0: in-process gather; 1: blocking daemon lookups; 2: pipelined, two
- * in flight. lat (may be NULL) collects per-call seconds of mode 1. */
+ * in flight; 3: blocking lookups into the shared buffer (c has one). lat (may be NULL) collects per-call seconds of mode 1. */
 static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, size_t npool,
                   size_t b, unsigned char *out, double *lat, size_t *nlat, size_t latcap)
 {
@@ -238,6 +242,8 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 		pos = (pos + b) % (npool - b);
 		if (mode == 0) {
 			err = eg_snapshot_gather(s, slots, b, out, NULL);
+		} else if (mode == 3) {
+			err = eg_client_lookup_shm(c, "bench", slots, b, 0, &r, NULL);
 		} else if (mode == 1) {
 			err = eg_client_lookup(c, "bench", slots, b, out, b * opt.row_bytes, &r);
 			if (lat && *nlat < latcap)
@@ -269,7 +275,7 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 	}
 	return (double)rows / (now_s() - t0);
 fail:
-	die("batch %zu (%s): %s", b, mode ? "daemon" : "in-process",
+	die("batch %zu (%s): %s", b, mode == 3 ? "shm" : mode ? "daemon" : "in-process",
 	    mode ? eg_client_errmsg(c) : eg_strerror(err));
 }
 
@@ -314,17 +320,23 @@ static void bench_slots(eg_snapshot *s, eg_client *c)
 	uint64_t *pool = malloc(npool * sizeof(*pool));
 	unsigned char *out = malloc(2 * 65536 * (size_t)opt.row_bytes);
 	double *lat = malloc(latcap * sizeof(*lat));
-	double best[NBATCH][3] = { { 0 } };
+	double best[NBATCH][4] = { { 0 } };
+	void *shm_base = NULL;
+	int modes = 3;
 
 	if (!pool || !out || !lat)
 		die("out of memory");
+	if (eg_client_attach_shm(c, 65536 * (size_t)opt.row_bytes, &shm_base) == 0)
+		modes = 4;
+	else
+		printf("shm: not measured (%s)\n", eg_client_errmsg(c));
 	for (size_t i = 0; i < npool; i++)
 		pool[i] = rnd() % opt.slots;
 	warm_daemon(c);
 	for (int round = 0; round < opt.rounds; round++) {
 		warm(s);
 		for (size_t k = 0; k < NBATCH; k++) {
-			for (int mode = 0; mode < 3; mode++) {
+			for (int mode = 0; mode < modes; mode++) {
 				int want_lat = mode == 1 && batch_sizes[k] == 4096;
 				double rate = run(mode, s, c, pool, npool, batch_sizes[k], out,
 				                  want_lat ? lat : NULL, &nlat, latcap);
@@ -334,11 +346,12 @@ static void bench_slots(eg_snapshot *s, eg_client *c)
 			}
 		}
 	}
-	printf("%-8s %16s %16s %7s %18s %7s\n", "batch", "in-process r/s", "daemon r/s", "ratio",
-	       "pipelined(2) r/s", "ratio");
+	printf("%-8s %16s %16s %7s %18s %7s %16s %7s\n", "batch", "in-process r/s", "daemon r/s",
+	       "ratio", "pipelined(2) r/s", "ratio", "shm r/s", "ratio");
 	for (size_t k = 0; k < NBATCH; k++)
-		printf("%-8zu %16.0f %16.0f %7.3f %18.0f %7.3f\n", batch_sizes[k], best[k][0],
-		       best[k][1], best[k][1] / best[k][0], best[k][2], best[k][2] / best[k][0]);
+		printf("%-8zu %16.0f %16.0f %7.3f %18.0f %7.3f %16.0f %7.3f\n", batch_sizes[k],
+		       best[k][0], best[k][1], best[k][1] / best[k][0], best[k][2],
+		       best[k][2] / best[k][0], best[k][3], best[k][3] / best[k][0]);
 	qsort(lat, nlat, sizeof(*lat), cmp_double);
 	if (nlat)
 		printf("latency of a 4096-slot lookup: p50 %.1f us, p99 %.1f us (%zu calls)\n",
@@ -346,6 +359,9 @@ static void bench_slots(eg_snapshot *s, eg_client *c)
 	printf("target 65536-slot daemon/in-process >= 0.5: %s (%.3f blocking, %.3f pipelined)\n",
 	       best[NBATCH - 1][1] / best[NBATCH - 1][0] >= 0.5 ? "met" : "NOT met",
 	       best[NBATCH - 1][1] / best[NBATCH - 1][0], best[NBATCH - 1][2] / best[NBATCH - 1][0]);
+	if (modes == 4)
+		printf("shm 65536-slot daemon/in-process: %.3f\n",
+		       best[NBATCH - 1][3] / best[NBATCH - 1][0]);
 	free(pool);
 	free(out);
 	free(lat);

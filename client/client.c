@@ -18,6 +18,7 @@ int eg_client_connect(const char *addr, int timeout_ms, eg_client **out)
 	if (!c)
 		return -ENOMEM;
 	c->fd = -1;
+	c->shm_fd = -1;
 	c->next_id = 1;
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 	c->addr = strdup(addr);
@@ -45,6 +46,7 @@ void eg_client_close(eg_client *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
+	egc__shm_release(c);
 	for (i = 0; i < c->qlen; i++)
 		egc__ticket_free(c->q[i]);
 	free(c->q);
@@ -92,10 +94,10 @@ int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots
 	return egc__send(c, t, frame, len);
 }
 
-int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntables,
-                          const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
-                          const uint32_t *context, size_t nseq, void *const *outs,
-                          const size_t *out_sizes, uint64_t *ticket)
+int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                     const uint32_t *context, size_t nseq, void *const *outs,
+                     const size_t *out_sizes, int shm, uint64_t shm_offset, uint64_t *ticket)
 {
 	Engram__V1__TokensRequest tr = ENGRAM__V1__TOKENS_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -106,13 +108,13 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
 
 	if (!c)
 		return -EINVAL;
-	if (!tables || !ntables || !ticket || !outs || !out_sizes || (ntokens && !tokens) ||
+	if (!tables || !ntables || !ticket || (!shm && (!outs || !out_sizes)) || (ntokens && !tokens) ||
 	    ((seq_lens || context) && !nseq)) {
 		egc__set_msg(c, "eg_client_send_tokens: NULL or empty argument");
 		return -EINVAL;
 	}
 	for (i = 0; i < ntables; i++) {
-		if (!tables[i] || (out_sizes[i] && !outs[i])) {
+		if (!tables[i] || (!shm && out_sizes[i] && !outs[i])) {
 			egc__set_msg(c, "eg_client_send_tokens: NULL table name or buffer");
 			return -EINVAL;
 		}
@@ -122,10 +124,13 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
 		egc__set_msg(c, "out of memory");
 		return -ENOMEM;
 	}
-	for (i = 0; i < ntables; i++) {
+	t->shm = shm;
+	for (i = 0; !shm && i < ntables; i++) {
 		t->outs[i].buf = outs[i];
 		t->outs[i].size = out_sizes[i];
 	}
+	tr.shm = shm != 0;
+	tr.shm_offset = shm_offset;
 	tr.n_tables = ntables;
 	tr.tables = (char **)tables;
 	tr.n_tokens = ntokens;
@@ -155,6 +160,15 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
 	egc__start_call(c);
 	*ticket = t->id;
 	return egc__send(c, t, frame, len);
+}
+
+int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                          const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                          const uint32_t *context, size_t nseq, void *const *outs,
+                          const size_t *out_sizes, uint64_t *ticket)
+{
+	return egc__send_tokens(c, tables, ntables, tokens, ntokens, seq_lens, context, nseq, outs,
+	                        out_sizes, 0, 0, ticket);
 }
 
 int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,

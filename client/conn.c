@@ -198,8 +198,9 @@ int egc__dial(eg_client *c)
 		c->fd = -1;
 		if (err != EGC_EADDR)
 			egc__set_msg(c, "cannot connect to %s: %s", c->addr, eg_client_strerror(err));
+		return err;
 	}
-	return err;
+	return egc__shm_reattach(c);
 }
 
 /* An idle connection (nothing awaited) that is readable was closed by the

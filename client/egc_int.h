@@ -10,6 +10,7 @@
  *   ticket.c  the queue of outstanding requests, sending a request, waiting
  *   client.c  the public calls: connect, lookups, waits
  *   admin.c   the public calls: info, stats, ping, reload
+ *   shm.c     the same-host fast path: the shared buffer and its lookups
  *   errors.c  eg_client_strerror and the detail message
  */
 #ifndef EGC_INT_H
@@ -36,6 +37,7 @@ typedef struct egc_ticket {
 	enum egc_kind kind;
 	int done;          /* the response was read (or the connection dropped) */
 	int orphan;        /* its caller gave up (timeout): free it once done */
+	int shm;           /* rows go to the client's shared buffer */
 	int err;           /* result once done */
 	char msg[EGC_MSG_MAX]; /* detail when err != 0 */
 	Engram__V1__Response *resp; /* EGC_KIND_MSG: the response, owned here */
@@ -45,6 +47,8 @@ typedef struct egc_ticket {
 		void *buf;
 		size_t size;
 		eg_client_rows rows;
+		int in_shm;           /* the block said its rows are in the shared buffer */
+		uint64_t shm_offset;  /* ... at this offset */
 	} outs[];          /* EGC_KIND_ROWS: one per expected block */
 } egc_ticket;
 
@@ -66,6 +70,12 @@ struct eg_client {
 	/* request being encoded */
 	unsigned char *wbuf;
 	size_t wcap;
+
+	/* same-host fast path (unix only): the shared buffer, mapped here and
+	 * attached on every fresh connection; shm_fd -1 when none */
+	int shm_fd;
+	void *shm_base;
+	size_t shm_size;
 
 	char errmsg[512];
 };
@@ -95,11 +105,29 @@ int egc__encode_msg(eg_client *c, Engram__V1__Request *req, const unsigned char 
                     size_t *len);
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
                        size_t n, const unsigned char **frame, size_t *len);
+/* the same with LookupRequest.shm / shm_offset when shm is set */
+int egc__encode_lookup_at(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
+                          size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
+                          size_t *len);
+
+/* shm.c: after a fresh connect, attaches the client's shared buffer again
+ * (a no-op without one) */
+int egc__shm_reattach(eg_client *c);
+/* unmaps and closes the shared buffer */
+void egc__shm_release(eg_client *c);
 
 /* ticket.c; egc__send frees t when it fails */
 egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts);
 void egc__ticket_free(egc_ticket *t);
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
+int egc__push(eg_client *c, egc_ticket *t);
+
+/* client.c: eg_client_send_tokens, or with shm the rows into the shared
+ * buffer from shm_offset (outs and out_sizes unused) */
+int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                     const uint32_t *context, size_t nseq, void *const *outs,
+                     const size_t *out_sizes, int shm, uint64_t shm_offset, uint64_t *ticket);
 int egc__collect(eg_client *c, uint64_t ticket, egc_ticket **out);
 egc_ticket *egc__head(eg_client *c);
 void egc__reap(eg_client *c);

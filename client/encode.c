@@ -60,27 +60,36 @@ static size_t varint_size(uint64_t v)
 	return n;
 }
 
-/* Request{ 1: id, 3: LookupRequest{ 1: table, 2: packed slots } }. The slots
- * are written first, after room for the longest header; the header then goes
- * just before them, so the frame is contiguous after one pass. */
-int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
-                       size_t n, const unsigned char **frame, size_t *len)
+/* Request{ 1: id, 3: LookupRequest{ 1: table, 2: packed slots[, 3: shm,
+ * 4: shm_offset] } }. The slots are written first, after room for the
+ * longest header; the header then goes just before them, so the frame is
+ * contiguous after one pass. */
+int egc__encode_lookup_at(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
+                          size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
+                          size_t *len)
 {
-	size_t tlen = strlen(table), room = 64 + tlen, pbytes, lookup, body, hl;
+	size_t tlen = strlen(table), room = 64 + tlen, pbytes, lookup, body, hl, tail = 0;
 	unsigned char *w, *p, *h;
 
-	if (n > (SIZE_MAX - room) / 10 || !(w = wbuf(c, room + n * 10)))
+	if (n > (SIZE_MAX - room - 16) / 10 || !(w = wbuf(c, room + n * 10 + 16)))
 		return -ENOMEM;
 	p = w + room;
 	for (size_t i = 0; i < n; i++)
 		p = put_varint(p, slots[i]);
 	pbytes = (size_t)(p - (w + room));
-	lookup = 1 + varint_size(tlen) + tlen + 1 + varint_size(pbytes) + pbytes;
+	if (shm) {
+		*p++ = 3 << 3 | 0;
+		*p++ = 1;
+		*p++ = 4 << 3 | 0;
+		p = put_varint(p, shm_offset);
+		tail = 3 + varint_size(shm_offset);
+	}
+	lookup = 1 + varint_size(tlen) + tlen + 1 + varint_size(pbytes) + pbytes + tail;
 	body = 1 + varint_size(id) + 1 + varint_size(lookup) + lookup;
-	hl = varint_size(body) + body - pbytes;
+	hl = varint_size(body) + body - pbytes - tail;
 	h = w + room - hl;
 	*frame = h;
-	*len = hl + pbytes;
+	*len = hl + pbytes + tail;
 	h = put_varint(h, body);
 	*h++ = 1 << 3 | 0;
 	h = put_varint(h, id);
@@ -93,4 +102,10 @@ int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint6
 	*h++ = 2 << 3 | 2;
 	put_varint(h, pbytes);
 	return 0;
+}
+
+int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
+                       size_t n, const unsigned char **frame, size_t *len)
+{
+	return egc__encode_lookup_at(c, id, table, slots, n, 0, 0, frame, len);
 }

@@ -127,6 +127,53 @@ ENGRAM_EXPORT int eg_client_wait_blocks(eg_client *c, uint64_t ticket,
 ENGRAM_EXPORT int eg_client_lookup(eg_client *c, const char *table, const uint64_t *slots,
                                    size_t n, void *out, size_t out_size, eg_client_rows *rows);
 
+/* ---- same-host fast path (unix sockets only) ------------------------------
+ *
+ * The client creates a shared buffer (a sealed memfd), maps it and hands it
+ * to the daemon; shm lookups then ask the daemon to write the rows straight
+ * into it at a chosen offset, and the response carries only where they are:
+ * no row bytes cross the socket. The buffer belongs to the eg_client: it is
+ * attached again on every reconnect and unmapped by eg_client_close().
+ * Rows of an shm request are complete when its wait returns; they stay there
+ * until the caller (or a later shm request at an overlapping offset)
+ * overwrites them. Several shm requests may be pipelined when their ranges
+ * do not overlap. */
+
+/* Creates a shared buffer of size bytes, maps it and attaches it to the
+ * daemon (on a fresh connection: call it with no outstanding ticket). On
+ * success *base is its start, owned by c and valid until eg_client_close().
+ * Errors: -EINVAL (not a unix address, size 0), -EBUSY (already attached,
+ * or tickets outstanding), a negative errno, or the daemon's refusal
+ * (EGC_ETOOLARGE over its --max-shm, EGC_EBADREQUEST). */
+ENGRAM_EXPORT int eg_client_attach_shm(eg_client *c, size_t size, void **base);
+
+/* Sends a lookup whose rows the daemon writes into the shared buffer at
+ * offset (offset + n x row_bytes must fit it, else EGC_EOUTOFRANGE when
+ * collected). Collect with eg_client_wait_shm(). -EINVAL without a buffer. */
+ENGRAM_EXPORT int eg_client_send_lookup_shm(eg_client *c, const char *table,
+                                            const uint64_t *slots, size_t n, uint64_t offset,
+                                            uint64_t *ticket);
+
+/* Sends a token lookup (as eg_client_send_tokens) whose blocks the daemon
+ * writes into the shared buffer back to back from offset. */
+ENGRAM_EXPORT int eg_client_send_tokens_shm(eg_client *c, const char *const *tables,
+                                            size_t ntables, const int64_t *tokens,
+                                            size_t ntokens, const uint32_t *seq_lens,
+                                            const uint32_t *context, size_t nseq,
+                                            uint64_t offset, uint64_t *ticket);
+
+/* Waits for an shm ticket: blocks[i] describes block i and data[i] points
+ * at its rows inside the shared buffer (count x row_bytes bytes; not owned
+ * by the caller). */
+ENGRAM_EXPORT int eg_client_wait_shm(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
+                                     const void **data, size_t nblocks);
+
+/* Blocking shm lookup: send + wait. rows and data may be NULL; *data is
+ * base + offset. */
+ENGRAM_EXPORT int eg_client_lookup_shm(eg_client *c, const char *table, const uint64_t *slots,
+                                       size_t n, uint64_t offset, eg_client_rows *rows,
+                                       const void **data);
+
 /* Asks the daemon to reload table (NULL or "" = all). Fills up to nres
  * results (may be 0); *nout gets how many the daemon sent. */
 typedef struct eg_client_reload {

@@ -74,18 +74,22 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 	size_t idx = t->nblocks_got++;
 	struct egc_out *o = idx < t->nouts ? &t->outs[idx] : NULL;
 	eg_client_rows rows = { 0 };
-	uint64_t used = 0, key, v, dlen = 0;
-	int err, wrote = 0;
+	uint64_t used = 0, key, v, dlen = 0, shm_offset = 0;
+	int err, wrote = 0, in_shm = 0;
 
 	while (used < len) {
 		err = read_key(c, &key, &used, len);
 		if (err < 0)
 			return err;
-		if ((key & 7) == WT_VARINT && (key >> 3) >= 2 && (key >> 3) <= 4) {
+		if ((key & 7) == WT_VARINT && (key >> 3) >= 2 && (key >> 3) <= 7 && (key >> 3) != 5) {
 			err = egc__varint(c, &v, &used);
 			if (err < 0)
 				return err;
-			if (key >> 3 == 2)
+			if (key >> 3 == 6)
+				in_shm = v != 0;
+			else if (key >> 3 == 7)
+				shm_offset = v;
+			else if (key >> 3 == 2)
 				rows.generation = v;
 			else if (key >> 3 == 3)
 				rows.row_bytes = (uint32_t)v;
@@ -120,6 +124,19 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 		return EGC_EPROTOCOL;
 	if (!o)
 		return 0;
+	o->in_shm = in_shm;
+	o->shm_offset = shm_offset;
+	if (t->shm) {
+		/* rows in the shared buffer: inside it, and no data besides */
+		if (!in_shm || dlen != 0 || (rows.row_bytes && rows.count > UINT64_MAX / rows.row_bytes) ||
+		    shm_offset > c->shm_size ||
+		    rows.count * rows.row_bytes > c->shm_size - shm_offset)
+			st->bad = 1;
+		o->rows = rows;
+		return 0;
+	}
+	if (in_shm)
+		st->bad = 1;
 	if (wrote && rows.row_bytes == 0 && dlen != 0)
 		st->bad = 1;
 	if (wrote && rows.row_bytes != 0 &&

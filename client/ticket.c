@@ -61,7 +61,7 @@ void egc__reap(eg_client *c)
 	c->qlen = j;
 }
 
-static int push(eg_client *c, egc_ticket *t)
+int egc__push(eg_client *c, egc_ticket *t)
 {
 	egc_ticket **q;
 	size_t cap;
@@ -150,7 +150,7 @@ int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t le
 		err = egc__ensure_connected(c);
 		if (err < 0)
 			goto fail; /* message set by the dial */
-		err = push(c, t);
+		err = egc__push(c, t);
 		if (err < 0) {
 			egc__set_msg(c, "out of memory queueing a request");
 			goto fail;

@@ -17,6 +17,7 @@ struct ed_config ed_cfg = {
 	.max_frame = 64u << 20,
 	.max_rows = 1u << 22,
 	.max_output = 64u << 20,
+	.max_shm = 1u << 30,
 	.socket_mode = 0660,
 	.verify = ED_VERIFY_NEW,
 	.drain_timeout = 10,
@@ -31,6 +32,7 @@ static const char usage[] =
 	"  --max-frame BYTES    largest request accepted (default 64M)\n"
 	"  --max-rows N         rows per request (default 4M)\n"
 	"  --max-output BYTES   unsent bytes per connection before reading pauses (default 64M)\n"
+	"  --max-shm BYTES      largest shared buffer a unix client may attach (default 1G)\n"
 	"  --socket-mode OCTAL  mode of unix socket files (default 0660)\n"
 	"  --watch SECONDS      poll tables for a new generation or symlink target\n"
 	"  --verify MODE        check every chunk checksum before serving: 'new' (default:\n"
@@ -151,6 +153,12 @@ static int apply(const char *key, const char *val, int depth)
 		}
 		return 0;
 	}
+	if (strcmp(key, "max-shm") == 0) {
+		if (parse_size(val, &v) < 0 || v == 0)
+			goto bad;
+		ed_cfg.max_shm = v;
+		return 0;
+	}
 	if (strcmp(key, "http") == 0) {
 		free(ed_cfg.http);
 		ed_cfg.http = strdup(val);
@@ -260,6 +268,7 @@ int ed_config_parse(int argc, char **argv)
 		{ "max-frame", required_argument, NULL, 0 },
 		{ "max-rows", required_argument, NULL, 0 },
 		{ "max-output", required_argument, NULL, 0 },
+		{ "max-shm", required_argument, NULL, 0 },
 		{ "socket-mode", required_argument, NULL, 0 },
 		{ "watch", required_argument, NULL, 0 },
 		{ "drain-timeout", required_argument, NULL, 0 },

@@ -26,6 +26,7 @@ struct ed_config {
 	uint64_t max_frame;     /* largest request frame accepted, bytes */
 	uint64_t max_rows;      /* rows per request (all blocks together) */
 	uint64_t max_output;    /* queued unsent bytes per connection before reading pauses */
+	uint64_t max_shm;       /* largest shared buffer a connection may attach */
 	unsigned watch;         /* seconds between generation polls; 0 = off */
 	mode_t socket_mode;     /* unix socket file mode */
 	int verify;             /* ED_VERIFY_*: when to recompute every chunk checksum */

@@ -3,11 +3,22 @@
  * Life: open -> reading <-> paused (output over --max-output, or too many
  * requests waiting) -> closing (EOF answered, fatal frame error written, drain
  * or I/O error) -> freed once libuv closed the handle and no thread-pool job
- * still writes into one of its requests. */
+ * still writes into one of its requests.
+ *
+ * A unix connection starts with one read of its own (first_read): libuv
+ * pipes do not hand out received fds of non-socket types, so the daemon
+ * watches the fd with a uv_poll_t, reads whatever came first with recvmsg,
+ * keeping a memfd passed with SCM_RIGHTS for an AttachShmRequest in that
+ * first frame, then hands the fd to the pipe and frames those bytes as
+ * usual. The shared buffer stays mapped until the connection is freed, after
+ * the last job that writes into it. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -41,6 +52,14 @@ struct ed_conn {
 	unsigned writes;             /* uv_write requests in flight */
 	unsigned jobs;               /* requests with thread-pool work running */
 	int reading, eof, broken, draining, closing, handle_closed;
+	/* unix connections: the first read, done here with recvmsg */
+	uv_poll_t poll;
+	int fd;                      /* the socket until the pipe owns it */
+	int polling;                 /* poll handle open (close callback not yet run) */
+	int pass_fd;                 /* memfd received with the first bytes, or -1 */
+	uint64_t frames;             /* request frames dispatched */
+	uint8_t *shm;                /* attached shared buffer, or NULL */
+	size_t shm_size;
 };
 
 struct write_batch {
@@ -67,16 +86,22 @@ static void conn_free_if_idle(struct ed_conn *c)
 {
 	struct ed_req *r, *next;
 
-	if (!c->handle_closed || c->jobs > 0)
+	if (!c->handle_closed || c->jobs > 0 || c->polling)
 		return;
 	for (r = c->head; r; r = next) {
 		next = r->next;
 		ed_req_free(r);
 	}
+	if (c->shm)
+		munmap(c->shm, c->shm_size);
+	if (c->pass_fd >= 0)
+		close(c->pass_fd);
 	free(c->in);
 	ed_worker_conn_del(c->w, &c->u.h);
 	free(c);
 }
+
+static void on_poll_close(uv_handle_t *h);
 
 static void on_close(uv_handle_t *h)
 {
@@ -94,6 +119,8 @@ static void conn_close(struct ed_conn *c)
 	c->closing = 1;
 	uv_read_stop(&c->u.s);
 	uv_close(&c->u.h, on_close);
+	if (c->polling && !uv_is_closing((uv_handle_t *)&c->poll))
+		uv_close((uv_handle_t *)&c->poll, on_poll_close);
 }
 
 static int paused(const struct ed_conn *c)
@@ -103,7 +130,7 @@ static int paused(const struct ed_conn *c)
 
 static void set_reading(struct ed_conn *c)
 {
-	int want = !c->closing && !c->eof && !c->broken && !c->draining && !paused(c);
+	int want = !c->polling && !c->closing && !c->eof && !c->broken && !c->draining && !paused(c);
 
 	if (want == c->reading)
 		return;
@@ -246,6 +273,64 @@ static void flush(struct ed_conn *c)
 		send_ready_part(c->head);
 }
 
+/* An AttachShmRequest: maps the memfd that came with the connection's first
+ * bytes. Any fault is the client's: answered, never fatal. */
+static int attach_shm(struct ed_req *req, uint64_t size, char *msg, size_t msg_len)
+{
+	struct ed_conn *c = req->owner;
+	struct stat st;
+	int fd = c->pass_fd, seals;
+	void *p;
+
+	if (c->shm) {
+		snprintf(msg, msg_len, "a shared buffer is already attached to this connection");
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	if (c->frames != 0 || fd < 0) {
+		snprintf(msg, msg_len,
+		         "attach_shm needs a memfd passed with SCM_RIGHTS along with this request, "
+		         "sent as the first frame of a fresh unix connection");
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	c->pass_fd = -1; /* consumed, whatever happens */
+	if (size == 0 || size > ed_cfg.max_shm || size > SIZE_MAX) {
+		close(fd);
+		snprintf(msg, msg_len, "shared buffer of %llu bytes: give 1 .. %llu bytes (--max-shm)",
+		         (unsigned long long)size, (unsigned long long)ed_cfg.max_shm);
+		return size == 0 ? ENGRAM__V1__STATUS__BAD_REQUEST : ENGRAM__V1__STATUS__TOO_LARGE;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(fd);
+		snprintf(msg, msg_len, "the fd passed with attach_shm is not a memfd");
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	/* a buffer the client could shrink under us would fault the daemon */
+	seals = fcntl(fd, F_GET_SEALS);
+	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+		close(fd);
+		snprintf(msg, msg_len,
+		         "the memfd passed with attach_shm must be sealed with F_SEAL_SHRINK "
+		         "(memfd_create with MFD_ALLOW_SEALING, then fcntl F_ADD_SEALS)");
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	if ((uint64_t)st.st_size < size) {
+		close(fd);
+		snprintf(msg, msg_len, "the memfd has %lld bytes, fewer than the %llu asked",
+		         (long long)st.st_size, (unsigned long long)size);
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		snprintf(msg, msg_len, "cannot map the shared buffer: %s", strerror(errno));
+		return ENGRAM__V1__STATUS__BAD_REQUEST;
+	}
+	c->shm = p;
+	c->shm_size = (size_t)size;
+	ed_debug("attached a shared buffer of %llu bytes", (unsigned long long)size);
+	return ENGRAM__V1__STATUS__OK;
+}
+
 static struct ed_req *req_new(struct ed_conn *c)
 {
 	struct ed_req *r = calloc(1, sizeof(*r));
@@ -259,6 +344,10 @@ static struct ed_req *req_new(struct ed_conn *c)
 	r->finish = req_done;
 	r->progress = send_ready_part;
 	r->t_start = uv_hrtime();
+	r->shm = c->shm;
+	r->shm_size = c->shm_size;
+	if (c->fd >= 0)
+		r->attach_shm = attach_shm;
 	if (c->tail)
 		c->tail->next = r;
 	else
@@ -287,6 +376,13 @@ static void process(struct ed_conn *c)
 {
 	size_t off = 0;
 
+	if (c->polling) {
+		/* the first read is not done: nothing to frame yet, unless its
+		 * bytes wait for on_poll_close */
+		if (c->draining && c->in_len == 0 && !c->closing)
+			conn_close(c);
+		return;
+	}
 	while (!c->closing && !c->broken && !paused(c)) {
 		uint64_t len = 0;
 		size_t hl = 0;
@@ -312,6 +408,12 @@ static void process(struct ed_conn *c)
 		r = req_new(c);
 		ed_dispatch(r, c->in + off + hl, (size_t)len);
 		off += hl + (size_t)len;
+		c->frames++;
+		if (c->pass_fd >= 0) {
+			/* only the first frame may take it */
+			close(c->pass_fd);
+			c->pass_fd = -1;
+		}
 		if (r->done)
 			c->held += r->out.len;
 		else
@@ -401,6 +503,107 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	process(c);
 }
 
+/* The poll handle is closed: the pipe takes the socket over, and the bytes
+ * of the first read are framed. */
+static void on_poll_close(uv_handle_t *h)
+{
+	struct ed_conn *c = h->data;
+	int rc;
+
+	c->polling = 0;
+	if (c->closing) {
+		close(c->fd); /* the pipe never owned it */
+		c->fd = -1;
+		conn_free_if_idle(c);
+		return;
+	}
+	rc = uv_pipe_open(&c->u.pipe, c->fd);
+	if (rc) {
+		ed_warn("cannot take a connection: %s", uv_strerror(rc));
+		close(c->fd);
+		c->fd = -1;
+		conn_close(c);
+		return;
+	}
+	process(c);
+}
+
+/* Takes every fd out of the control messages of msg: the first one into
+ * c->pass_fd when it is alone, all others closed. */
+static void take_fds(struct ed_conn *c, struct msghdr *msg)
+{
+	int n_fds = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
+		size_t n;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < n; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (n_fds++ == 0 && c->pass_fd < 0)
+				c->pass_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	if (n_fds > 1 && c->pass_fd >= 0) {
+		close(c->pass_fd); /* one buffer per connection: refuse the lot */
+		c->pass_fd = -1;
+	}
+}
+
+static void on_first_read(uv_poll_t *p, int status, int events)
+{
+	struct ed_conn *c = p->data;
+	union {
+		struct cmsghdr align;
+		char buf[CMSG_SPACE(4 * sizeof(int))];
+	} ctl;
+	struct msghdr msg = { 0 };
+	struct iovec iov;
+	uv_buf_t buf;
+	ssize_t n;
+
+	(void)events;
+	if (c->closing || uv_is_closing((uv_handle_t *)p))
+		return;
+	if (status < 0) {
+		conn_close(c);
+		return;
+	}
+	on_alloc(&c->u.h, READ_CHUNK, &buf);
+	if (!buf.base) {
+		conn_close(c);
+		return;
+	}
+	iov.iov_base = buf.base;
+	iov.iov_len = buf.len;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.buf;
+	msg.msg_controllen = sizeof(ctl.buf);
+	do
+		n = recvmsg(c->fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return; /* spurious wake-up: keep polling */
+	if (n < 0) {
+		if (errno != ECONNRESET)
+			ed_debug("read failed: %s", strerror(errno));
+		conn_close(c);
+		return;
+	}
+	take_fds(c, &msg);
+	if (n == 0)
+		c->eof = 1;
+	c->in_len += (size_t)n;
+	uv_close((uv_handle_t *)p, on_poll_close);
+}
+
 void ed_conn_open(struct ed_worker *w, int fd)
 {
 	struct ed_conn *c = calloc(1, sizeof(*c));
@@ -412,13 +615,22 @@ void ed_conn_open(struct ed_worker *w, int fd)
 		close(fd);
 		return;
 	}
+	c->fd = -1;
+	c->pass_fd = -1;
 	getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &sl);
 	/* big responses leave in fewer, larger writes (the kernel caps it at
 	 * net.core.wmem_max) */
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &(int){ SEND_BUFFER_BYTES }, sizeof(int));
 	if (domain == AF_UNIX) {
+		/* opened on the pipe after the first read (on_poll_close) */
 		uv_pipe_init(loop, &c->u.pipe, 0);
-		rc = uv_pipe_open(&c->u.pipe, fd);
+		rc = uv_poll_init(loop, &c->poll, fd);
+		if (rc == 0) {
+			c->fd = fd;
+			c->polling = 1;
+			c->poll.data = c;
+			rc = uv_poll_start(&c->poll, UV_READABLE, on_first_read);
+		}
 	} else {
 		uv_tcp_init(loop, &c->u.tcp);
 		rc = uv_tcp_open(&c->u.tcp, fd);
@@ -432,7 +644,8 @@ void ed_conn_open(struct ed_worker *w, int fd)
 	ed_stat_add(connections_total, 1);
 	if (rc) {
 		ed_warn("cannot take a connection: %s", uv_strerror(rc));
-		close(fd);
+		if (!c->polling)
+			close(fd); /* else closed with the poll handle */
 		conn_close(c);
 		return;
 	}

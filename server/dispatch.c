@@ -71,6 +71,27 @@ void ed_req_free(struct ed_req *req)
 	free(req);
 }
 
+static void do_attach_shm(struct ed_req *req, uint64_t id, const Engram__V1__AttachShmRequest *a)
+{
+	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
+	char msg[400];
+	int st;
+
+	if (!req->attach_shm) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		            "attach_shm works only on a unix socket connection");
+		return;
+	}
+	msg[0] = '\0';
+	st = req->attach_shm(req, a->size, msg, sizeof(msg));
+	if (st != ENGRAM__V1__STATUS__OK) {
+		ed_req_fail(req, id, (Engram__V1__Status)st, msg);
+		return;
+	}
+	r.id = id;
+	ed_req_answer(req, &r);
+}
+
 void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
 {
 	Engram__V1__Request *m = engram__v1__request__unpack(NULL, len, frame);
@@ -102,10 +123,13 @@ void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
 	case ENGRAM__V1__REQUEST__BODY_RELOAD:
 		ed_do_reload(req, m->id, m->reload);
 		break;
+	case ENGRAM__V1__REQUEST__BODY_ATTACH_SHM:
+		do_attach_shm(req, m->id, m->attach_shm);
+		break;
 	default:
 		ed_req_failf(req, m->id, ENGRAM__V1__STATUS__BAD_REQUEST,
 		             "request %llu has no body this daemon knows (protocol %d): set one of "
-		             "info, lookup, stats, ping, tokens, reload",
+		             "info, lookup, stats, ping, tokens, reload, attach_shm",
 		             (unsigned long long)m->id, ED_PROTOCOL_VERSION);
 		break;
 	}

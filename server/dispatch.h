@@ -48,6 +48,14 @@ struct ed_req {
 	size_t n_slot_bufs;
 	void *jobs;                  /* thread-pool jobs of this request */
 	void *msg;                   /* the unpacked Request */
+	/* Same-host fast path, set by the owner: the connection's shared
+	 * buffer (NULL when none is attached), which outlives the request and
+	 * its jobs; and the hook that answers an AttachShmRequest (NULL when
+	 * the transport cannot pass a memfd). The hook returns an
+	 * Engram__V1__Status and, when not OK, a message in msg. */
+	uint8_t *shm;
+	size_t shm_size;
+	int (*attach_shm)(struct ed_req *req, uint64_t size, char *msg, size_t msg_len);
 };
 
 /* Handles the request in frame (len bytes; not kept). Either sets req->done

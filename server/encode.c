@@ -81,6 +81,8 @@ static void block_header(Engram__V1__RowBlock *b, const struct ed_block *blk)
 	b->generation = blk->generation;
 	b->row_bytes = blk->row_bytes;
 	b->count = blk->count;
+	b->shm = blk->shm != 0;
+	b->shm_offset = blk->shm ? blk->shm_offset : 0;
 }
 
 int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t rpt,
@@ -110,7 +112,10 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 		if (blocks[i].count > SIZE_MAX / 4 / (blocks[i].row_bytes ? blocks[i].row_bytes : 1))
 			goto too_big;
 		dl[i] = (size_t)blocks[i].count * blocks[i].row_bytes;
-		bl[i] = bh[i] + 1 + ed_varint_size(dl[i]) + dl[i];
+		if (blocks[i].shm)
+			bl[i] = bh[i];
+		else
+			bl[i] = bh[i] + 1 + ed_varint_size(dl[i]) + dl[i];
 		if (bl[i] > SIZE_MAX / 4 - body)
 			goto too_big;
 		body += 1 + ed_varint_size(bl[i]) + bl[i];
@@ -130,6 +135,8 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 		*p++ = TAG_BLOCKS;
 		p += ed_varint_put(p, bl[i]);
 		p += engram__v1__row_block__pack(&b, p);
+		if (blocks[i].shm)
+			continue;
 		*p++ = TAG_DATA;
 		p += ed_varint_put(p, dl[i]);
 		blocks[i].rows = p;

@@ -32,10 +32,14 @@ struct ed_block {
 	uint32_t row_bytes;
 	uint64_t count;
 	uint8_t *rows;   /* set by ed_encode_rows: where count * row_bytes bytes go */
+	int shm;         /* rows go to the shared buffer at shm_offset: the block
+	                    has no data and ed_encode_rows leaves rows alone */
+	uint64_t shm_offset;
 };
 
 /* Lays out a rows response (Lookup: tokens = rpt = 0) with room for every
- * block's rows and points blocks[i].rows there. Returns 0, or -ENOMEM when
+ * block's rows and points blocks[i].rows there (shm blocks: no room, rows
+ * untouched). Returns 0, or -ENOMEM when
  * the frame cannot be allocated, or -E2BIG when its size overflows. */
 int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t rpt,
                    struct ed_block *blocks, size_t n);

@@ -65,7 +65,9 @@ static void gather_done(uv_work_t *w, int status)
 	while (set->next < set->n && set->jobs[set->next].done)
 		set->next++;
 	if (--req->pending > 0) {
-		if (!req->job_rc && set->next > 0) {
+		/* end is 0 for rows gathered into the shared buffer: the frame
+		 * only leaves once every row is written */
+		if (!req->job_rc && set->next > 0 && set->jobs[set->next - 1].end) {
 			req->ready = set->jobs[set->next - 1].end;
 			if (req->progress)
 				req->progress(req);
@@ -86,14 +88,17 @@ static void gather_done(uv_work_t *w, int status)
 /* Copies the rows of every block into the frame: here when small, else in
  * pieces on the thread pool (parallel page-ins for cold rows, and the loop
  * stays free for small requests of other connections). */
-static void gather(struct ed_req *req, const struct fill *f, const struct ed_block *b, size_t n)
+static void gather(struct ed_req *req, const struct fill *f, const struct ed_block *b, size_t n,
+                   int shm)
 {
 	size_t total = 0, n_jobs = 0, piece, k = 0;
 	struct gather_set *set;
 
 	for (size_t i = 0; i < n; i++)
 		total += f[i].n * b[i].row_bytes;
-	if (total <= ED_GATHER_ASYNC_BYTES)
+	/* a gather into the shared buffer spares the loop the socket write of
+	 * the same bytes: it may take twice as many here */
+	if (total <= (shm ? 2 * (size_t)ED_GATHER_ASYNC_BYTES : ED_GATHER_ASYNC_BYTES))
 		goto sync;
 	piece = total / 16 > PIECE_BYTES ? total / 16 : PIECE_BYTES;
 	for (size_t i = 0; i < n; i++) {
@@ -117,7 +122,7 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 			j->slots = f[i].slots + off;
 			j->n = f[i].n - off < rows ? f[i].n - off : rows;
 			j->dst = b[i].rows + off * b[i].row_bytes;
-			j->end = (size_t)(j->dst - req->out.data) + j->n * b[i].row_bytes;
+			j->end = shm ? 0 : (size_t)(j->dst - req->out.data) + j->n * b[i].row_bytes;
 			/* after_work callbacks never run inside uv_queue_work */
 			if (uv_queue_work(req->loop, &j->work, gather_work, gather_done) == 0) {
 				req->pending++;
@@ -147,12 +152,41 @@ sync:
 	req->done = 1;
 }
 
-/* Lays out the frame and fills it. */
-static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
-                        const struct fill *f, const char *const *names, size_t n)
+/* A shm request: whether the connection has a shared buffer; 0, or -1 once
+ * answered. */
+static int check_shm_attached(struct ed_req *req, uint64_t id)
 {
-	struct ed_block *b = calloc(n, sizeof(*b));
+	if (req->shm)
+		return 0;
+	ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+	            "shm is set but this connection has no shared buffer: send attach_shm "
+	            "with a memfd first (unix sockets only)");
+	return -1;
+}
+
+/* Lays out the frame and fills it; with shm, the rows go to the shared
+ * buffer from shm_offset on, block after block. */
+static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
+                        const struct fill *f, const char *const *names, size_t n,
+                        int shm, uint64_t shm_offset)
+{
+	struct ed_block *b;
 	int rc;
+
+	if (shm) {
+		uint64_t need = 0;
+
+		for (size_t i = 0; i < n; i++)
+			need += (uint64_t)f[i].n * f[i].s->meta->row_bytes; /* <= max_rows rows */
+		if (shm_offset > req->shm_size || need > req->shm_size - shm_offset) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
+			             "rows of %llu bytes at shm_offset %llu do not fit the shared buffer of %zu bytes",
+			             (unsigned long long)need, (unsigned long long)shm_offset,
+			             req->shm_size);
+			return;
+		}
+	}
+	b = calloc(n, sizeof(*b));
 
 	if (!b) {
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory for the response");
@@ -164,6 +198,12 @@ static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32
 		b[i].row_bytes = f[i].s->meta->row_bytes;
 		b[i].count = f[i].n;
 		req->rows += f[i].n;
+		if (shm) {
+			b[i].shm = 1;
+			b[i].shm_offset = shm_offset;
+			b[i].rows = req->shm + shm_offset;
+			shm_offset += (uint64_t)f[i].n * b[i].row_bytes;
+		}
 	}
 	rc = ed_encode_rows(&req->out, id, tokens, rpt, b, n);
 	if (rc) {
@@ -172,7 +212,7 @@ static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32
 		             (unsigned long long)req->rows, strerror(-rc));
 		req->rows = 0;
 	} else {
-		gather(req, f, b, n);
+		gather(req, f, b, n, shm);
 	}
 	free(b);
 }
@@ -189,6 +229,8 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 		             lr->table);
 		return;
 	}
+	if (lr->shm && check_shm_attached(req, id) < 0)
+		return;
 	if (lr->n_slots > ed_cfg.max_rows) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
 		             "%zu slots asked, the limit is %llu rows per request (--max-rows); split the request",
@@ -213,7 +255,7 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 	f.s = s;
 	f.slots = lr->slots;
 	f.n = lr->n_slots;
-	answer_rows(req, id, 0, 0, &f, &name, 1);
+	answer_rows(req, id, 0, 0, &f, &name, 1, lr->shm, lr->shm_offset);
 }
 
 /* Checks the sequence layout; returns the number of returned tokens or -1
@@ -299,6 +341,8 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST, "tokens request names no table");
 		return;
 	}
+	if (tr->shm && check_shm_attached(req, id) < 0)
+		return;
 	if (tr->n_tokens > UINT32_MAX) {
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "too many tokens in one request");
 		return;
@@ -341,7 +385,7 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 		f[i].slots = req->slot_bufs[i];
 	}
 	answer_rows(req, id, (uint64_t)out_tokens, f[0].s->rows_per_token, f,
-	            (const char *const *)tr->tables, n);
+	            (const char *const *)tr->tables, n, tr->shm, tr->shm_offset);
 out:
 	free(f);
 }

@@ -11,12 +11,23 @@ reads (and keeps) the responses of earlier requests on the way. A Client is
 safe to share between threads (one lock around the connection), but one
 client per thread pipelines better.
 
+Same-host fast path (unix sockets): Client(addr, shm_bytes=N) or
+client.attach_shm(N) hands the daemon a shared buffer (a sealed memfd); then
+lookup(..., shm=True) / tokens(..., shm=True) have the daemon write the rows
+straight into it and return numpy views of the mapping, no row bytes on the
+socket. Such a view is valid until the next shm call whose range overlaps it
+(by default every shm call writes at offset 0): copy what must outlive that.
+
 Failures raise EngramError subclasses (errors.py). When the connection
 breaks or a wait times out, every outstanding future fails and the next call
 reconnects to the same address; a blocking call that finds its connection
 dead (the daemon restarted) reconnects and retries once by itself.
 """
+import array
 import collections
+import fcntl
+import mmap
+import os
 import select
 import socket
 import threading
@@ -94,7 +105,8 @@ class Client:
     The connection is opened here; a failure raises EngramConnectionError.
     """
 
-    def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True):
+    def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
+                 shm_bytes=None):
         self.addr = addr
         self._family, self._target = parse_address(addr)
         self.timeout = timeout
@@ -108,9 +120,16 @@ class Client:
         self._rpos = self._rend = 0
         self._layouts = {}
         self._lock = threading.RLock()
+        self._shm_fd = None     # the shared buffer's memfd, once attached
+        self._shm_map = None    # its mmap, and a uint8 array over it
+        self._shm = None
+        if shm_bytes and self._family != "unix":
+            raise ValueError("a shared buffer needs a unix:PATH address")
         if connect:
             with self._lock:
                 self._connect()
+        if shm_bytes:
+            self.attach_shm(shm_bytes)
 
     # ---- public calls ------------------------------------------------------
 
@@ -138,30 +157,87 @@ class Client:
         body = pb.ReloadRequest(table=table or "").SerializeToString()
         return self._call("reload", wire.REQ_RELOAD, body)
 
-    def lookup(self, table, slots, decode=False):
+    def attach_shm(self, nbytes):
+        """Creates a shared buffer of nbytes (a memfd sealed against
+        shrinking), maps it and hands it to the daemon with SCM_RIGHTS on a
+        fresh connection (unix addresses only). Reconnects attach it again.
+        Returns the buffer as a uint8 ndarray over the mapping."""
+        nbytes = int(nbytes)
+        if self._family != "unix":
+            raise ValueError("a shared buffer needs a unix:PATH address")
+        if nbytes <= 0:
+            raise ValueError("shm_bytes must be positive")
+        with self._lock:
+            if self._shm_fd is not None:
+                raise EngramError("a shared buffer is already attached")
+            if self._pending:
+                raise EngramError("collect every outstanding future before attach_shm")
+            fd = os.memfd_create("engram-shm", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+            try:
+                os.ftruncate(fd, nbytes)
+                fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW)
+                m = mmap.mmap(fd, nbytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._shm_fd, self._shm_map = fd, m
+            self._shm = np.frombuffer(m, dtype=np.uint8)
+            # the attach must be the first frame of a connection
+            self._break(EngramConnectionError("reconnecting to attach a shared buffer"))
+            try:
+                self._connect()
+            except BaseException:
+                self._shm = self._shm_map = None
+                os.close(fd)
+                self._shm_fd = None
+                raise
+            return self._shm
+
+    @property
+    def shm(self):
+        """The attached shared buffer (uint8 ndarray), or None."""
+        return self._shm
+
+    def lookup(self, table, slots, decode=False, shm=False, shm_offset=0):
         """Rows of slots (any integer sequence/array) of table: ndarray
-        [n, dim] (see rows.py for dtypes and decode)."""
-        return self._call("lookup", wire.REQ_LOOKUP, wire.lookup_body(table, slots),
-                          (table, decode))
+        [n, dim] (see rows.py for dtypes and decode). With shm=True (after
+        attach_shm) the daemon writes the rows into the shared buffer at
+        shm_offset and the result is a view of it, valid until the next shm
+        call writing over that range."""
+        body = wire.lookup_body(table, slots, self._shm_offset(shm, shm_offset))
+        return self._call("lookup", wire.REQ_LOOKUP, body, (table, decode))
 
-    def lookup_async(self, table, slots, decode=False):
+    def lookup_async(self, table, slots, decode=False, shm=False, shm_offset=0):
         """Sends a lookup now; Future whose result() is lookup()'s value."""
-        return self._submit("lookup", wire.REQ_LOOKUP, wire.lookup_body(table, slots),
-                            (table, decode))
+        body = wire.lookup_body(table, slots, self._shm_offset(shm, shm_offset))
+        return self._submit("lookup", wire.REQ_LOOKUP, body, (table, decode))
 
-    def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False):
+    def _shm_offset(self, shm, offset):
+        if not shm:
+            return None
+        if self._shm is None:
+            raise EngramError("shm=True needs a shared buffer: call attach_shm first")
+        return int(offset)
+
+    def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
+               shm=False, shm_offset=0):
         """Rows of every returned token for each table, hashed by the daemon
         with the table's hash spec: {table: ndarray [T, rows_per_token, dim]}.
 
         token_ids: raw ids of all sequences back to back, or a 2-D array of
         equal-length sequences (then seq_lens defaults to its rows). context:
-        per sequence, leading tokens that are history only (no rows)."""
-        args = self._tokens_args(tables, token_ids, seq_lens, context, decode)
+        per sequence, leading tokens that are history only (no rows).
+        shm=True: the blocks go into the shared buffer back to back from
+        shm_offset; the arrays are views of it (see lookup)."""
+        args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
+                                 self._shm_offset(shm, shm_offset))
         return self._call("tokens", wire.REQ_TOKENS, args[0], args[1])
 
-    def tokens_async(self, tables, token_ids, seq_lens=None, context=None, decode=False):
+    def tokens_async(self, tables, token_ids, seq_lens=None, context=None, decode=False,
+                     shm=False, shm_offset=0):
         """Sends a token lookup now; Future whose result() is tokens()'s value."""
-        args = self._tokens_args(tables, token_ids, seq_lens, context, decode)
+        args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
+                                 self._shm_offset(shm, shm_offset))
         return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1])
 
     def close(self):
@@ -178,14 +254,14 @@ class Client:
     # ---- requests ----------------------------------------------------------
 
     @staticmethod
-    def _tokens_args(tables, token_ids, seq_lens, context, decode):
+    def _tokens_args(tables, token_ids, seq_lens, context, decode, shm_offset=None):
         if isinstance(tables, str):
             tables = [tables]
         tables = list(tables)
         ids = np.asarray(token_ids)
         if ids.ndim == 2 and seq_lens is None:
             seq_lens = [ids.shape[1]] * ids.shape[0]
-        body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context)
+        body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context, shm_offset)
         return body, (tables, decode)
 
     def _call(self, kind, field, body, args=None):
@@ -256,7 +332,34 @@ class Client:
         self._poll = select.poll()
         self._poll.register(s.fileno(), _POLLIN | _POLLOUT)
         self._rpos = self._rend = 0
+        if self._shm_fd is not None:
+            self._send_attach()
 
+    def _send_attach(self):
+        """Attaches the shared buffer: the first frame of the connection,
+        with the memfd as SCM_RIGHTS."""
+        req_id = self._next_id
+        self._next_id += 1
+        fut = Future(self, req_id, "attach", None)
+        self._pending.append(fut)
+        body = pb.AttachShmRequest(size=len(self._shm)).SerializeToString()
+        data = wire.request(req_id, wire.REQ_ATTACH_SHM, body)
+        deadline = self._deadline(None)
+        try:
+            self._sock.settimeout(self.timeout)
+            sent = self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                array.array("i", [self._shm_fd]))])
+            if sent < len(data):
+                self._send(data[sent:], deadline)
+            while not fut._done:
+                self._read_one(deadline)
+        except OSError as e:
+            self._break(self._conn_error("attaching a shared buffer on", e))
+        except EngramError as e:
+            self._break(e)
+        if fut._exc is not None:
+            self._break(fut._exc)
+            raise fut._exc
     def _ensure_connected(self):
         """Connects when needed; True when the connection is new. An idle
         connection the daemon has closed (restart) is replaced."""
@@ -412,6 +515,8 @@ class Client:
 
     def _finish(self, fut):
         frame, hdr, kind = fut._frame, fut._header, fut.kind
+        if kind == "attach":
+            return None
         if kind == "lookup":
             table, decode = fut._args
             if not hdr.blocks:  # an empty lookup may come back without a block
@@ -475,6 +580,14 @@ class Client:
         return lay
 
     def _block_rows(self, frame, blk, table, decode, count):
+        if blk.shm:
+            size = count * blk.row_bytes
+            if self._shm is None or blk.data_len or blk.shm_offset + size > len(self._shm):
+                raise ProtocolError(f"shared-buffer block of {size} bytes at "
+                                    f"{blk.shm_offset} lies outside the buffer")
+            lay = self._layout(table, blk.row_bytes)
+            data = self._shm[blk.shm_offset:blk.shm_offset + size]
+            return rows_array(data, count, lay, decode)
         if blk.data_len != count * blk.row_bytes:
             raise ProtocolError(f"row block of {blk.data_len} bytes for {count} rows "
                                 f"of {blk.row_bytes}")

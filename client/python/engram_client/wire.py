@@ -22,6 +22,7 @@ _U64 = (1 << 64) - 1
 
 # Request body field numbers (the oneof in Request).
 REQ_INFO, REQ_LOOKUP, REQ_STATS, REQ_PING, REQ_TOKENS, REQ_RELOAD = 2, 3, 4, 5, 6, 7
+REQ_ATTACH_SHM = 8
 
 
 def varint(n):
@@ -99,8 +100,14 @@ def request(req_id, field, body):
     return b"".join((varint(len(head) + len(body)), head, body))
 
 
-def lookup_body(table, slots):
-    """LookupRequest bytes: table name and packed slot ids."""
+def _shm_fields(flag_tag, offset):
+    """shm = true and shm_offset (fields flag_tag >> 3 and the next one)."""
+    return bytes((flag_tag, 1, flag_tag + 8)) + varint(int(offset))
+
+
+def lookup_body(table, slots, shm_offset=None):
+    """LookupRequest bytes: table name and packed slot ids; with shm_offset,
+    the rows go to the connection's shared buffer there."""
     parts = []
     name = table.encode("utf-8")
     if name:
@@ -108,10 +115,12 @@ def lookup_body(table, slots):
     packed = packed_varints(_as_u64(slots, "slots"))
     if packed:
         parts.append(b"\x12" + varint(len(packed)) + packed)
+    if shm_offset is not None:
+        parts.append(_shm_fields(0x18, shm_offset))
     return b"".join(parts)
 
 
-def tokens_body(tables, tokens, seq_lens=None, context=None):
+def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None):
     """TokensRequest bytes. tokens are int64 (negative ids are sent as the
     protobuf int64 encoding, ten bytes, for the daemon to refuse)."""
     parts = [_field_bytes(0x0A, t.encode("utf-8")) for t in tables]
@@ -130,6 +139,8 @@ def tokens_body(tables, tokens, seq_lens=None, context=None):
         packed = packed_varints(a)
         if packed:
             parts.append(bytes((tag,)) + varint(len(packed)) + packed)
+    if shm_offset is not None:
+        parts.append(_shm_fields(0x28, shm_offset))
     return b"".join(parts)
 
 
@@ -170,12 +181,14 @@ def _skip(mv, pos, end, wire):
 class Block:
     """One RowBlock of a response: where its rows lie in the frame."""
 
-    __slots__ = ("table", "generation", "row_bytes", "count", "data_off", "data_len")
+    __slots__ = ("table", "generation", "row_bytes", "count", "data_off", "data_len",
+                 "shm", "shm_offset")
 
     def __init__(self):
         self.table = ""
         self.generation = self.row_bytes = self.count = 0
         self.data_off = self.data_len = 0
+        self.shm, self.shm_offset = False, 0
 
 
 def _parse_block(mv, pos, end):
@@ -193,9 +206,13 @@ def _parse_block(mv, pos, end):
             else:
                 blk.data_off, blk.data_len = pos, n
             pos += n
-        elif wire == 0 and field in (2, 3, 4):
+        elif wire == 0 and field in (2, 3, 4, 6, 7):
             v, pos = read_varint(mv, pos, end)
-            if field == 2:
+            if field == 6:
+                blk.shm = bool(v)
+            elif field == 7:
+                blk.shm_offset = v
+            elif field == 2:
                 blk.generation = v
             elif field == 3:
                 blk.row_bytes = v & 0xFFFFFFFF

@@ -1,0 +1,477 @@
+/* check_shm.c - the same-host fast path against the real engramd: a memfd
+ * passed with SCM_RIGHTS, rows gathered into it (lookups and tokens,
+ * byte-exact against eg_snapshot_gather), bounds, refusals, reconnects. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "egtest.h"
+#include "eg_hash.h"
+#include "eg_table.h"
+#include "engram.h"
+#include "engram.pb-c.h"
+
+#define ROW 160
+#define SLOTS 20000
+#define CHUNK 1024
+#define SHM (8u << 20)
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static char *table_dir;
+static egt_daemon daemon_;
+
+static void start(const char *extra)
+{
+	char arg[4096];
+	const char *args[] = { "--table", arg, extra ? "--max-shm" : NULL, extra, NULL };
+
+	table_dir = egt_path("ta");
+	egt_make_table(table_dir, "a", SLOTS, ROW, CHUNK, 7);
+	snprintf(arg, sizeof(arg), "a=%s", table_dir);
+	egt_daemon_start(&daemon_, 0, args);
+}
+
+static eg_client *dial(const char *addr)
+{
+	eg_client *c = NULL;
+	int err = eg_client_connect(addr, 5000, &c);
+
+	ck_assert_msg(err == 0, "connect %s: %s", addr, eg_client_strerror(err));
+	return c;
+}
+
+/* Rows of slots of the table in dir as the table library reads them here. */
+static unsigned char *gather_local(const char *dir, const uint64_t *slots, size_t n,
+                                   uint32_t row_bytes)
+{
+	eg_table *t;
+	eg_snapshot *s;
+	unsigned char *out = malloc(n * row_bytes + 1);
+
+	ck_assert_ptr_nonnull(out);
+	ck_assert_int_eq(eg_table_open(dir, &t), 0);
+	ck_assert_int_eq(eg_snapshot_open(t, 0, &s), 0);
+	ck_assert_int_eq(eg_snapshot_gather(s, slots, n, out, NULL), 0);
+	eg_snapshot_close(s);
+	eg_table_close(t);
+	return out;
+}
+
+static void check_shm_lookup(eg_client *c, void *base, size_t n, uint64_t offset)
+{
+	uint64_t *slots = malloc((n + 1) * sizeof(*slots));
+	unsigned char *want;
+	const void *data = NULL;
+	eg_client_rows r;
+	int err;
+
+	for (size_t i = 0; i < n; i++)
+		slots[i] = rnd() % SLOTS;
+	want = gather_local(table_dir, slots, n, ROW);
+	memset((char *)base + offset, 0xee, n * ROW);
+	err = eg_client_lookup_shm(c, "a", slots, n, offset, &r, &data);
+	ck_assert_msg(err == 0, "lookup_shm of %zu at %llu: %s", n, (unsigned long long)offset,
+	              eg_client_errmsg(c));
+	ck_assert_ptr_eq(data, (char *)base + offset);
+	ck_assert_uint_eq(r.count, n);
+	ck_assert_uint_eq(r.row_bytes, ROW);
+	ck_assert_uint_eq(r.generation, 1);
+	ck_assert(memcmp(data, want, n * ROW) == 0);
+	free(slots);
+	free(want);
+}
+
+START_TEST(lookup_through_shm)
+{
+	eg_client *c;
+	void *base = NULL, *other;
+	unsigned char buf[ROW], want[ROW];
+	uint64_t slot = 5, t1, t2, s1[3] = { 1, 2, 3 }, s2[2] = { 19999, 0 };
+	eg_client_rows r[1];
+	const void *d[1];
+
+	start(NULL);
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, SHM, &base) == 0, "%s", eg_client_errmsg(c));
+	ck_assert_ptr_nonnull(base);
+	check_shm_lookup(c, base, 1, 0);
+	check_shm_lookup(c, base, 1000, 4096);
+	check_shm_lookup(c, base, 20000, 100); /* gathered on the thread pool */
+	check_shm_lookup(c, base, 3, SHM - 3 * ROW); /* the very end */
+	check_shm_lookup(c, base, 0, SHM);
+	/* pipelined, into separate ranges */
+	ck_assert_int_eq(eg_client_send_lookup_shm(c, "a", s1, 3, 0, &t1), 0);
+	ck_assert_int_eq(eg_client_send_lookup_shm(c, "a", s2, 2, 1 << 20, &t2), 0);
+	ck_assert_int_eq(eg_client_wait_shm(c, t2, r, d, 1), 0);
+	ck_assert_ptr_eq(d[0], (char *)base + (1 << 20));
+	egt_row_bytes(7, 19999, ROW, want);
+	ck_assert(memcmp(d[0], want, ROW) == 0);
+	ck_assert_int_eq(eg_client_wait_shm(c, t1, r, d, 1), 0);
+	egt_row_bytes(7, 3, ROW, want);
+	ck_assert(memcmp((const char *)d[0] + 2 * ROW, want, ROW) == 0);
+	/* plain lookups still work on the same connection */
+	ck_assert_int_eq(eg_client_lookup(c, "a", &slot, 1, buf, ROW, r), 0);
+	egt_row_bytes(7, 5, ROW, want);
+	ck_assert(memcmp(buf, want, ROW) == 0);
+	/* bounds: one byte past the end, an offset past it, overflow */
+	ck_assert_int_eq(eg_client_lookup_shm(c, "a", s1, 3, SHM - 3 * ROW + 1, r, d),
+	                 EGC_EOUTOFRANGE);
+	ck_assert_ptr_nonnull(strstr(eg_client_errmsg(c), "shared buffer"));
+	ck_assert_int_eq(eg_client_lookup_shm(c, "a", s1, 1, SHM + 1, r, d), EGC_EOUTOFRANGE);
+	ck_assert_int_eq(eg_client_lookup_shm(c, "a", s1, 1, UINT64_MAX - 10, r, d),
+	                 EGC_EOUTOFRANGE);
+	/* a second attach on the same client is refused locally */
+	ck_assert_int_eq(eg_client_attach_shm(c, SHM, &other), -EBUSY);
+	ck_assert_ptr_null(other);
+	check_shm_lookup(c, base, 77, 12345);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+static const char spec_json[] =
+	"{\"kind\":\"engram-v1\",\"max_ngram\":3,\"heads\":2,\"pad\":0,"
+	"\"multipliers\":[1000003,998244353,7340033],"
+	"\"moduli\":[[1009,1013],[1019,1021]]}";
+
+static void make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
+                            uint64_t seed, eg_hash **hash)
+{
+	eg_meta m = { 0 };
+	eg_builder *b;
+	char err[200];
+	void *rows;
+	uint64_t slot = 0;
+
+	ck_assert_msg(eg_hash_parse(spec_json, NULL, hash, err, sizeof(err)) == 0, "%s", err);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	m.slots = eg_hash_table_slots(*hash);
+	m.dim = row_bytes;
+	m.dtype = EG_DTYPE_U8;
+	m.chunk_slots = 1024;
+	m.hash_spec = (char *)spec_json;
+	ck_assert_int_eq(eg_builder_open(dir, &m, &b), 0);
+	for (uint64_t ch = 0; ch < eg_builder_chunks(b); ch++) {
+		uint64_t k = eg_builder_chunk_rows(b, ch);
+
+		ck_assert_int_eq(eg_builder_next_chunk(b, &rows), 0);
+		for (uint64_t i = 0; i < k; i++, slot++)
+			egt_row_bytes(seed, slot, row_bytes, (unsigned char *)rows + i * row_bytes);
+	}
+	ck_assert_int_eq(eg_builder_finish(b), 0);
+}
+
+START_TEST(tokens_through_shm)
+{
+	char a1[4096], a2[4096];
+	const char *args[] = { "--table", a1, "--table", a2, NULL };
+	const char *tables[2] = { "h1", "h2" };
+	eg_hash *h1, *h2;
+	eg_client *c;
+	enum { NTOK = 3000 };
+	int64_t *tokens = malloc(NTOK * sizeof(*tokens));
+	uint32_t lens[3] = { 1000, 1500, 500 }, ctx[3] = { 10, 0, 499 };
+	size_t ntok = 0, rpt, i;
+	uint64_t *slots, ticket, off = 777;
+	unsigned char *want1, *want2;
+	eg_client_rows blocks[2];
+	const void *data[2];
+	void *base;
+	char *d1 = egt_path("h1"), *d2 = egt_path("h2");
+
+	for (i = 0; i < NTOK; i++)
+		tokens[i] = (int64_t)(rnd() % 100000);
+	make_hash_table(d1, "h1", 64, 11, &h1);
+	make_hash_table(d2, "h2", 32, 12, &h2);
+	snprintf(a1, sizeof(a1), "h1=%s", d1);
+	snprintf(a2, sizeof(a2), "h2=%s", d2);
+	egt_daemon_start(&daemon_, 0, args);
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, SHM, &base) == 0, "%s", eg_client_errmsg(c));
+	for (i = 0; i < 3; i++)
+		ntok += lens[i] - ctx[i];
+	rpt = eg_hash_rows_per_token(h1);
+	slots = malloc(ntok * rpt * sizeof(*slots));
+	ck_assert_int_eq(eg_hash_slots(h1, tokens, lens, ctx, 3, slots, NULL), 0);
+	want1 = gather_local(d1, slots, ntok * rpt, 64);
+	want2 = gather_local(d2, slots, ntok * rpt, 32);
+	ck_assert_msg(eg_client_send_tokens_shm(c, tables, 2, tokens, NTOK, lens, ctx, 3, off,
+	                                        &ticket) == 0, "%s", eg_client_errmsg(c));
+	ck_assert_msg(eg_client_wait_shm(c, ticket, blocks, data, 2) == 0, "%s", eg_client_errmsg(c));
+	ck_assert_uint_eq(blocks[0].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[0].row_bytes, 64);
+	ck_assert_uint_eq(blocks[1].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[1].row_bytes, 32);
+	/* back to back from the offset */
+	ck_assert_ptr_eq(data[0], (char *)base + off);
+	ck_assert_ptr_eq(data[1], (char *)base + off + ntok * rpt * 64);
+	ck_assert(memcmp(data[0], want1, ntok * rpt * 64) == 0);
+	ck_assert(memcmp(data[1], want2, ntok * rpt * 32) == 0);
+	/* too little room for both blocks */
+	ck_assert_int_eq(eg_client_send_tokens_shm(c, tables, 2, tokens, NTOK, lens, ctx, 3,
+	                                           SHM - ntok * rpt * 64, &ticket), 0);
+	ck_assert_int_eq(eg_client_wait_shm(c, ticket, blocks, data, 2), EGC_EOUTOFRANGE);
+	free(slots);
+	free(want1);
+	free(want2);
+	free(tokens);
+	eg_hash_free(h1);
+	eg_hash_free(h2);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
+/* ---- refusals, by hand on a raw socket ------------------------------------- */
+
+static int raw_connect(void)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_uint_lt(strlen(daemon_.sock), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, daemon_.sock, strlen(daemon_.sock) + 1);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+/* Sends req, with pass_fd as SCM_RIGHTS when >= 0. */
+static void raw_send(int fd, Engram__V1__Request *req, int pass_fd)
+{
+	unsigned char buf[4096];
+	size_t body = engram__v1__request__get_packed_size(req), hl;
+	union {
+		struct cmsghdr align;
+		char b[CMSG_SPACE(sizeof(int))];
+	} ctl;
+	struct iovec iov;
+	struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+	ck_assert_uint_lt(body, sizeof(buf) - 10);
+	hl = egt_varint_put(buf, body);
+	engram__v1__request__pack(req, buf + hl);
+	iov.iov_base = buf;
+	iov.iov_len = hl + body;
+	if (pass_fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.b;
+		msg.msg_controllen = sizeof(ctl.b);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &pass_fd, sizeof(int));
+	}
+	ck_assert_int_eq(sendmsg(fd, &msg, MSG_NOSIGNAL), (ssize_t)(hl + body));
+}
+
+static Engram__V1__Response *raw_recv(int fd)
+{
+	static unsigned char buf[1 << 16];
+	size_t len = 0, hl;
+	uint64_t body;
+	Engram__V1__Response *r;
+
+	for (;;) {
+		ssize_t n;
+
+		if (egt_frame_parse(buf, len, &hl, &body))
+			break;
+		n = read(fd, buf + len, sizeof(buf) - len);
+		ck_assert_int_gt(n, 0);
+		len += (size_t)n;
+	}
+	ck_assert_uint_eq(len, hl + body); /* one answer per request */
+	r = engram__v1__response__unpack(NULL, body, buf + hl);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+static int attach_raw(int fd, uint64_t size, int pass_fd, char *err, size_t errlen)
+{
+	Engram__V1__AttachShmRequest a = ENGRAM__V1__ATTACH_SHM_REQUEST__INIT;
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__Response *r;
+	int st;
+
+	a.size = size;
+	req.id = 42;
+	req.body_case = ENGRAM__V1__REQUEST__BODY_ATTACH_SHM;
+	req.attach_shm = &a;
+	raw_send(fd, &req, pass_fd);
+	r = raw_recv(fd);
+	ck_assert_uint_eq(r->id, 42);
+	st = (int)r->status;
+	snprintf(err, errlen, "%s", r->error ? r->error : "");
+	engram__v1__response__free_unpacked(r, NULL);
+	return st;
+}
+
+static int ping_raw(int fd)
+{
+	Engram__V1__PingRequest p = ENGRAM__V1__PING_REQUEST__INIT;
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__Response *r;
+	int st;
+
+	req.id = 7;
+	req.body_case = ENGRAM__V1__REQUEST__BODY_PING;
+	req.ping = &p;
+	raw_send(fd, &req, -1);
+	r = raw_recv(fd);
+	st = r->id == 7 ? (int)r->status : -1;
+	engram__v1__response__free_unpacked(r, NULL);
+	return st;
+}
+
+/* One attach on a fresh connection; the connection stays usable after. */
+static void expect_refused(uint64_t size, int pass_fd, int status, const char *words)
+{
+	char err[512];
+	int fd = raw_connect();
+
+	ck_assert_int_eq(attach_raw(fd, size, pass_fd, err, sizeof(err)), status);
+	ck_assert_msg(strstr(err, words) != NULL, "'%s' lacks '%s'", err, words);
+	ck_assert_int_eq(ping_raw(fd), 0);
+	close(fd);
+}
+
+static int memfd(size_t size, int seal)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(ftruncate(fd, (off_t)size), 0);
+	if (seal)
+		ck_assert_int_eq(fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK), 0);
+	return fd;
+}
+
+START_TEST(refusals)
+{
+	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+	Engram__V1__Response *r;
+	uint64_t slot = 3;
+	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC), sp[2], fd, good;
+	char err[512];
+	eg_client *c;
+	void *base;
+
+	start("16M");
+	ck_assert_int_ge(devnull, 0);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	/* a shm lookup without a buffer */
+	fd = raw_connect();
+	lr.table = (char *)"a";
+	lr.n_slots = 1;
+	lr.slots = &slot;
+	lr.shm = 1;
+	req.id = 9;
+	req.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
+	req.lookup = &lr;
+	raw_send(fd, &req, -1);
+	r = raw_recv(fd);
+	ck_assert_int_eq(r->status, ENGRAM__V1__STATUS__BAD_REQUEST);
+	ck_assert_ptr_nonnull(strstr(r->error, "attach_shm"));
+	engram__v1__response__free_unpacked(r, NULL);
+	/* an attach without an fd; then (not first) with one */
+	ck_assert_int_eq(attach_raw(fd, 4096, -1, err, sizeof(err)),
+	                 ENGRAM__V1__STATUS__BAD_REQUEST);
+	good = memfd(4096, 1);
+	ck_assert_int_eq(attach_raw(fd, 4096, good, err, sizeof(err)),
+	                 ENGRAM__V1__STATUS__BAD_REQUEST);
+	ck_assert_int_eq(ping_raw(fd), 0);
+	close(fd);
+	expect_refused(4096, -1, ENGRAM__V1__STATUS__BAD_REQUEST, "SCM_RIGHTS");
+	expect_refused(4096, devnull, ENGRAM__V1__STATUS__BAD_REQUEST, "not a memfd");
+	expect_refused(4096, sp[0], ENGRAM__V1__STATUS__BAD_REQUEST, "not a memfd");
+	fd = memfd(4096, 0);
+	expect_refused(4096, fd, ENGRAM__V1__STATUS__BAD_REQUEST, "F_SEAL_SHRINK");
+	close(fd);
+	expect_refused(8192, good, ENGRAM__V1__STATUS__BAD_REQUEST, "fewer than");
+	expect_refused(0, good, ENGRAM__V1__STATUS__BAD_REQUEST, "1 ..");
+	expect_refused(32u << 20, good, ENGRAM__V1__STATUS__TOO_LARGE, "--max-shm");
+	/* the client library sees the daemon's refusal */
+	c = dial(daemon_.addr);
+	ck_assert_int_eq(eg_client_attach_shm(c, 32u << 20, &base), EGC_ETOOLARGE);
+	ck_assert_ptr_null(base);
+	ck_assert_int_eq(eg_client_ping(c), 0);
+	ck_assert_int_eq(eg_client_lookup_shm(c, "a", &slot, 1, 0, NULL, NULL), -EINVAL);
+	eg_client_close(c);
+	/* the daemon still serves a second client, through shm too */
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, 16u << 20, &base) == 0, "%s", eg_client_errmsg(c));
+	check_shm_lookup(c, base, 500, 64);
+	eg_client_close(c);
+	/* a tcp address cannot attach */
+	close(good);
+	close(devnull);
+	close(sp[0]);
+	close(sp[1]);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
+START_TEST(reattach_after_restart)
+{
+	eg_client *c;
+	void *base;
+	char arg[4096];
+	const char *args[] = { "--table", arg, "--listen", NULL, NULL };
+	egt_daemon d2;
+
+	start(NULL);
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, 1u << 20, &base) == 0, "%s", eg_client_errmsg(c));
+	check_shm_lookup(c, base, 100, 0);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+	snprintf(arg, sizeof(arg), "a=%s", table_dir);
+	args[3] = daemon_.addr;
+	egt_daemon_start(&d2, 0, args);
+	/* the client reconnects and attaches the same buffer again */
+	check_shm_lookup(c, base, 100, 4096);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d2, SIGTERM), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+	Suite *s = suite_create("shm");
+	TCase *tc = tcase_create("daemon");
+
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, lookup_through_shm);
+	tcase_add_test(tc, tokens_through_shm);
+	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, reattach_after_restart);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	return egt_run_suite(suite());
+}

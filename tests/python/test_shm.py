@@ -1,0 +1,137 @@
+"""The same-host fast path from Python: Client(shm_bytes=...) / attach_shm,
+lookup(shm=True) and tokens(shm=True) returning views of the shared buffer,
+byte for byte the rows of the plain socket path and of `engram table export`.
+"""
+import array
+import json
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from client_support import Daemon, export_rows, import_table  # noqa: E402
+
+import engram_client as ec  # noqa: E402
+from engram_client import spec as specmod  # noqa: E402
+from engram_client import wire  # noqa: E402
+from engram_client._pb import pb  # noqa: E402
+
+FIX = {}
+
+
+def setUpModule():
+    d = FIX["dir"] = tempfile.mkdtemp(prefix="engram-shm-py-")
+    rng = np.random.default_rng(5)
+    dirs = {}
+    FIX["f32"] = rng.standard_normal((5000, 24)).astype(np.float32)
+    dirs["f32"] = os.path.join(d, "f32")
+    import_table(dirs["f32"], FIX["f32"], "f32", chunk_slots=512)
+    specs = specmod.engram_v1_specs([997, 1009], 3, 2, [1], seed=0, pad=2, vocab_size=5000)
+    spec_path = os.path.join(d, "layer1.json")
+    with open(spec_path, "w") as f:
+        json.dump(specs[1], f)
+    nslots = sum(sum(o) for o in specs[1]["moduli"])
+    dirs["layer1"] = os.path.join(d, "layer1")
+    import_table(dirs["layer1"], rng.standard_normal((nslots, 16)).astype(np.float32),
+                 "layer1", dtype="bf16", hash_spec=spec_path)
+    FIX["dirs"] = dirs
+    FIX["daemon"] = Daemon(dirs, extra=["--max-shm", "64M"], workdir=os.path.join(d, "run"))
+
+
+def tearDownModule():
+    if FIX.get("daemon") is not None:
+        FIX["daemon"].cleanup()
+    shutil.rmtree(FIX.get("dir", "/nonexistent"), ignore_errors=True)
+
+
+class ShmCase(unittest.TestCase):
+    def setUp(self):
+        self.d = FIX["daemon"]
+        self.rng = np.random.default_rng(1)
+
+    def test_lookup_views_the_shared_buffer(self):
+        with ec.Client(self.d.unix, timeout=20, shm_bytes=8 << 20) as c:
+            self.assertEqual(len(c.shm), 8 << 20)
+            for n, off in ((1, 0), (3000, 4096), (5000, 1 << 20)):
+                slots = self.rng.integers(0, 5000, n, dtype=np.uint64)
+                got = c.lookup("f32", slots, shm=True, shm_offset=off)
+                self.assertEqual(got.shape, (n, 24))
+                # a view of the mapping, not a copy
+                self.assertTrue(np.shares_memory(got, c.shm))
+                np.testing.assert_array_equal(got.view(np.uint32),
+                                              FIX["f32"][slots].view(np.uint32))
+                np.testing.assert_array_equal(got, c.lookup("f32", slots))
+                np.testing.assert_array_equal(got, export_rows(FIX["dirs"]["f32"], slots))
+            # pipelined into disjoint ranges
+            a = c.lookup_async("f32", [1, 2], shm=True, shm_offset=0)
+            b = c.lookup_async("f32", [3], shm=True, shm_offset=1 << 16)
+            np.testing.assert_array_equal(b.result(), FIX["f32"][[3]])
+            np.testing.assert_array_equal(a.result(), FIX["f32"][[1, 2]])
+            with self.assertRaises(ec.OutOfRange):
+                c.lookup("f32", [1, 2], shm=True, shm_offset=(8 << 20) - 24 * 4)
+            self.assertEqual(c.ping().protocol_version, 1)
+
+    def test_tokens_through_shm(self):
+        ids = self.rng.integers(0, 5000, (4, 300))
+        with ec.Client(self.d.unix, timeout=20) as c:
+            c.attach_shm(1 << 20)
+            got = c.tokens(["layer1"], ids, shm=True, shm_offset=128)["layer1"]
+            self.assertTrue(np.shares_memory(got, c.shm))
+            want = c.tokens(["layer1"], ids)["layer1"]
+            self.assertEqual(got.shape, want.shape)
+            np.testing.assert_array_equal(got, want)
+
+    def test_errors(self):
+        with ec.Client(self.d.unix, timeout=20) as c:
+            with self.assertRaises(ec.EngramError):
+                c.lookup("f32", [1], shm=True)  # nothing attached
+            with self.assertRaises(ec.TooLarge):
+                c.attach_shm(128 << 20)  # over --max-shm
+            self.assertEqual(c.ping().protocol_version, 1)
+        with self.assertRaises(ValueError):
+            ec.Client(self.d.tcp, timeout=20, shm_bytes=4096)
+        # the daemon refuses a shm lookup on a connection without a buffer
+        with ec.Client(self.d.unix, timeout=20) as c:
+            body = wire.lookup_body("f32", [1], shm_offset=0)
+            with self.assertRaises(ec.BadRequest):
+                c._call("lookup", wire.REQ_LOOKUP, body, ("f32", False))
+        # a non-memfd fd (a socket) is refused, the daemon goes on
+        a, b = socket.socketpair()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(20)
+        s.connect(self.d.unix[5:])
+        data = wire.request(5, wire.REQ_ATTACH_SHM,
+                            pb.AttachShmRequest(size=4096).SerializeToString())
+        s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [a.fileno()]))])
+        buf = b""
+        while True:
+            buf += s.recv(4096)
+            try:
+                n, pos = wire.read_varint(buf, 0, len(buf))
+            except ec.ProtocolError:
+                continue
+            if len(buf) >= pos + n:
+                break
+        r = pb.Response.FromString(buf[pos:pos + n])
+        self.assertEqual(r.status, pb.BAD_REQUEST)
+        self.assertIn("memfd", r.error)
+        for x in (s, a, b):
+            x.close()
+        with ec.Client(self.d.unix, timeout=20, shm_bytes=4096) as c:
+            np.testing.assert_array_equal(c.lookup("f32", [7], shm=True), FIX["f32"][[7]])
+
+    def test_reattach_after_restart(self):
+        with ec.Client(self.d.unix, timeout=20, shm_bytes=1 << 16) as c:
+            np.testing.assert_array_equal(c.lookup("f32", [9], shm=True), FIX["f32"][[9]])
+            self.d.restart()
+            np.testing.assert_array_equal(c.lookup("f32", [10, 11], shm=True),
+                                          FIX["f32"][[10, 11]])
+
+
+if __name__ == "__main__":
+    unittest.main()
