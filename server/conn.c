@@ -13,15 +13,14 @@
  * usual. The shared buffer stays mapped until the connection is freed, after
  * the last job that writes into it. */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "shm.h"
 #include "conn.h"
 #include "dispatch.h"
 #include "frame.h"
@@ -278,8 +277,7 @@ static void flush(struct ed_conn *c)
 static int attach_shm(struct ed_req *req, uint64_t size, char *msg, size_t msg_len)
 {
 	struct ed_conn *c = req->owner;
-	struct stat st;
-	int fd = c->pass_fd, seals;
+	int fd = c->pass_fd, st;
 	void *p;
 
 	if (c->shm) {
@@ -293,38 +291,9 @@ static int attach_shm(struct ed_req *req, uint64_t size, char *msg, size_t msg_l
 		return ENGRAM__V1__STATUS__BAD_REQUEST;
 	}
 	c->pass_fd = -1; /* consumed, whatever happens */
-	if (size == 0 || size > ed_cfg.max_shm || size > SIZE_MAX) {
-		close(fd);
-		snprintf(msg, msg_len, "shared buffer of %llu bytes: give 1 .. %llu bytes (--max-shm)",
-		         (unsigned long long)size, (unsigned long long)ed_cfg.max_shm);
-		return size == 0 ? ENGRAM__V1__STATUS__BAD_REQUEST : ENGRAM__V1__STATUS__TOO_LARGE;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(fd);
-		snprintf(msg, msg_len, "the fd passed with attach_shm is not a memfd");
-		return ENGRAM__V1__STATUS__BAD_REQUEST;
-	}
-	/* a buffer the client could shrink under us would fault the daemon */
-	seals = fcntl(fd, F_GET_SEALS);
-	if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
-		close(fd);
-		snprintf(msg, msg_len,
-		         "the memfd passed with attach_shm must be sealed with F_SEAL_SHRINK "
-		         "(memfd_create with MFD_ALLOW_SEALING, then fcntl F_ADD_SEALS)");
-		return ENGRAM__V1__STATUS__BAD_REQUEST;
-	}
-	if ((uint64_t)st.st_size < size) {
-		close(fd);
-		snprintf(msg, msg_len, "the memfd has %lld bytes, fewer than the %llu asked",
-		         (long long)st.st_size, (unsigned long long)size);
-		return ENGRAM__V1__STATUS__BAD_REQUEST;
-	}
-	p = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	close(fd);
-	if (p == MAP_FAILED) {
-		snprintf(msg, msg_len, "cannot map the shared buffer: %s", strerror(errno));
-		return ENGRAM__V1__STATUS__BAD_REQUEST;
-	}
+	st = ed_shm_map(fd, size, &p, msg, msg_len);
+	if (st != ENGRAM__V1__STATUS__OK)
+		return st;
 	c->shm = p;
 	c->shm_size = (size_t)size;
 	ed_debug("attached a shared buffer of %llu bytes", (unsigned long long)size);
@@ -528,34 +497,6 @@ static void on_poll_close(uv_handle_t *h)
 	process(c);
 }
 
-/* Takes every fd out of the control messages of msg: the first one into
- * c->pass_fd when it is alone, all others closed. */
-static void take_fds(struct ed_conn *c, struct msghdr *msg)
-{
-	int n_fds = 0;
-
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(msg); cm; cm = CMSG_NXTHDR(msg, cm)) {
-		size_t n;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		for (size_t i = 0; i < n; i++) {
-			int fd;
-
-			memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
-			if (n_fds++ == 0 && c->pass_fd < 0)
-				c->pass_fd = fd;
-			else
-				close(fd);
-		}
-	}
-	if (n_fds > 1 && c->pass_fd >= 0) {
-		close(c->pass_fd); /* one buffer per connection: refuse the lot */
-		c->pass_fd = -1;
-	}
-}
-
 static void on_first_read(uv_poll_t *p, int status, int events)
 {
 	struct ed_conn *c = p->data;
@@ -597,7 +538,7 @@ static void on_first_read(uv_poll_t *p, int status, int events)
 		conn_close(c);
 		return;
 	}
-	take_fds(c, &msg);
+	ed_shm_take_fd(&msg, &c->pass_fd);
 	if (n == 0)
 		c->eof = 1;
 	c->in_len += (size_t)n;
