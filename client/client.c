@@ -62,28 +62,23 @@ void eg_client_set_timeout(eg_client *c, int timeout_ms)
 		c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
-int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
-                          void *out, size_t out_size, uint64_t *ticket)
+int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                     void *out, size_t out_size, int shm, uint64_t shm_offset, uint64_t *ticket)
 {
 	const unsigned char *frame;
 	size_t len;
 	egc_ticket *t;
 	int err;
 
-	if (!c)
-		return -EINVAL;
-	if (!table || !ticket || (n && !slots) || (out_size && !out)) {
-		egc__set_msg(c, "eg_client_send_lookup: NULL argument");
-		return -EINVAL;
-	}
 	t = egc__ticket_new(c, EGC_KIND_ROWS, 1);
 	if (!t) {
 		egc__set_msg(c, "out of memory");
 		return -ENOMEM;
 	}
+	t->shm = shm;
 	t->outs[0].buf = out;
 	t->outs[0].size = out_size;
-	err = egc__encode_lookup(c, t->id, table, slots, n, &frame, &len);
+	err = egc__encode_lookup(c, t->id, table, slots, n, shm, shm_offset, &frame, &len);
 	if (err < 0) {
 		egc__ticket_free(t);
 		egc__set_msg(c, "out of memory encoding a lookup of %zu slots", n);
@@ -92,6 +87,18 @@ int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots
 	egc__start_call(c);
 	*ticket = t->id;
 	return egc__send(c, t, frame, len);
+}
+
+int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                          void *out, size_t out_size, uint64_t *ticket)
+{
+	if (!c)
+		return -EINVAL;
+	if (!table || !ticket || (n && !slots) || (out_size && !out)) {
+		egc__set_msg(c, "eg_client_send_lookup: NULL argument");
+		return -EINVAL;
+	}
+	return egc__send_lookup(c, table, slots, n, out, out_size, 0, 0, ticket);
 }
 
 int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,

@@ -103,10 +103,8 @@ int egc__read_response(eg_client *c);
 /* encode.c: a request frame in c->wbuf (valid until the next encode) */
 int egc__encode_msg(eg_client *c, Engram__V1__Request *req, const unsigned char **frame,
                     size_t *len);
+/* a LookupRequest; with shm set, LookupRequest.shm and shm_offset too */
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
-                       size_t n, const unsigned char **frame, size_t *len);
-/* the same with LookupRequest.shm / shm_offset when shm is set */
-int egc__encode_lookup_at(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
                           size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
                           size_t *len);
 
@@ -122,6 +120,10 @@ void egc__ticket_free(egc_ticket *t);
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
 int egc__push(eg_client *c, egc_ticket *t);
 
+/* client.c: eg_client_send_lookup (arguments checked), or with shm the rows
+ * into the shared buffer at shm_offset (out and out_size unused) */
+int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                     void *out, size_t out_size, int shm, uint64_t shm_offset, uint64_t *ticket);
 /* client.c: eg_client_send_tokens, or with shm the rows into the shared
  * buffer from shm_offset (outs and out_sizes unused) */
 int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,

@@ -64,7 +64,7 @@ static size_t varint_size(uint64_t v)
  * 4: shm_offset] } }. The slots are written first, after room for the
  * longest header; the header then goes just before them, so the frame is
  * contiguous after one pass. */
-int egc__encode_lookup_at(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
+int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
                           size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
                           size_t *len)
 {
@@ -102,10 +102,4 @@ int egc__encode_lookup_at(eg_client *c, uint64_t id, const char *table, const ui
 	*h++ = 2 << 3 | 2;
 	put_varint(h, pbytes);
 	return 0;
-}
-
-int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
-                       size_t n, const unsigned char **frame, size_t *len)
-{
-	return egc__encode_lookup_at(c, id, table, slots, n, 0, 0, frame, len);
 }

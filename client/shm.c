@@ -208,9 +208,6 @@ static int no_shm(eg_client *c)
 int eg_client_send_lookup_shm(eg_client *c, const char *table, const uint64_t *slots, size_t n,
                               uint64_t offset, uint64_t *ticket)
 {
-	const unsigned char *frame;
-	size_t len;
-	egc_ticket *t;
 	int err;
 
 	if (!c)
@@ -222,21 +219,7 @@ int eg_client_send_lookup_shm(eg_client *c, const char *table, const uint64_t *s
 	err = no_shm(c);
 	if (err < 0)
 		return err;
-	t = egc__ticket_new(c, EGC_KIND_ROWS, 1);
-	if (!t) {
-		egc__set_msg(c, "out of memory");
-		return -ENOMEM;
-	}
-	t->shm = 1;
-	err = egc__encode_lookup_at(c, t->id, table, slots, n, 1, offset, &frame, &len);
-	if (err < 0) {
-		egc__ticket_free(t);
-		egc__set_msg(c, "out of memory encoding a lookup of %zu slots", n);
-		return err;
-	}
-	egc__start_call(c);
-	*ticket = t->id;
-	return egc__send(c, t, frame, len);
+	return egc__send_lookup(c, table, slots, n, NULL, 0, 1, offset, ticket);
 }
 
 int eg_client_send_tokens_shm(eg_client *c, const char *const *tables, size_t ntables,

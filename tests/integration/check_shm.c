@@ -147,38 +147,6 @@ END_TEST
 
 /* ---- tokens ---------------------------------------------------------------- */
 
-static const char spec_json[] =
-	"{\"kind\":\"engram-v1\",\"max_ngram\":3,\"heads\":2,\"pad\":0,"
-	"\"multipliers\":[1000003,998244353,7340033],"
-	"\"moduli\":[[1009,1013],[1019,1021]]}";
-
-static void make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
-                            uint64_t seed, eg_hash **hash)
-{
-	eg_meta m = { 0 };
-	eg_builder *b;
-	char err[200];
-	void *rows;
-	uint64_t slot = 0;
-
-	ck_assert_msg(eg_hash_parse(spec_json, NULL, hash, err, sizeof(err)) == 0, "%s", err);
-	snprintf(m.name, sizeof(m.name), "%s", name);
-	m.slots = eg_hash_table_slots(*hash);
-	m.dim = row_bytes;
-	m.dtype = EG_DTYPE_U8;
-	m.chunk_slots = 1024;
-	m.hash_spec = (char *)spec_json;
-	ck_assert_int_eq(eg_builder_open(dir, &m, &b), 0);
-	for (uint64_t ch = 0; ch < eg_builder_chunks(b); ch++) {
-		uint64_t k = eg_builder_chunk_rows(b, ch);
-
-		ck_assert_int_eq(eg_builder_next_chunk(b, &rows), 0);
-		for (uint64_t i = 0; i < k; i++, slot++)
-			egt_row_bytes(seed, slot, row_bytes, (unsigned char *)rows + i * row_bytes);
-	}
-	ck_assert_int_eq(eg_builder_finish(b), 0);
-}
-
 START_TEST(tokens_through_shm)
 {
 	char a1[4096], a2[4096];
@@ -199,8 +167,8 @@ START_TEST(tokens_through_shm)
 
 	for (i = 0; i < NTOK; i++)
 		tokens[i] = (int64_t)(rnd() % 100000);
-	make_hash_table(d1, "h1", 64, 11, &h1);
-	make_hash_table(d2, "h2", 32, 12, &h2);
+	egt_make_hash_table(d1, "h1", 64, 11, &h1);
+	egt_make_hash_table(d2, "h2", 32, 12, &h2);
 	snprintf(a1, sizeof(a1), "h1=%s", d1);
 	snprintf(a2, sizeof(a2), "h2=%s", d2);
 	egt_daemon_start(&daemon_, 0, args);

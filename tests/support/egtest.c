@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 #include "egtest.h"
+#include "eg_hash.h"
 
 int egt_run_suite(Suite *s)
 {
@@ -157,4 +158,31 @@ void egt_make_table(const char *dir, const char *name, uint64_t slots,
 	}
 	rc = eg_builder_finish(b);
 	ck_assert_msg(rc == 0, "eg_builder_finish: %s", eg_strerror(rc));
+}
+
+void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
+                         uint64_t seed, struct eg_hash **hash)
+{
+	eg_meta m = { 0 };
+	eg_builder *b;
+	char err[200];
+	void *rows;
+	uint64_t slot = 0;
+
+	ck_assert_msg(eg_hash_parse(EGT_HASH_SPEC, NULL, hash, err, sizeof(err)) == 0, "%s", err);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	m.slots = eg_hash_table_slots(*hash);
+	m.dim = row_bytes;
+	m.dtype = EG_DTYPE_U8;
+	m.chunk_slots = 1024;
+	m.hash_spec = (char *)EGT_HASH_SPEC;
+	ck_assert_int_eq(eg_builder_open(dir, &m, &b), 0);
+	for (uint64_t ch = 0; ch < eg_builder_chunks(b); ch++) {
+		uint64_t k = eg_builder_chunk_rows(b, ch);
+
+		ck_assert_int_eq(eg_builder_next_chunk(b, &rows), 0);
+		for (uint64_t i = 0; i < k; i++, slot++)
+			egt_row_bytes(seed, slot, row_bytes, (unsigned char *)rows + i * row_bytes);
+	}
+	ck_assert_int_eq(eg_builder_finish(b), 0);
 }

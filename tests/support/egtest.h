@@ -45,6 +45,18 @@ int egt_frame_parse(const uint8_t *buf, size_t len, size_t *hdr, uint64_t *body)
  * released). Aborts the test on failure. */
 int egt_free_port(void);
 
+/* A table like egt_make_table's (dtype U8, dim = row_bytes, rows
+ * egt_row_bytes(seed, slot), 1024-slot chunks) carrying EGT_HASH_SPEC, an
+ * engram-v1 spec of orders 2-3 and 2 heads (4062 slots). *hash receives the
+ * parsed spec (the caller eg_hash_free()s it). */
+#define EGT_HASH_SPEC \
+	"{\"kind\":\"engram-v1\",\"max_ngram\":3,\"heads\":2,\"pad\":0," \
+	"\"multipliers\":[1000003,998244353,7340033]," \
+	"\"moduli\":[[1009,1013],[1019,1021]]}"
+struct eg_hash;
+void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
+                         uint64_t seed, struct eg_hash **hash);
+
 /* A running engramd. */
 typedef struct egt_daemon {
 	pid_t pid;
