@@ -1,5 +1,6 @@
 /* client.c - public calls of libengram: the connection and lookups. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -178,24 +179,23 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
 	                        out_sizes, 0, 0, ticket);
 }
 
-int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
-                          size_t nblocks)
+int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void **data,
+              size_t nblocks, int shm)
 {
 	egc_ticket *t;
 	size_t i;
 	int err;
 
-	if (!c)
-		return -EINVAL;
-	if (nblocks && !blocks) {
-		egc__set_msg(c, "eg_client_wait_blocks: NULL blocks");
-		return -EINVAL;
-	}
 	egc__start_call(c);
 	err = egc__collect(c, ticket, &t);
 	if (err < 0)
 		return err;
 	err = t->err;
+	if (err == 0 && shm && !t->shm) {
+		err = EGC_ETICKET;
+		snprintf(t->msg, sizeof(t->msg), "ticket %llu is not a shared-buffer request",
+		         (unsigned long long)ticket);
+	}
 	if (err < 0) {
 		egc__set_msg(c, "%s", t->msg);
 	} else {
@@ -204,10 +204,25 @@ int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
 				blocks[i] = t->outs[i].rows;
 			else
 				memset(&blocks[i], 0, sizeof(blocks[i]));
+			if (data)
+				data[i] = i < t->nouts ? (const unsigned char *)c->shm_base +
+				                         t->outs[i].shm_offset : NULL;
 		}
 	}
 	egc__ticket_free(t);
 	return err;
+}
+
+int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
+                          size_t nblocks)
+{
+	if (!c)
+		return -EINVAL;
+	if (nblocks && !blocks) {
+		egc__set_msg(c, "eg_client_wait_blocks: NULL blocks");
+		return -EINVAL;
+	}
+	return egc__wait(c, ticket, blocks, NULL, nblocks, 0);
 }
 
 int eg_client_wait(eg_client *c, uint64_t ticket, eg_client_rows *rows)

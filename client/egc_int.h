@@ -124,6 +124,11 @@ int egc__push(eg_client *c, egc_ticket *t);
  * into the shared buffer at shm_offset (out and out_size unused) */
 int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
                      void *out, size_t out_size, int shm, uint64_t shm_offset, uint64_t *ticket);
+/* client.c: collects ticket into blocks[0..nblocks); with data (shm requests)
+ * also where each block's rows lie in the shared buffer; with shm set, a
+ * ticket that was not a shared-buffer request is EGC_ETICKET. */
+int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void **data,
+              size_t nblocks, int shm);
 /* client.c: eg_client_send_tokens, or with shm the rows into the shared
  * buffer from shm_offset (outs and out_sizes unused) */
 int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,

@@ -241,41 +241,13 @@ int eg_client_send_tokens_shm(eg_client *c, const char *const *tables, size_t nt
 int eg_client_wait_shm(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
                        const void **data, size_t nblocks)
 {
-	egc_ticket *t;
-	size_t i;
-	int err;
-
 	if (!c)
 		return -EINVAL;
 	if (nblocks && (!blocks || !data)) {
 		egc__set_msg(c, "eg_client_wait_shm: NULL blocks or data");
 		return -EINVAL;
 	}
-	egc__start_call(c);
-	err = egc__collect(c, ticket, &t);
-	if (err < 0)
-		return err;
-	err = t->err;
-	if (err == 0 && !t->shm) {
-		err = EGC_ETICKET;
-		snprintf(t->msg, sizeof(t->msg), "ticket %llu is not a shared-buffer request",
-		         (unsigned long long)ticket);
-	}
-	if (err < 0) {
-		egc__set_msg(c, "%s", t->msg);
-	} else {
-		for (i = 0; i < nblocks; i++) {
-			if (i < t->nouts) {
-				blocks[i] = t->outs[i].rows;
-				data[i] = (const unsigned char *)c->shm_base + t->outs[i].shm_offset;
-			} else {
-				memset(&blocks[i], 0, sizeof(blocks[i]));
-				data[i] = NULL;
-			}
-		}
-	}
-	egc__ticket_free(t);
-	return err;
+	return egc__wait(c, ticket, blocks, data, nblocks, 1);
 }
 
 int eg_client_lookup_shm(eg_client *c, const char *table, const uint64_t *slots, size_t n,
