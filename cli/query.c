@@ -1,7 +1,7 @@
 /* query.c - the commands of `engram` that talk to a running engramd:
  * connecting, finding tables, and the small ones (info, stats, ping,
- * reload).
- * query_rows.c has lookup and tokens, query_bench.c the load generator. */
+ * reload). query_rows.c has lookup and tokens, query_bench.c the load
+ * generator. */
 #include "query.h"
 
 #include <jansson.h>
