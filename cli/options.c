@@ -8,45 +8,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define F(field) offsetof(struct cli_args, field)
+/* A row: --NAME, its type, the field of struct cli_args, then any of
+ * .min, .max, .def, .bad. */
+#define OPT(name_, type_, field_, ...) \
+	{ .name = name_, .type = type_, .field = offsetof(struct cli_args, field_), __VA_ARGS__ }
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
 const struct cli_opt cli_options[O_MAX] = {
-	[O_NSLOTS]       = { "slots", CLI_U64, F(slots), .min = 1 },
-	[O_DIM]          = { "dim", CLI_U32, F(dim), .min = 1 },
-	[O_DTYPE]        = { "dtype", CLI_DTYPE, F(dtype) },
-	[O_SOURCE_DTYPE] = { "source-dtype", CLI_SOURCE_DTYPE, F(source_dtype),
-	                     .bad = "--source-dtype must be f32, f16, bf16 or u8, not '%s'" },
-	[O_CHUNK_SLOTS]  = { "chunk-slots", CLI_POW2, F(chunk_slots), .min = 1,
-	                     .def = EG_DEFAULT_CHUNK_SLOTS,
-	                     .bad = "--chunk-slots must be a power of two, not '%s'" },
-	[O_FILL]         = { "fill", CLI_STR, F(fill) },
-	[O_NAME]         = { "name", CLI_STR, F(name), .min = 1, .max = EG_NAME_MAX,
-	                     .bad = "--name must be 1 to " STR(EG_NAME_MAX) " bytes" },
-	[O_SCALE_BLOCK]  = { "scale-block", CLI_U32, F(scale_block) },
-	[O_HASH]         = { "hash", CLI_STR, F(hash) },
-	[O_FROM]         = { "from", CLI_STR, F(from) },
-	[O_GENERATION]   = { "generation", CLI_U64, F(generation), .min = 1 },
-	[O_SLOTS]        = { "slots", CLI_STR, F(slots_list) },
-	[O_SLOTS_FILE]   = { "slots-file", CLI_STR, F(slots_file) },
-	[O_ROWS]         = { "rows", CLI_STR, F(rows) },
-	[O_OUT]          = { "out", CLI_STR, F(out) },
-	[O_JSON]         = { "json", CLI_FLAG, F(json) },
-	[O_CONNECT]      = { "connect", CLI_STR, F(connect) },
-	[O_TIMEOUT]      = { "timeout", CLI_U32, F(timeout_ms), .max = 0x7fffffff, .def = 30000,
-	                     .bad = "bad --timeout '%s' (milliseconds)" },
-	[O_TABLE]        = { "table", CLI_STR, F(table) },
-	[O_TABLES]       = { "tables", CLI_STR, F(tables) },
-	[O_TOKENS]       = { "tokens", CLI_STR, F(tokens) },
-	[O_SEQ_LENS]     = { "seq-lens", CLI_STR, F(seq_lens) },
-	[O_CONTEXT]      = { "context", CLI_STR, F(context) },
-	[O_BATCH]        = { "batch", CLI_U32, F(batch), .min = 1, .def = 4096,
-	                     .bad = "bad --batch '%s'" },
-	[O_SECONDS]      = { "seconds", CLI_SECONDS, F(seconds), .max = 3600, .def = 3,
-	                     .bad = "bad --seconds '%s'" },
-	[O_DEPTH]        = { "depth", CLI_U32, F(depth), .min = 1, .max = 64, .def = 1,
-	                     .bad = "bad --depth '%s' (1..64)" },
+	[O_NSLOTS]       = OPT("slots", CLI_U64, slots, .min = 1),
+	[O_DIM]          = OPT("dim", CLI_U32, dim, .min = 1),
+	[O_DTYPE]        = OPT("dtype", CLI_DTYPE, dtype),
+	[O_SOURCE_DTYPE] = OPT("source-dtype", CLI_SOURCE_DTYPE, source_dtype,
+	                       .bad = "--source-dtype must be f32, f16, bf16 or u8, not '%s'"),
+	[O_CHUNK_SLOTS]  = OPT("chunk-slots", CLI_POW2, chunk_slots, .min = 1,
+	                       .def = EG_DEFAULT_CHUNK_SLOTS,
+	                       .bad = "--chunk-slots must be a power of two, not '%s'"),
+	[O_FILL]         = OPT("fill", CLI_STR, fill),
+	[O_NAME]         = OPT("name", CLI_STR, name, .min = 1, .max = EG_NAME_MAX,
+	                       .bad = "--name must be 1 to " STR(EG_NAME_MAX) " bytes"),
+	[O_SCALE_BLOCK]  = OPT("scale-block", CLI_U32, scale_block),
+	[O_HASH]         = OPT("hash", CLI_STR, hash),
+	[O_FROM]         = OPT("from", CLI_STR, from),
+	[O_GENERATION]   = OPT("generation", CLI_U64, generation, .min = 1),
+	[O_SLOTS]        = OPT("slots", CLI_STR, slots_list),
+	[O_SLOTS_FILE]   = OPT("slots-file", CLI_STR, slots_file),
+	[O_ROWS]         = OPT("rows", CLI_STR, rows),
+	[O_OUT]          = OPT("out", CLI_STR, out),
+	[O_JSON]         = OPT("json", CLI_FLAG, json),
+	[O_CONNECT]      = OPT("connect", CLI_STR, connect),
+	[O_TIMEOUT]      = OPT("timeout", CLI_U32, timeout_ms, .max = 0x7fffffff, .def = 30000,
+	                       .bad = "bad --timeout '%s' (milliseconds)"),
+	[O_TABLE]        = OPT("table", CLI_STR, table),
+	[O_TABLES]       = OPT("tables", CLI_STR, tables),
+	[O_TOKENS]       = OPT("tokens", CLI_STR, tokens),
+	[O_SEQ_LENS]     = OPT("seq-lens", CLI_STR, seq_lens),
+	[O_CONTEXT]      = OPT("context", CLI_STR, context),
+	[O_BATCH]        = OPT("batch", CLI_U32, batch, .min = 1, .def = 4096,
+	                       .bad = "bad --batch '%s'"),
+	[O_SECONDS]      = OPT("seconds", CLI_SECONDS, seconds, .max = 3600, .def = 3,
+	                       .bad = "bad --seconds '%s'"),
+	[O_DEPTH]        = OPT("depth", CLI_U32, depth, .min = 1, .max = 64, .def = 1,
+	                       .bad = "bad --depth '%s' (1..64)"),
 };
 
 /* getopt_long's code for an option: clear of 'h', '?' and ':'. */
