@@ -31,10 +31,19 @@ ifeq ($(WERROR),1)
 WARN += -Werror
 endif
 
-PKGS := lmdb libuv libprotobuf-c libxxhash jansson libsystemd libmicrohttpd
+# What each part uses (pkg-config names); a binary links only its parts'.
+STORAGE_PKGS := lmdb libxxhash jansson
+PROTO_PKGS   := libprotobuf-c
+SERVER_PKGS  := libuv libsystemd libmicrohttpd
+CLI_PKGS     := jansson
+PKGS := $(sort $(STORAGE_PKGS) $(PROTO_PKGS) $(SERVER_PKGS) $(CLI_PKGS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
-PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+pkg_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
+ENGRAMD_LIBS = $(call pkg_libs,$(SERVER_PKGS) $(STORAGE_PKGS) $(PROTO_PKGS)) -lm
+ENGRAM_LIBS  = $(call pkg_libs,$(CLI_PKGS) $(STORAGE_PKGS) $(PROTO_PKGS)) -lm
+CLIENT_LIBS  = $(call pkg_libs,$(PROTO_PKGS))
+# tests and benchmarks: the test support, storage and client libraries
+TEST_LIBS    = $(call pkg_libs,$(STORAGE_PKGS) $(PROTO_PKGS) check) -lm
 
 SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 
@@ -109,29 +118,31 @@ PB_CLIENT_OBJ := $(BUILD)/gen/engram.pb-c.hidden.o
 $(PB_CLIENT_OBJ): $(GEN_PB)
 	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -MMD -MP -c -o $@ $<
 
-# every object needs the generated header
-$(BUILD)/%.o: %.c $(GEN_PB)
+$(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# Objects whose source includes the generated header, directly or through
+# another header, wait for it to be generated; the preprocessor finds them
+# (-MG: the header need not exist yet), and -MMD tracks it from then on.
+OBJ_SRCS := $(wildcard storage/*.c client/*.c server/*.c cli/*.c tests/support/*.c)
+PB_USERS := $(shell $(CC) -MM -MG -Istorage -Iclient -I$(BUILD)/gen -Itests/support \
+                $(OBJ_SRCS) 2>/dev/null | sed -e ':a' -e '/\\$$/{N' -e 's/\\\n//' -e 'ba' -e '}' | \
+                awk '/engram\.pb-c\.h/ { print $$2 }')
+$(patsubst %.c,$(BUILD)/%.o,$(PB_USERS)): | $(GEN_PB)
 
 $(BUILD)/client/%.o: ALL_CFLAGS += -fvisibility=hidden
 
 $(LIB_STORAGE): $(STORAGE_OBJS)
-	@rm -f $@
-	ar rcs $@ $^
 $(LIB_PROTO): $(PB_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
 $(LIB_CLIENT): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
-	@rm -f $@
-	ar rcs $@ $^
 $(LIB_SUPPORT): $(SUPPORT_OBJS)
+$(LIB_STORAGE) $(LIB_PROTO) $(LIB_CLIENT) $(LIB_SUPPORT):
 	@rm -f $@
 	ar rcs $@ $^
 
 $(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
-	$(CC) -shared -Wl,-soname,libengram.so.1 $(ALL_LDFLAGS) -o $@ $^ \
-	    $(shell pkg-config --libs libprotobuf-c 2>/dev/null)
+	$(CC) -shared -Wl,-soname,libengram.so.1 $(ALL_LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
 	ln -sf libengram.so.1 $(BUILD)/libengram.so
 
 $(BUILD)/engram.pc: client/engram.pc.in
@@ -140,20 +151,16 @@ $(BUILD)/engram.pc: client/engram.pc.in
 	    -e 's|@INCDIR@|$(INCDIR)|g' $< > $@
 
 $(ENGRAMD): $(SERVER_OBJS) $(LIB_STORAGE) $(LIB_PROTO)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAMD_LIBS)
 
 $(ENGRAM): $(CLI_OBJS) $(LIB_STORAGE) $(LIB_CLIENT)
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAM_LIBS)
 
-$(BUILD)/tests/%: tests/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB)
+# A test or benchmark is one source file (some include the generated header).
+$(TEST_BINS) $(BENCH_BINS): $(BUILD)/%: %.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) | $(GEN_PB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
-	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) $(CHECK_LIBS) -lm
-
-$(BUILD)/bench/%: bench/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
-	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) $(CHECK_LIBS) -lm
+	    $(LIB_STORAGE) $(LIB_CLIENT) $(TEST_LIBS)
 
 # ---- fuzzing (clang + libFuzzer) ----------------------------------------
 

@@ -16,8 +16,8 @@ static double now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-void eg_cli_progress_init(eg_cli_progress *p, const char *label,
-                          uint64_t total, uint64_t unit_bytes)
+void cli_progress_init(cli_progress *p, const char *label,
+                       uint64_t total, uint64_t unit_bytes)
 {
 	p->label = label;
 	p->total = total;
@@ -39,7 +39,7 @@ static void fmt_secs(char *buf, size_t len, double s)
 		snprintf(buf, len, "%dh%02dm", (int)s / 3600, (int)s / 60 % 60);
 }
 
-static void draw(eg_cli_progress *p, uint64_t done, double t, const char *end)
+static void draw(cli_progress *p, uint64_t done, double t, const char *end)
 {
 	double el = t - p->start, rate = el > 0 ? (double)done / el : 0;
 	double pct = p->total ? 100.0 * (double)done / (double)p->total : 100.0;
@@ -56,7 +56,7 @@ static void draw(eg_cli_progress *p, uint64_t done, double t, const char *end)
 	p->last = t;
 }
 
-void eg_cli_progress_update(eg_cli_progress *p, uint64_t done)
+void cli_progress_update(cli_progress *p, uint64_t done)
 {
 	double t = now();
 
@@ -64,7 +64,7 @@ void eg_cli_progress_update(eg_cli_progress *p, uint64_t done)
 		draw(p, done, t, p->tty ? "" : "\n");
 }
 
-void eg_cli_progress_note(eg_cli_progress *p, const char *what)
+void cli_progress_note(cli_progress *p, const char *what)
 {
 	if (!p->shown || !p->tty)
 		return;
@@ -72,7 +72,7 @@ void eg_cli_progress_note(eg_cli_progress *p, const char *what)
 	fflush(stderr);
 }
 
-void eg_cli_progress_end(eg_cli_progress *p, int ok)
+void cli_progress_end(cli_progress *p, int ok)
 {
 	double t = now();
 	char el[32];

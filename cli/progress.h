@@ -4,29 +4,29 @@
  * rate and ETA. Otherwise (logs, pipes, tests): a plain line every 10
  * seconds, so short jobs print nothing and long ones leave a trail.
  */
-#ifndef EG_CLI_PROGRESS_H
-#define EG_CLI_PROGRESS_H
+#ifndef CLI_PROGRESS_H
+#define CLI_PROGRESS_H
 
 #include <stdint.h>
 
-typedef struct eg_cli_progress {
+typedef struct cli_progress {
 	const char *label;    /* e.g. "import" */
 	uint64_t total;       /* units (rows) */
 	uint64_t unit_bytes;  /* bytes per unit, for the MB/s figure; 0 = none */
 	int tty;
 	int shown;            /* printed anything yet */
 	double start, last;
-} eg_cli_progress;
+} cli_progress;
 
-void eg_cli_progress_init(eg_cli_progress *p, const char *label,
-                          uint64_t total, uint64_t unit_bytes);
+void cli_progress_init(cli_progress *p, const char *label,
+                       uint64_t total, uint64_t unit_bytes);
 /* Reports done units out of total. */
-void eg_cli_progress_update(eg_cli_progress *p, uint64_t done);
+void cli_progress_update(cli_progress *p, uint64_t done);
 /* Says what happens after the last unit (e.g. "committing") on a terminal
  * line already shown, so a long final step does not look like a hang. */
-void eg_cli_progress_note(eg_cli_progress *p, const char *what);
+void cli_progress_note(cli_progress *p, const char *what);
 /* Ends the job: ok prints a final summary (only when a line was shown);
  * !ok just clears the terminal line so an error starts on a clean one. */
-void eg_cli_progress_end(eg_cli_progress *p, int ok);
+void cli_progress_end(cli_progress *p, int ok);
 
 #endif

@@ -1,43 +1,10 @@
 /* table_info.c - `engram table info` and `engram table verify`. */
 #include "table.h"
 
-#include <getopt.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-enum { O_JSON = 256, O_HELP };
-
-/* Parses [--json] DIR and opens the table there (*t, *s) when it returns
- * EG_CLI_OK; else an exit status, or -1 after --help. */
-static int parse_open(int argc, char **argv, int allow_json, int *json, const char **dir,
-                      eg_table **t, eg_snapshot **s)
-{
-	static const struct option opts[] = {
-		{"json", no_argument, NULL, O_JSON},
-		{"help", no_argument, NULL, O_HELP},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-
-	*json = 0;
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == O_HELP || c == 'h') {
-			eg_cli_table_usage(stdout);
-			return -1;
-		}
-		if (c != O_JSON || !allow_json)
-			return eg_cli_bad_option(argv[0], argv, optind, optopt);
-		*json = 1;
-	}
-	if (optind != argc - 1)
-		return eg_cli_usage_error(argv[0], optind >= argc ? "DIR is required"
-		                                                   : "exactly one DIR expected");
-	*dir = argv[optind];
-	return eg_cli_open_table(*dir, t, s);
-}
 
 static uint64_t chunk_count(const eg_meta *m)
 {
@@ -72,15 +39,15 @@ static int print_json(const char *path, const eg_meta *m, uint64_t disk,
 	text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(o);
 	if (!text)
-		return eg_cli_fail("out of memory");
+		return cli_fail("out of memory");
 	puts(text);
 	free(text);
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
-int eg_cli_table_info(int argc, char **argv)
+int cli_table_info(struct cli_args *a)
 {
-	const char *dir, *kind = NULL;
+	const char *dir = a->pos[0], *kind = NULL;
 	eg_table *t;
 	eg_snapshot *s;
 	const eg_meta *m;
@@ -90,14 +57,14 @@ int eg_cli_table_info(int argc, char **argv)
 	char created[32], err[256];
 	struct tm tm;
 	time_t when;
-	int json, rc = parse_open(argc, argv, 1, &json, &dir, &t, &s);
+	int rc = cli_open_table(dir, &t, &s);
 
-	if (rc != EG_CLI_OK)
-		return rc < 0 ? EG_CLI_OK : rc;
+	if (rc != CLI_OK)
+		return rc;
 	m = eg_snapshot_meta(s);
 	if (m->hash_spec) {
 		if (eg_hash_parse(m->hash_spec, NULL, &h, err, sizeof err) != 0) {
-			rc = eg_cli_fail("%s: the stored hash spec is invalid: %s", dir, err);
+			rc = cli_fail("%s: the stored hash spec is invalid: %s", dir, err);
 			goto out;
 		}
 		kind = eg_hash_kind(h);
@@ -105,13 +72,13 @@ int eg_cli_table_info(int argc, char **argv)
 	}
 	rc = eg_table_disk_bytes(t, &disk);
 	if (rc != 0) {
-		rc = eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+		rc = cli_fail("%s: %s", dir, eg_strerror(rc));
 		goto out;
 	}
 	when = (time_t)m->created;
 	gmtime_r(&when, &tm);
 	strftime(created, sizeof created, "%Y-%m-%dT%H:%M:%SZ", &tm);
-	if (json) {
+	if (a->json) {
 		rc = print_json(eg_table_path(t), m, disk, created, kind, rpt);
 		goto out;
 	}
@@ -130,7 +97,7 @@ int eg_cli_table_info(int argc, char **argv)
 	printf("created: %s\n", created);
 	printf("hash: %s\n", kind ? kind : "none");
 	printf("rows_per_token: %u\n", rpt);
-	rc = EG_CLI_OK;
+	rc = CLI_OK;
 out:
 	eg_hash_free(h);
 	eg_snapshot_close(s);
@@ -148,21 +115,21 @@ static void on_bad_chunk(void *arg, uint64_t chunk)
 	struct bad *b = arg;
 
 	b->count++;
-	eg_cli_error("%s: chunk %llu does not match its checksum", b->dir,
-	             (unsigned long long)chunk);
+	cli_error("%s: chunk %llu does not match its checksum", b->dir,
+	          (unsigned long long)chunk);
 }
 
-int eg_cli_table_verify(int argc, char **argv)
+int cli_table_verify(struct cli_args *a)
 {
-	const char *dir;
+	const char *dir = a->pos[0];
 	eg_table *t;
 	eg_snapshot *s;
 	struct bad bad;
 	const eg_meta *m;
-	int json, rc = parse_open(argc, argv, 0, &json, &dir, &t, &s);
+	int rc = cli_open_table(dir, &t, &s);
 
-	if (rc != EG_CLI_OK)
-		return rc < 0 ? EG_CLI_OK : rc;
+	if (rc != CLI_OK)
+		return rc;
 	m = eg_snapshot_meta(s);
 	bad.dir = dir;
 	bad.count = 0;
@@ -170,11 +137,11 @@ int eg_cli_table_verify(int argc, char **argv)
 	if (rc == 0) {
 		printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", dir,
 		       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
-		rc = EG_CLI_OK;
+		rc = CLI_OK;
 	} else if (bad.count == 0) {
-		rc = eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+		rc = cli_fail("%s: %s", dir, eg_strerror(rc));
 	} else {
-		rc = EG_CLI_FAIL;
+		rc = CLI_FAIL;
 	}
 	eg_snapshot_close(s);
 	eg_table_close(t);

@@ -9,7 +9,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -82,34 +81,13 @@ static int check_table(const char *dir)
 {
 	eg_table *t;
 	eg_snapshot *s;
-	int rc = eg_cli_open_table(dir, &t, &s);
+	int rc = cli_open_table(dir, &t, &s);
 
-	if (rc != EG_CLI_OK)
+	if (rc != CLI_OK)
 		return rc;
 	eg_snapshot_close(s);
 	eg_table_close(t);
-	return EG_CLI_OK;
-}
-
-static int positional(int argc, char **argv, int want, const char *names)
-{
-	static const struct option opts[] = {
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-
-	opterr = 0;
-	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		if (c == 'h') {
-			eg_cli_table_usage(stdout);
-			return -1;
-		}
-		return eg_cli_bad_option(argv[0], argv, optind, optopt);
-	}
-	if (argc - optind != want)
-		return eg_cli_usage_error(argv[0], "expected %s", names);
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
 /* The text to store in link for dir: relative when both sit in one
@@ -133,82 +111,69 @@ static int link_text(const char *link, const char *dir, char *out, size_t len)
 	return 0;
 }
 
-int eg_cli_table_publish(int argc, char **argv)
+int cli_table_publish(struct cli_args *a)
 {
 	char text[PATH_MAX], old[PATH_MAX] = "", prev[PATH_MAX + 8];
 	char cur_abs[PATH_MAX], here[PATH_MAX], new_abs[PATH_MAX];
-	const char *link, *dir;
+	const char *link = a->pos[0], *dir = a->pos[1];
 	struct stat st;
-	int rc = positional(argc, argv, 2, "LINK NEWDIR");
+	int rc;
 
-	if (rc < 0)
-		return EG_CLI_OK;
-	if (rc != EG_CLI_OK)
-		return rc;
-	link = argv[optind];
-	dir = argv[optind + 1];
 	if (lstat(link, &st) == 0 && !S_ISLNK(st.st_mode))
-		return eg_cli_fail("%s: exists and is not a symlink; move it aside and publish its versions through a link", link);
+		return cli_fail("%s: exists and is not a symlink; move it aside and publish its versions through a link", link);
 	rc = check_table(dir);
-	if (rc != EG_CLI_OK)
+	if (rc != CLI_OK)
 		return rc;
 	rc = link_text(link, dir, text, sizeof text);
 	if (rc != 0)
-		return eg_cli_fail("%s: %s", link, strerror(-rc));
+		return cli_fail("%s: %s", link, strerror(-rc));
 	if (read_link(link, old, sizeof old) == 0) {
 		target_path(link, old, here, sizeof here);
 		if (realpath(here, cur_abs) && realpath(dir, new_abs) &&
 		    strcmp(cur_abs, new_abs) == 0) {
 			printf("%s -> %s (already; nothing to do)\n", link, old);
-			return EG_CLI_OK;
+			return CLI_OK;
 		}
 		snprintf(prev, sizeof prev, "%s.prev", link);
 		rc = atomic_symlink(old, prev);
 		if (rc != 0)
-			return eg_cli_fail("%s: cannot record the previous version: %s", prev, strerror(-rc));
+			return cli_fail("%s: cannot record the previous version: %s", prev, strerror(-rc));
 	}
 	rc = atomic_symlink(text, link);
 	if (rc != 0)
-		return eg_cli_fail("%s: cannot repoint the link: %s", link, strerror(-rc));
+		return cli_fail("%s: cannot repoint the link: %s", link, strerror(-rc));
 	sync_parent(link);
 	if (old[0])
 		printf("%s -> %s (previous: %s)\n", link, text, old);
 	else
 		printf("%s -> %s\n", link, text);
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
-int eg_cli_table_rollback(int argc, char **argv)
+int cli_table_rollback(struct cli_args *a)
 {
 	char prev_link[PATH_MAX + 8], prev[PATH_MAX], cur[PATH_MAX], here[PATH_MAX];
-	const char *link;
-	int rc = positional(argc, argv, 1, "LINK");
-
-	if (rc < 0)
-		return EG_CLI_OK;
-	if (rc != EG_CLI_OK)
-		return rc;
-	link = argv[optind];
-	rc = read_link(link, cur, sizeof cur);
+	const char *link = a->pos[0];
+	int rc = read_link(link, cur, sizeof cur);
 	if (rc != 0)
-		return eg_cli_fail("%s: %s", link, rc == -EINVAL ? "not a symlink" : strerror(-rc));
+		return cli_fail("%s: %s", link, rc == -EINVAL ? "not a symlink" : strerror(-rc));
 	snprintf(prev_link, sizeof prev_link, "%s.prev", link);
 	rc = read_link(prev_link, prev, sizeof prev);
 	if (rc != 0)
-		return eg_cli_fail("%s: no previous version recorded (%s: %s)", link,
-		                   prev_link, rc == -EINVAL ? "not a symlink" : strerror(-rc));
+		return cli_fail("%s: no previous version recorded (%s: %s)", link,
+		                prev_link, rc == -EINVAL ? "not a symlink" : strerror(-rc));
 	target_path(link, prev, here, sizeof here);
 	rc = check_table(here);
-	if (rc != EG_CLI_OK)
+	if (rc != CLI_OK)
 		return rc;
 	rc = atomic_symlink(prev, link);
 	if (rc != 0)
-		return eg_cli_fail("%s: cannot repoint the link: %s", link, strerror(-rc));
+		return cli_fail("%s: cannot repoint the link: %s", link, strerror(-rc));
 	rc = atomic_symlink(cur, prev_link);
 	sync_parent(link);
 	if (rc != 0)
-		return eg_cli_fail("%s: rolled back, but cannot record %s: %s", link,
-		                   prev_link, strerror(-rc));
+		return cli_fail("%s: rolled back, but cannot record %s: %s", link,
+		                prev_link, strerror(-rc));
 	printf("%s -> %s (previous: %s)\n", link, prev, cur);
-	return EG_CLI_OK;
+	return CLI_OK;
 }

@@ -40,39 +40,39 @@ static int is_npy(const char *path, int *yes)
 	return 0;
 }
 
-static int open_npy(eg_cli_rows *r, const char *path, eg_dtype src)
+static int open_npy(cli_rows *r, const char *path, eg_dtype src)
 {
 	char err[256];
 	eg_dtype t;
 
 	if (eg_npy_open(path, &r->npy, err, sizeof err) < 0)
-		return eg_cli_fail("%s: %s", path, err);
+		return cli_fail("%s: %s", path, err);
 	switch (r->npy.type) {
 	case EG_NPY_F4: t = EG_DTYPE_F32; break;
 	case EG_NPY_F2: t = EG_DTYPE_F16; break;
 	case EG_NPY_U1: t = EG_DTYPE_U8; break;
 	case EG_NPY_U2:
 		if (src != EG_DTYPE_F16 && src != EG_DTYPE_BF16)
-			return eg_cli_fail("%s: <u2 rows: say what the 16-bit values are with --source-dtype bf16 or f16", path);
+			return cli_fail("%s: <u2 rows: say what the 16-bit values are with --source-dtype bf16 or f16", path);
 		t = src;
 		break;
 	default:
-		return eg_cli_fail("%s: rows must be <f4, <f2 or |u1 (or <u2 with --source-dtype), not %s",
-		                   path, eg_npy_descr(r->npy.type));
+		return cli_fail("%s: rows must be <f4, <f2 or |u1 (or <u2 with --source-dtype), not %s",
+		                path, eg_npy_descr(r->npy.type));
 	}
 	if (src && src != t)
-		return eg_cli_fail("%s: holds %s values, not %s as --source-dtype says",
-		                   path, eg_npy_descr(r->npy.type), eg_dtype_name(src));
+		return cli_fail("%s: holds %s values, not %s as --source-dtype says",
+		                path, eg_npy_descr(r->npy.type), eg_dtype_name(src));
 	if (r->npy.ndim != 2)
-		return eg_cli_fail("%s: rows must be a 2-D array (rows, dim), not 1-D", path);
+		return cli_fail("%s: rows must be a 2-D array (rows, dim), not 1-D", path);
 	r->type = t;
 	r->n = r->npy.rows;
 	r->width = r->npy.cols;
 	r->data = r->npy.data;
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
-static int open_raw(eg_cli_rows *r, const char *cmd, const char *path,
+static int open_raw(cli_rows *r, const char *cmd, const char *path,
                     eg_dtype src, uint64_t width)
 {
 	struct stat st;
@@ -80,9 +80,9 @@ static int open_raw(eg_cli_rows *r, const char *cmd, const char *path,
 	int fd;
 
 	if (!src || !width)
-		return eg_cli_usage_error(cmd, "%s is not a .npy file: raw rows need --source-dtype and the row width (--dim)", path);
+		return cli_usage_error(cmd, "%s is not a .npy file: raw rows need --source-dtype and the row width (--dim)", path);
 	if (src == EG_DTYPE_E4M3)
-		return eg_cli_usage_error(cmd, "--source-dtype must be f32, f16, bf16 or u8 (fp8 rows: give them as u8 bytes)");
+		return cli_usage_error(cmd, "--source-dtype must be f32, f16, bf16 or u8 (fp8 rows: give them as u8 bytes)");
 	stride = width * type_size(src);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
@@ -90,13 +90,13 @@ static int open_raw(eg_cli_rows *r, const char *cmd, const char *path,
 
 		if (fd >= 0)
 			close(fd);
-		return eg_cli_fail("%s: %s", path, strerror(e));
+		return cli_fail("%s: %s", path, strerror(e));
 	}
 	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size % stride != 0) {
 		close(fd);
-		return eg_cli_fail("%s: %lld bytes is not a whole number of %llu-byte rows (%llu %s values)",
-		                   path, (long long)st.st_size, (unsigned long long)stride,
-		                   (unsigned long long)width, eg_dtype_name(src));
+		return cli_fail("%s: %lld bytes is not a whole number of %llu-byte rows (%llu %s values)",
+		                path, (long long)st.st_size, (unsigned long long)stride,
+		                (unsigned long long)width, eg_dtype_name(src));
 	}
 	if (st.st_size > 0) {
 		r->map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -105,7 +105,7 @@ static int open_raw(eg_cli_rows *r, const char *cmd, const char *path,
 
 			r->map = NULL;
 			close(fd);
-			return eg_cli_fail("%s: %s", path, strerror(e));
+			return cli_fail("%s: %s", path, strerror(e));
 		}
 		r->map_len = (size_t)st.st_size;
 	}
@@ -114,28 +114,28 @@ static int open_raw(eg_cli_rows *r, const char *cmd, const char *path,
 	r->n = (uint64_t)st.st_size / stride;
 	r->width = width;
 	r->data = r->map;
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
-int eg_cli_rows_open(eg_cli_rows *r, const char *cmd, const char *path,
-                     eg_dtype src, eg_dtype raw_src, uint64_t bin_width)
+int cli_rows_open(cli_rows *r, const char *cmd, const char *path,
+                  eg_dtype src, eg_dtype raw_src, uint64_t bin_width)
 {
 	int npy, rc;
 
 	memset(r, 0, sizeof *r);
 	r->path = path;
 	if (is_npy(path, &npy) < 0)
-		return eg_cli_fail("%s: %s", path, strerror(errno));
+		return cli_fail("%s: %s", path, strerror(errno));
 	rc = npy ? open_npy(r, path, src) : open_raw(r, cmd, path, raw_src, bin_width);
-	if (rc != EG_CLI_OK) {
-		eg_cli_rows_close(r);
+	if (rc != CLI_OK) {
+		cli_rows_close(r);
 		return rc;
 	}
 	r->stride = (size_t)(r->width * type_size(r->type));
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
-void eg_cli_rows_close(eg_cli_rows *r)
+void cli_rows_close(cli_rows *r)
 {
 	eg_npy_close(&r->npy);
 	if (r->map)
@@ -143,30 +143,30 @@ void eg_cli_rows_close(eg_cli_rows *r)
 	r->map = NULL;
 }
 
-int eg_cli_rows_check(const eg_cli_rows *r, const eg_meta *m)
+int cli_rows_check(const cli_rows *r, const eg_meta *m)
 {
 	const char *want = eg_dtype_name(m->dtype);
 
 	if (r->type == EG_DTYPE_U8) {
 		if (m->dtype == EG_DTYPE_U8 && r->width != m->dim)
-			return eg_cli_fail("%s: rows are %llu bytes wide; the table's u8 rows are %u",
-			                   r->path, (unsigned long long)r->width, m->dim);
+			return cli_fail("%s: rows are %llu bytes wide; the table's u8 rows are %u",
+			                r->path, (unsigned long long)r->width, m->dim);
 		if (m->dtype == EG_DTYPE_E4M3 && r->width != m->row_bytes)
-			return eg_cli_fail("%s: raw e4m3 rows are %llu bytes wide; the table's rows are %u bytes (dim %u%s)",
-			                   r->path, (unsigned long long)r->width, m->row_bytes, m->dim,
-			                   m->scale_block ? " plus scales" : "");
+			return cli_fail("%s: raw e4m3 rows are %llu bytes wide; the table's rows are %u bytes (dim %u%s)",
+			                r->path, (unsigned long long)r->width, m->row_bytes, m->dim,
+			                m->scale_block ? " plus scales" : "");
 		if (m->dtype != EG_DTYPE_U8 && m->dtype != EG_DTYPE_E4M3)
-			return eg_cli_fail("%s: u8 rows are raw bytes and are not converted to %s values",
-			                   r->path, want);
-		return EG_CLI_OK;
+			return cli_fail("%s: u8 rows are raw bytes and are not converted to %s values",
+			                r->path, want);
+		return CLI_OK;
 	}
 	if (m->dtype == EG_DTYPE_U8)
-		return eg_cli_fail("%s: refusing to convert %s values to u8 (u8 rows are opaque bytes; import u8 data)",
-		                   r->path, eg_dtype_name(r->type));
+		return cli_fail("%s: refusing to convert %s values to u8 (u8 rows are opaque bytes; import u8 data)",
+		                r->path, eg_dtype_name(r->type));
 	if (r->width != m->dim)
-		return eg_cli_fail("%s: rows have %llu values; the table's dim is %u",
-		                   r->path, (unsigned long long)r->width, m->dim);
-	return EG_CLI_OK;
+		return cli_fail("%s: rows have %llu values; the table's dim is %u",
+		                r->path, (unsigned long long)r->width, m->dim);
+	return CLI_OK;
 }
 
 static float load_f32(const unsigned char *p)
@@ -182,8 +182,8 @@ static uint16_t load_u16(const unsigned char *p)
 	return (uint16_t)(p[0] | p[1] << 8);
 }
 
-int eg_cli_rows_convert(const eg_cli_rows *r, uint64_t first, uint64_t n,
-                        const eg_meta *m, void *dst)
+int cli_rows_convert(const cli_rows *r, uint64_t first, uint64_t n,
+                     const eg_meta *m, void *dst)
 {
 	const unsigned char *src = r->data + first * r->stride;
 	unsigned char *out = dst;

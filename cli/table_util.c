@@ -1,70 +1,12 @@
-/* table_util.c - argument parsing and loading shared by `engram table`. */
+/* table_util.c - loading shared by the table commands (slots, hash specs,
+ * tables) and by `engram lookup` (slots). */
 #include "table.h"
 
 #include <errno.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-int eg_cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	eg_cli_error("%s: %s (see engram %s --help)", cmd, msg, cmd);
-	return EG_CLI_USAGE;
-}
-
-int eg_cli_fail(const char *fmt, ...)
-{
-	char msg[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
-	eg_cli_error("%s", msg);
-	return EG_CLI_FAIL;
-}
-
-int eg_cli_bad_option(const char *cmd, char **argv, int optind_now, int optopt_now)
-{
-	const char *arg = argv[optind_now - 1];
-
-	if (optopt_now && arg[0] == '-' && arg[1] != '-')
-		return eg_cli_usage_error(cmd, "bad option '-%c'", optopt_now);
-	return eg_cli_usage_error(cmd, "unknown option or missing value: '%s'", arg);
-}
-
-int eg_cli_parse_u64(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || *end)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-int eg_cli_parse_u32(const char *s, uint32_t *out)
-{
-	uint64_t v;
-
-	if (eg_cli_parse_u64(s, &v) < 0 || v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
 
 static int push(uint64_t **v, size_t *n, size_t *cap, uint64_t x)
 {
@@ -112,7 +54,7 @@ static int slots_from_list(const char *cmd, const char *list, uint64_t **out,
 		for (unsigned long long x = a;; x++) {
 			if (push(&v, n, &cap, x) < 0) {
 				free(v);
-				return eg_cli_fail("out of memory");
+				return cli_fail("out of memory");
 			}
 			if (x == b)
 				break;
@@ -126,10 +68,10 @@ static int slots_from_list(const char *cmd, const char *list, uint64_t **out,
 	if (*n == 0)
 		goto bad;
 	*out = v;
-	return EG_CLI_OK;
+	return CLI_OK;
 bad:
 	free(v);
-	return eg_cli_usage_error(cmd, "bad slot list '%s' (want e.g. 1,5,9 or 0-99)", list);
+	return cli_usage_error(cmd, "bad slot list '%s' (want e.g. 1,5,9 or 0-99)", list);
 }
 
 static int slots_from_file(const char *path, uint64_t **out, size_t *n)
@@ -139,22 +81,22 @@ static int slots_from_file(const char *path, uint64_t **out, size_t *n)
 	uint64_t count, *v;
 
 	if (eg_npy_open(path, &a, err, sizeof err) < 0)
-		return eg_cli_fail("%s: %s", path, err);
+		return cli_fail("%s: %s", path, err);
 	count = a.rows * a.cols;
 	if (a.type != EG_NPY_I4 && a.type != EG_NPY_I8 && a.type != EG_NPY_U8 &&
 	    a.type != EG_NPY_U1) {
 		eg_npy_close(&a);
-		return eg_cli_fail("%s: slots must be integers (<i4, <i8, <u8), not %s",
-		                   path, eg_npy_descr(a.type));
+		return cli_fail("%s: slots must be integers (<i4, <i8, <u8), not %s",
+		                path, eg_npy_descr(a.type));
 	}
 	if (count == 0) {
 		eg_npy_close(&a);
-		return eg_cli_fail("%s: no slots in the file", path);
+		return cli_fail("%s: no slots in the file", path);
 	}
 	v = malloc(count * sizeof *v);
 	if (!v) {
 		eg_npy_close(&a);
-		return eg_cli_fail("out of memory");
+		return cli_fail("out of memory");
 	}
 	for (uint64_t i = 0; i < count; i++) {
 		const unsigned char *p = (const unsigned char *)a.data + i * a.itemsize;
@@ -168,15 +110,15 @@ static int slots_from_file(const char *path, uint64_t **out, size_t *n)
 		if (s < 0 && a.type != EG_NPY_U8) {
 			free(v);
 			eg_npy_close(&a);
-			return eg_cli_fail("%s: slot %lld (index %llu) is negative", path,
-			                   (long long)s, (unsigned long long)i);
+			return cli_fail("%s: slot %lld (index %llu) is negative", path,
+			                (long long)s, (unsigned long long)i);
 		}
 		v[i] = (uint64_t)s;
 	}
 	eg_npy_close(&a);
 	*out = v;
 	*n = count;
-	return EG_CLI_OK;
+	return CLI_OK;
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -186,13 +128,13 @@ static int ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-int eg_cli_load_slots(const char *cmd, const char *list, const char *file,
-                      uint64_t **out, size_t *n)
+int cli_load_slots(const char *cmd, const char *list, const char *file,
+                   uint64_t **out, size_t *n)
 {
 	if (list && file)
-		return eg_cli_usage_error(cmd, "give --slots or --slots-file, not both");
+		return cli_usage_error(cmd, "give --slots or --slots-file, not both");
 	if (!list && !file)
-		return eg_cli_usage_error(cmd, "--slots or --slots-file is required");
+		return cli_usage_error(cmd, "--slots or --slots-file is required");
 	if (list && ends_with(list, ".npy"))
 		file = list;
 	if (file)
@@ -241,7 +183,7 @@ fail:
 	return NULL;
 }
 
-int eg_cli_load_hash(const char *path, eg_hash **out)
+int cli_load_hash(const char *path, eg_hash **out)
 {
 	const char *why;
 	char *json, *copy, err[512];
@@ -249,34 +191,34 @@ int eg_cli_load_hash(const char *path, eg_hash **out)
 
 	json = read_file(path, (size_t)1 << 31, &why);
 	if (!json)
-		return eg_cli_fail("%s: %s", path, why ? why : strerror(errno ? errno : ENOMEM));
+		return cli_fail("%s: %s", path, why ? why : strerror(errno ? errno : ENOMEM));
 	copy = strdup(path);
 	if (!copy) {
 		free(json);
-		return eg_cli_fail("out of memory");
+		return cli_fail("out of memory");
 	}
 	err[0] = '\0';
 	rc = eg_hash_parse(json, dirname(copy), out, err, sizeof err);
 	free(copy);
 	free(json);
 	if (rc != 0)
-		return eg_cli_fail("%s: bad hash spec: %s", path, err[0] ? err : eg_strerror(rc));
-	return EG_CLI_OK;
+		return cli_fail("%s: bad hash spec: %s", path, err[0] ? err : eg_strerror(rc));
+	return CLI_OK;
 }
 
-int eg_cli_open_table(const char *dir, eg_table **t, eg_snapshot **s)
+int cli_open_table(const char *dir, eg_table **t, eg_snapshot **s)
 {
 	int rc;
 
 	*s = NULL;
 	rc = eg_table_open(dir, t);
 	if (rc != 0)
-		return eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+		return cli_fail("%s: %s", dir, eg_strerror(rc));
 	rc = eg_snapshot_open(*t, 0, s);
 	if (rc != 0) {
 		eg_table_close(*t);
 		*t = NULL;
-		return eg_cli_fail("%s: %s", dir, eg_strerror(rc));
+		return cli_fail("%s: %s", dir, eg_strerror(rc));
 	}
-	return EG_CLI_OK;
+	return CLI_OK;
 }

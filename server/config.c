@@ -1,11 +1,14 @@
 /* config.c - command-line flags and the `key = value` config file.
  *
- * A config file line mirrors a flag without its dashes ("table = a=/srv/a",
- * "max-rows = 1M"); '#' starts a comment. Entries apply where --config
- * appears, so later flags override earlier file values; table and listen
- * accumulate. */
+ * One table, settings[], drives both and the usage text: a row per setting
+ * (name, what its value is, where it goes, bounds, help). A config file line
+ * mirrors a flag without its dashes ("table = a=/srv/a", "max-rows = 1M");
+ * '#' starts a comment. Entries apply where --config appears, so later flags
+ * override earlier file values; table and listen accumulate. Defaults are
+ * the initial values of ed_cfg. */
 #include <errno.h>
 #include <getopt.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,27 +25,6 @@ struct ed_config ed_cfg = {
 	.verify = ED_VERIFY_NEW,
 	.drain_timeout = 10,
 };
-
-static const char usage[] =
-	"usage: engramd --table NAME=DIR [--table NAME=DIR ...] [options]\n"
-	"  --table NAME=DIR     serve the table in DIR (may be a symlink) as NAME\n"
-	"  --listen ADDR        unix:PATH or tcp:HOST:PORT (repeatable); systemd\n"
-	"                       socket activation adds its sockets\n"
-	"  --threads N          event-loop threads (default: one per core)\n"
-	"  --max-frame BYTES    largest request accepted (default 64M)\n"
-	"  --max-rows N         rows per request (default 4M)\n"
-	"  --max-output BYTES   unsent bytes per connection before reading pauses (default 64M)\n"
-	"  --max-shm BYTES      largest shared buffer a unix client may attach (default 1G)\n"
-	"  --socket-mode OCTAL  mode of unix socket files (default 0660)\n"
-	"  --watch SECONDS      poll tables for a new generation or symlink target\n"
-	"  --verify MODE        check every chunk checksum before serving: 'new' (default:\n"
-	"                       a newly published version directory), 'all' (also at\n"
-	"                       start and after in-place patches) or 'none'\n"
-	"  --drain-timeout SEC  how long SIGTERM waits for in-flight requests (default 10)\n"
-	"  --http HOST:PORT     serve GET /metrics (Prometheus) and /healthz over HTTP\n"
-	"  --config FILE        read `key = value` lines, keys as the flags above\n"
-	"  --log-level LEVEL    error, warn, info (default) or debug\n"
-	"  --version, --help\n";
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -66,16 +48,6 @@ static int parse_size(const char *s, uint64_t *out)
 	if (*end != '\0' || (shift && v > (UINT64_MAX >> shift)))
 		return -1;
 	*out = (uint64_t)v << shift;
-	return 0;
-}
-
-static int parse_uint(const char *s, unsigned *out)
-{
-	uint64_t v;
-
-	if (parse_size(s, &v) < 0 || v > 1000000)
-		return -1;
-	*out = (unsigned)v;
 	return 0;
 }
 
@@ -116,92 +88,196 @@ static int add_table(const char *arg)
 	return 0;
 }
 
-static int read_file(const char *path, int depth);
-
-/* Applies one setting by its long name; shared by flags and the file. */
-static int apply(const char *key, const char *val, int depth)
+static int add_listen(const char *arg)
 {
-	uint64_t v;
+	ed_cfg.listen = xrealloc(ed_cfg.listen, (ed_cfg.n_listen + 1) * sizeof(char *));
+	ed_cfg.listen[ed_cfg.n_listen] = strdup(arg);
+	if (!ed_cfg.listen[ed_cfg.n_listen++])
+		exit(1);
+	return 0;
+}
+
+static int set_log_level(const char *arg)
+{
 	enum ed_log_level level;
 
-	if (strcmp(key, "table") == 0)
-		return add_table(val);
-	if (strcmp(key, "listen") == 0) {
-		ed_cfg.listen = xrealloc(ed_cfg.listen, (ed_cfg.n_listen + 1) * sizeof(char *));
-		ed_cfg.listen[ed_cfg.n_listen] = strdup(val);
-		if (!ed_cfg.listen[ed_cfg.n_listen++])
-			exit(1);
-		return 0;
-	}
-	if (strcmp(key, "threads") == 0) {
-		if (parse_uint(val, &ed_cfg.threads) < 0 || ed_cfg.threads > 1024)
-			goto bad;
-		return 0;
-	}
-	if (strcmp(key, "max-frame") == 0 || strcmp(key, "max-rows") == 0 ||
-	    strcmp(key, "max-output") == 0) {
-		if (parse_size(val, &v) < 0 || v == 0)
-			goto bad;
-		if (key[4] == 'f') {
-			if (v > (1ull << 31)) /* inbuf sizes stay well inside size_t and int */
-				goto bad;
-			ed_cfg.max_frame = v;
-		} else if (key[4] == 'r') {
-			ed_cfg.max_rows = v;
-		} else {
-			ed_cfg.max_output = v;
-		}
-		return 0;
-	}
-	if (strcmp(key, "max-shm") == 0) {
-		if (parse_size(val, &v) < 0 || v == 0)
-			goto bad;
-		ed_cfg.max_shm = v;
-		return 0;
-	}
-	if (strcmp(key, "http") == 0) {
-		free(ed_cfg.http);
-		ed_cfg.http = strdup(val);
-		if (!ed_cfg.http)
-			exit(1);
-		return 0;
-	}
-	if (strcmp(key, "watch") == 0)
-		return parse_uint(val, &ed_cfg.watch) < 0 ? (ed_error("bad watch '%s'", val), -1) : 0;
-	if (strcmp(key, "drain-timeout") == 0)
-		return parse_uint(val, &ed_cfg.drain_timeout) < 0 ? (ed_error("bad drain-timeout '%s'", val), -1) : 0;
-	if (strcmp(key, "socket-mode") == 0) {
-		char *end;
-		unsigned long m = strtoul(val, &end, 8);
-		if (*end || end == val || m > 0777)
-			goto bad;
-		ed_cfg.socket_mode = (mode_t)m;
-		return 0;
-	}
-	if (strcmp(key, "verify") == 0) {
-		if (strcmp(val, "none") == 0)
-			ed_cfg.verify = ED_VERIFY_NONE;
-		else if (strcmp(val, "new") == 0)
-			ed_cfg.verify = ED_VERIFY_NEW;
-		else if (strcmp(val, "all") == 0)
-			ed_cfg.verify = ED_VERIFY_ALL;
+	if (ed_log_parse_level(arg, &level) < 0)
+		return 1;
+	ed_log_set_level(level);
+	return 0;
+}
+
+static int read_file(const char *path, int depth);
+
+/* How a setting's value is read. */
+enum kind {
+	K_SIZE,  /* uint64_t: a number with an optional K/M/G/T suffix, min..max */
+	K_UINT,  /* unsigned: the same; max 0 stands for 1000000 */
+	K_MODE,  /* mode_t: octal, at most max */
+	K_ENUM,  /* int: the index of the value in names */
+	K_STR,   /* char *: a copy; a later value replaces it */
+	K_CALL,  /* call(value): 0, 1 for a bad value, -1 after its own error */
+	K_FILE,  /* a config file read where it is named */
+};
+
+/* One daemon setting: the flag --NAME and the config file key NAME. */
+struct setting {
+	const char *name;
+	const char *arg;          /* the value, as the usage text shows it */
+	enum kind kind;
+	size_t field;             /* offsetof(struct ed_config, ...) */
+	uint64_t min, max;        /* K_SIZE, K_UINT, K_MODE */
+	const char *const *names; /* K_ENUM, in the enum's order */
+	int (*call)(const char *val);
+	const char *help;         /* usage text; '\n' starts a continuation line */
+};
+
+#define F(field) offsetof(struct ed_config, field)
+
+static const char *const verify_names[] = { "none", "new", "all", NULL };
+
+static const struct setting settings[] = {
+	{ "table", "NAME=DIR", K_CALL, .call = add_table,
+	  .help = "serve the table in DIR (may be a symlink) as NAME" },
+	{ "listen", "ADDR", K_CALL, .call = add_listen,
+	  .help = "unix:PATH or tcp:HOST:PORT (repeatable); systemd\n"
+	          "socket activation adds its sockets" },
+	{ "threads", "N", K_UINT, F(threads), .max = 1024,
+	  .help = "event-loop threads (default: one per core)" },
+	/* inbuf sizes stay well inside size_t and int */
+	{ "max-frame", "BYTES", K_SIZE, F(max_frame), 1, 1ull << 31,
+	  .help = "largest request accepted (default 64M)" },
+	{ "max-rows", "N", K_SIZE, F(max_rows), 1, UINT64_MAX,
+	  .help = "rows per request (default 4M)" },
+	{ "max-output", "BYTES", K_SIZE, F(max_output), 1, UINT64_MAX,
+	  .help = "unsent bytes per connection before reading pauses (default 64M)" },
+	{ "max-shm", "BYTES", K_SIZE, F(max_shm), 1, UINT64_MAX,
+	  .help = "largest shared buffer a unix client may attach (default 1G)" },
+	{ "socket-mode", "OCTAL", K_MODE, F(socket_mode), 0, 0777,
+	  .help = "mode of unix socket files (default 0660)" },
+	{ "watch", "SECONDS", K_UINT, F(watch),
+	  .help = "poll tables for a new generation or symlink target" },
+	{ "verify", "MODE", K_ENUM, F(verify), .names = verify_names,
+	  .help = "check every chunk checksum before serving: 'new' (default:\n"
+	          "a newly published version directory), 'all' (also at\n"
+	          "start and after in-place patches) or 'none'" },
+	{ "drain-timeout", "SEC", K_UINT, F(drain_timeout),
+	  .help = "how long SIGTERM waits for in-flight requests (default 10)" },
+	{ "http", "HOST:PORT", K_STR, F(http),
+	  .help = "serve GET /metrics (Prometheus) and /healthz over HTTP" },
+	{ "config", "FILE", K_FILE,
+	  .help = "read `key = value` lines, keys as the flags above" },
+	{ "log-level", "LEVEL", K_CALL, .call = set_log_level,
+	  .help = "error, warn, info (default) or debug" },
+};
+
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+static void *field(const struct setting *s)
+{
+	return (char *)&ed_cfg + s->field;
+}
+
+static uint64_t max_of(const struct setting *s)
+{
+	if (s->max)
+		return s->max;
+	return s->kind == K_UINT ? 1000000 : UINT64_MAX;
+}
+
+/* Stores val in s's field; 0, or 1 when val is not a value of s's kind. */
+static int store(const struct setting *s, const char *val)
+{
+	uint64_t v;
+	char *end;
+
+	switch (s->kind) {
+	case K_SIZE:
+	case K_UINT:
+		if (parse_size(val, &v) < 0 || v < s->min || v > max_of(s))
+			return 1;
+		if (s->kind == K_SIZE)
+			*(uint64_t *)field(s) = v;
 		else
-			goto bad;
+			*(unsigned *)field(s) = (unsigned)v;
 		return 0;
-	}
-	if (strcmp(key, "log-level") == 0) {
-		if (ed_log_parse_level(val, &level) < 0)
-			goto bad;
-		ed_log_set_level(level);
+	case K_MODE:
+		v = strtoul(val, &end, 8);
+		if (*end || end == val || v > max_of(s))
+			return 1;
+		*(mode_t *)field(s) = (mode_t)v;
 		return 0;
+	case K_ENUM:
+		for (int i = 0; s->names[i]; i++) {
+			if (strcmp(val, s->names[i]) == 0) {
+				*(int *)field(s) = i;
+				return 0;
+			}
+		}
+		return 1;
+	case K_STR:
+		free(*(char **)field(s));
+		*(char **)field(s) = strdup(val);
+		if (!*(char **)field(s))
+			exit(1);
+		return 0;
+	default:
+		return 1; /* K_CALL and K_FILE have no field */
 	}
-	if (strcmp(key, "config") == 0)
+}
+
+/* Applies setting s; depth is how deep in config files it was read. */
+static int apply(const struct setting *s, const char *val, int depth)
+{
+	int rc;
+
+	if (s->kind == K_FILE)
 		return read_file(val, depth + 1);
+	rc = s->kind == K_CALL ? s->call(val) : store(s, val);
+	if (rc > 0)
+		ed_error("bad value for %s: '%s'", s->name, val);
+	return rc ? -1 : 0;
+}
+
+/* A config file line: applies the setting called key. */
+static int apply_key(const char *key, const char *val, int depth)
+{
+	for (size_t i = 0; i < NSETTINGS; i++)
+		if (strcmp(key, settings[i].name) == 0)
+			return apply(&settings[i], val, depth);
 	ed_error("unknown setting '%s'", key);
 	return -1;
-bad:
-	ed_error("bad value for %s: '%s'", key, val);
-	return -1;
+}
+
+/* "--NAME ARG" of a setting into buf; its length. */
+static int flag_of(const struct setting *s, char *buf, size_t len)
+{
+	return snprintf(buf, len, "--%s %s", s->name, s->arg);
+}
+
+static void usage(FILE *f)
+{
+	char flag[64];
+	int width = 0;
+
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		int n = flag_of(&settings[i], flag, sizeof(flag));
+
+		width = n > width ? n : width;
+	}
+	fputs("usage: engramd --table NAME=DIR [--table NAME=DIR ...] [options]\n", f);
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		const char *h = settings[i].help, *nl;
+
+		flag_of(&settings[i], flag, sizeof(flag));
+		fprintf(f, "  %-*s  ", width, flag);
+		while ((nl = strchr(h, '\n'))) {
+			fprintf(f, "%.*s\n%*s", (int)(nl - h), h, width + 4, "");
+			h = nl + 1;
+		}
+		fprintf(f, "%s\n", h);
+	}
+	fputs("  --version, --help\n", f);
 }
 
 static char *trim(char *s)
@@ -250,7 +326,7 @@ static int read_file(const char *path, int depth)
 		*eq = '\0';
 		val = trim(eq + 1);
 		key = trim(key);
-		if (apply(key, val, depth) < 0) {
+		if (apply_key(key, val, depth) < 0) {
 			ed_error("%s:%u: in this line", path, lineno);
 			rc = -1;
 		}
@@ -261,41 +337,28 @@ static int read_file(const char *path, int depth)
 
 int ed_config_parse(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "table", required_argument, NULL, 0 },
-		{ "listen", required_argument, NULL, 0 },
-		{ "threads", required_argument, NULL, 0 },
-		{ "max-frame", required_argument, NULL, 0 },
-		{ "max-rows", required_argument, NULL, 0 },
-		{ "max-output", required_argument, NULL, 0 },
-		{ "max-shm", required_argument, NULL, 0 },
-		{ "socket-mode", required_argument, NULL, 0 },
-		{ "watch", required_argument, NULL, 0 },
-		{ "drain-timeout", required_argument, NULL, 0 },
-		{ "http", required_argument, NULL, 0 },
-		{ "config", required_argument, NULL, 0 },
-		{ "log-level", required_argument, NULL, 0 },
-		{ "verify", required_argument, NULL, 0 },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	int c, idx;
+	struct option opts[NSETTINGS + 3];
+	int c;
 
-	while ((c = getopt_long(argc, argv, "hV", opts, &idx)) != -1) {
+	for (size_t i = 0; i < NSETTINGS; i++)
+		opts[i] = (struct option){ settings[i].name, required_argument, NULL, 256 + (int)i };
+	opts[NSETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[NSETTINGS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	opts[NSETTINGS + 2] = (struct option){ NULL, 0, NULL, 0 };
+	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		if (c == 'h') {
-			fputs(usage, stdout);
+			usage(stdout);
 			return 1;
 		}
 		if (c == 'V') {
 			printf("engramd %s (protocol %d)\n", ED_VERSION, ED_PROTOCOL_VERSION);
 			return 1;
 		}
-		if (c != 0) {
-			fputs(usage, stderr);
+		if (c < 256) {
+			usage(stderr);
 			return -1;
 		}
-		if (apply(opts[idx].name, optarg ? optarg : "1", 0) < 0)
+		if (apply(&settings[c - 256], optarg, 0) < 0)
 			return -1;
 	}
 	if (optind < argc) {

@@ -1,0 +1,145 @@
+/* commands.c - the command table: one entry per command (words, positional
+ * arguments, options, usage, run), and the help made from it. */
+#include "query.h"
+#include "table.h"
+
+#include <stdlib.h>
+
+#define OPTS(...) ((const enum cli_opt_id[]){ __VA_ARGS__, O_NONE })
+
+const struct cli_group cli_table_group = {
+	.word = "table",
+	.head = "Tables (a table version is a directory holding an LMDB environment):\n",
+	.notes =
+"  --generation G: the new table's first generation (default 1). A version\n"
+"      that will replace a published one should start above the generation\n"
+"      served now (engram table info LINK), so generations never go back.\n"
+"  Dtypes: f32 f16 bf16 e4m3 u8. --chunk-slots: a power of two (default 65536).\n",
+};
+
+/* Every query needs an address; $ENGRAM_CONNECT stands in for --connect. */
+static int query_check(struct cli_args *a)
+{
+	if (!a->connect)
+		a->connect = getenv("ENGRAM_CONNECT");
+	if (!a->connect || !*a->connect)
+		return cli_usage_error(a->cmd, "--connect ADDR is required");
+	return CLI_OK;
+}
+
+const struct cli_group cli_query_group = {
+	.head = "Query a running engramd (ADDR: unix:PATH or tcp:HOST:PORT; default $ENGRAM_CONNECT):\n",
+	.notes = "Every query takes --timeout MS (default 30000; 0 = none).\n",
+	.opts = OPTS(O_CONNECT, O_TIMEOUT),
+	.check = query_check,
+};
+
+#define TABLE .group = &cli_table_group
+#define QUERY .group = &cli_query_group
+
+const struct cli_cmd cli_commands[] = {
+	{ TABLE, "create", "DIR", OPTS(O_NSLOTS, O_DIM, O_DTYPE, O_CHUNK_SLOTS, O_FILL, O_NAME,
+	                               O_SCALE_BLOCK, O_HASH, O_GENERATION), .run = cli_table_create,
+	  .usage =
+"  engram table create DIR --slots N --dim D [--dtype T] [--chunk-slots K]\n"
+"                      [--fill zero|random[:SEED]] [--name NAME]\n"
+"                      [--scale-block B] [--hash SPEC.json] [--generation G]\n"
+"      New table of zero rows, or of deterministic pseudo-random rows: values\n"
+"      near N(0,1) (u8: uniform bytes) that depend only on SEED (default 0),\n"
+"      the slot and the value's index, not on the chunk size. With --hash\n"
+"      the slot count comes from the spec (--slots, if given, must agree).\n" },
+	{ TABLE, "import", "DIR", OPTS(O_FROM, O_DIM, O_DTYPE, O_SOURCE_DTYPE, O_CHUNK_SLOTS, O_NAME,
+	                               O_SCALE_BLOCK, O_HASH, O_GENERATION), .run = cli_table_import,
+	  .usage =
+"  engram table import DIR --from ROWS.npy [--dtype T] [--name NAME]\n"
+"                      [--chunk-slots K] [--scale-block B] [--hash SPEC.json]\n"
+"                      [--generation G]\n"
+"  engram table import DIR --from ROWS.bin --dim D --source-dtype S [...]\n"
+"      New table from a 2-D C-order .npy (<f4, <f2, |u1; <u2 with\n"
+"      --source-dtype bf16|f16) or a raw little-endian file of rows.\n"
+"      The dtype defaults to the source's. Floats convert to f32, f16, bf16\n"
+"      or e4m3 (round to nearest even; e4m3 saturates at 448, and with\n"
+"      --scale-block gets one ue8m0 scale per B values). u8 rows are opaque\n"
+"      bytes: they are copied as is into u8 tables, or into e4m3 tables as\n"
+"      the stored fp8 bytes (scales included, as export writes them); floats\n"
+"      are never converted to u8 nor u8 to floats.\n" },
+	{ TABLE, "info", "DIR", OPTS(O_JSON), .run = cli_table_info, .usage =
+"  engram table info DIR [--json]\n"
+"      The table's metadata as 'key: value' lines, or one JSON object.\n" },
+	{ TABLE, "verify", "DIR", NULL, .run = cli_table_verify, .usage =
+"  engram table verify DIR\n"
+"      Recompute every chunk checksum; exit 1 with one line per bad chunk.\n" },
+	{ TABLE, "export", "DIR", OPTS(O_SLOTS, O_SLOTS_FILE, O_OUT), .run = cli_table_export,
+	  .usage =
+"  engram table export DIR --slots 1,5,9|0-99|SLOTS.npy | --slots-file SLOTS.npy\n"
+"                      [--out ROWS.npy]\n"
+"      Rows of the given slots to a .npy (f32 <f4, f16 <f2, bf16 <u2 raw\n"
+"      bits, e4m3 and u8 |u1 of row_bytes columns), or as text lines\n"
+"      'SLOT: values...' (decoded to float; u8 as byte values).\n" },
+	{ TABLE, "update", "DIR", OPTS(O_SLOTS, O_SLOTS_FILE, O_ROWS, O_SOURCE_DTYPE),
+	  .run = cli_table_update, .usage =
+"  engram table update DIR --slots LIST|SLOTS.npy --rows ROWS.npy|ROWS.bin\n"
+"                      [--source-dtype S]\n"
+"      Patch rows in place in one transaction and bump the generation;\n"
+"      readers keep their snapshot. Raw rows default to the table's layout.\n" },
+	{ TABLE, "publish", "LINK NEWDIR", NULL, .run = cli_table_publish, .usage =
+"  engram table publish LINK NEWDIR\n"
+"      Point the symlink LINK at the table NEWDIR atomically, remembering the\n"
+"      old target in LINK.prev.\n" },
+	{ TABLE, "rollback", "LINK", NULL, .run = cli_table_rollback, .usage =
+"  engram table rollback LINK\n"
+"      Point LINK back at LINK.prev (and LINK.prev at the version just left).\n" },
+
+	{ QUERY, "info", NULL, OPTS(O_JSON), .run = cli_query_info, .usage =
+"  engram info    --connect ADDR [--json]        tables served\n" },
+	{ QUERY, "stats", NULL, OPTS(O_JSON), .run = cli_query_stats, .usage =
+"  engram stats   --connect ADDR [--json]        daemon counters\n" },
+	{ QUERY, "ping", NULL, NULL, .run = cli_query_ping, .usage =
+"  engram ping    --connect ADDR                 round trip\n" },
+	{ QUERY, "lookup", NULL, OPTS(O_TABLE, O_SLOTS, O_SLOTS_FILE, O_OUT), .run = cli_query_lookup,
+	  .usage =
+"  engram lookup  --connect ADDR --table NAME (--slots 1,2,5-9 | --slots-file S.npy)\n"
+"                 [--out ROWS.npy]               rows, as `engram table export` writes them\n" },
+	{ QUERY, "tokens", NULL, OPTS(O_TABLES, O_TOKENS, O_SEQ_LENS, O_CONTEXT, O_OUT),
+	  .run = cli_query_tokens, .usage =
+"  engram tokens  --connect ADDR --tables a,b --tokens 1,2,3 [--seq-lens 2,1]\n"
+"                 [--context 0,0] [--out PREFIX] rows of token n-grams hashed by the\n"
+"                                                daemon; --out writes PREFIX.TABLE.npy of\n"
+"                                                [tokens * rows_per_token, width]\n" },
+	{ QUERY, "reload", NULL, OPTS(O_TABLE), .run = cli_query_reload, .usage =
+"  engram reload  --connect ADDR [--table NAME]  reopen tables from disk\n" },
+	{ QUERY, "bench", NULL, OPTS(O_TABLE, O_BATCH, O_SECONDS, O_DEPTH), .run = cli_query_bench,
+	  .usage =
+"  engram bench   --connect ADDR --table NAME [--batch 4096] [--seconds 3]\n"
+"                 [--depth 1]                    random lookups: rows/s, latency;\n"
+"                                                --depth lookups in flight at once\n" },
+};
+
+const size_t cli_ncommands = sizeof cli_commands / sizeof cli_commands[0];
+
+void cli_group_help(FILE *f, const struct cli_group *g)
+{
+	fputs(g->head, f);
+	for (size_t i = 0; i < cli_ncommands; i++)
+		if (cli_commands[i].group == g)
+			fputs(cli_commands[i].usage, f);
+	fputs(g->notes, f);
+}
+
+void cli_help(FILE *f, const struct cli_cmd *cmd)
+{
+	if (cmd) {
+		fputs(cmd->group->head, f);
+		fputs(cmd->usage, f);
+		fputs(cmd->group->notes, f);
+		return;
+	}
+	fputs("usage: engram COMMAND [ARGS...]\n"
+	      "\n"
+	      "Build, inspect and patch engram tables, and query a running engramd.\n"
+	      "Exit status: 0 ok, 1 failure (one line on stderr), 2 bad command line.\n"
+	      "\n", f);
+	cli_group_help(f, &cli_table_group);
+	fputc('\n', f);
+	cli_group_help(f, &cli_query_group);
+}
