@@ -1,23 +1,27 @@
 /* rowcache.c - the row cache: S3-FIFO over fixed arrays, sharded by slot.
  *
- * Why S3-FIFO for n-gram traffic: row popularity follows a Zipf-like law,
- * so most distinct rows of a stream are rare n-grams seen once. New rows
- * enter a small FIFO (10% of the rows); only those used again before they
- * reach its end move to the main queue, so one-hit wonders never displace
- * the hot set, and a prefill that touches a million cold rows once flushes
- * the small queue only. A ghost set remembers the slots recently dropped from
- * the small queue: such a slot coming back was evicted too early and goes
- * straight to main. The main queue is a CLOCK with 2-bit use counters: a hit
- * only bumps a counter in place (no list moves), so readers hold a shard's
- * lock for a hash probe and a copy.
+ * Why S3-FIFO (Yang et al., "FIFO queues are all you need for cache
+ * eviction", SOSP 2023) for n-gram traffic: row popularity follows a
+ * Zipf-like law, so most distinct rows of a stream are rare n-grams seen
+ * once. New rows enter a small FIFO (10% of the rows); only those used again
+ * before they reach its end move to the main queue, so one-hit wonders never
+ * displace the hot set, and a prefill that touches a million cold rows once
+ * flushes the small queue only. A ghost set remembers the slots recently
+ * dropped from the small queue: such a slot coming back was evicted too early
+ * and goes straight to main. The main queue (the other 90%) is a CLOCK with
+ * 2-bit use counters: a hit only bumps a counter in place (no list moves), so
+ * readers hold a shard's lock for a hash probe and a copy.
  *
  * Layout per shard, all in one allocation: entries [0, scap) are the small
  * FIFO, [scap, scap + mcap) the main CLOCK, each a ring whose hand points at
  * its oldest entry; a new entry takes the place of the one evicted at the
- * hand, so neither ring ever has holes. rows[p] is entry p's row. A hash
- * index of chains (bucket heads and entry links hold position + 1, 0 ends a
- * chain) finds a slot's entry; at most one entry per slot exists. The ghost
- * is a table of 8-way buckets of 32-bit fingerprints, each bucket a FIFO.
+ * hand, so neither ring ever has holes. The 10/90 split is fixed: where the
+ * paper lets the small queue grow until the cache first fills, its oldest row
+ * moves to main here while main has room, which fills the cache the same way.
+ * rows[p] is entry p's row. A hash index of chains (bucket heads and entry
+ * links hold position + 1, 0 ends a chain) finds a slot's entry; at most one
+ * entry per slot exists. The ghost is a table of 8-way buckets of 32-bit
+ * fingerprints, each bucket a FIFO, holding about as many as main.
  * Per cached row: 16 bytes of entry, 4 of bucket head, about 3.6 of ghost. */
 #include <errno.h>
 #include <pthread.h>

@@ -129,7 +129,7 @@ static const uint32_t row_sizes[] = {1, 7, 16, 160, 4096, ED_ROWCACHE_MAX_ROW};
 START_TEST(test_exact_rows)
 {
 	uint32_t rb = row_sizes[_i];
-	size_t n = rb > 4096 ? 300 : 2 * ED_ROWCACHE_GROUP + 123; /* what fits the budget */
+	size_t n = rb >= 4096 ? 300 : 2 * ED_ROWCACHE_GROUP + 123; /* what fits the budget */
 	struct ed_rowcache *c = cache_new(rb, 2 * n * (rb + OVERHEAD) + (1 << 16));
 	uint64_t *slots = malloc(2 * n * sizeof *slots), seed = rb;
 	uint32_t *epochs = malloc(2 * n * sizeof *epochs);
@@ -326,10 +326,10 @@ static uint64_t zipf_draw(const double *cdf, size_t n, uint64_t *seed)
 	return lo;
 }
 
-#define ZIPF_KEYS   100000u
+#define ZIPF_KEYS   50000u
 #define ZIPF_BATCH  64u
-#define ZIPF_WARM   400000u
-#define ZIPF_COUNT  1000000u
+#define ZIPF_WARM   100000u
+#define ZIPF_COUNT  400000u
 
 /* Slot of Zipf rank k: scattered over 2^40 (ranks are not slot order). */
 static uint64_t rank_slot(uint64_t k)
@@ -388,8 +388,8 @@ START_TEST(test_zipf_hit_ratio)
 	fifo_ratio = (double)fifo_hits / (double)asked;
 	printf("zipf s=1.0, %u keys, capacity %llu: S3-FIFO hit ratio %.4f, FIFO %.4f, "
 	       "ideal static %.4f\n", ZIPF_KEYS, (unsigned long long)cap, s3, fifo_ratio, bound);
-	ck_assert_double_ge(s3, fifo_ratio + 0.03);
-	ck_assert_double_ge(s3, bound - 0.08);
+	ck_assert_double_ge(s3, fifo_ratio + 0.04);
+	ck_assert_double_ge(s3, bound - 0.035);
 	ck_assert_double_le(s3, bound + 0.01);
 	free(f.in);
 	free(f.ring);
@@ -398,17 +398,34 @@ START_TEST(test_zipf_hit_ratio)
 }
 END_TEST
 
+/* Puts n unique slots never used again, from *next on, in batches. */
+static void put_cold(struct ed_rowcache *c, uint32_t rb, uint64_t *next, uint64_t n)
+{
+	uint64_t batch[128];
+	uint32_t epochs[128] = {0};
+
+	while (n) {
+		size_t k = n < 128 ? n : 128;
+
+		for (size_t i = 0; i < k; i++)
+			batch[i] = (*next)++;
+		put_ref(c, rb, batch, epochs, k);
+		n -= k;
+	}
+}
+
 /* Hot rows used twice survive a scan of ten times the capacity of rows seen
  * once (a prefill of cold rows). A FIFO or LRU would keep none of them. */
 START_TEST(test_scan_keeps_hot_rows)
 {
 	const uint32_t rb = 32;
-	struct ed_rowcache *c = cache_new(rb, 20000 * (uint64_t)(rb + OVERHEAD));
-	uint64_t cap = stats_of(c).capacity, hot = cap / 2, batch[128], seed = 7;
+	struct ed_rowcache *c = cache_new(rb, 10000 * (uint64_t)(rb + OVERHEAD));
+	uint64_t cap = stats_of(c).capacity, hot = cap / 2, batch[128], cold = 1ull << 32;
 	uint32_t epochs[128] = {0};
 	uint8_t hit[128];
 	size_t hot_hits = 0;
 
+	put_cold(c, rb, &cold, 2 * cap); /* full: hot rows must earn their place */
 	for (uint64_t base = 0; base < hot; base += 128) {
 		size_t n = hot - base < 128 ? hot - base : 128;
 
@@ -418,12 +435,7 @@ START_TEST(test_scan_keeps_hot_rows)
 		ck_assert_uint_eq(get_check(c, rb, batch, epochs, n, hit), n);
 		ck_assert_uint_eq(get_check(c, rb, batch, epochs, n, hit), n);
 	}
-	for (uint64_t done = 0; done < 10 * cap; done += 128) {
-		for (size_t i = 0; i < 128; i++)
-			batch[i] = (1ull << 32) + rnd(&seed) % (1ull << 36); /* never hot */
-		get_check(c, rb, batch, epochs, 128, hit);
-		put_ref(c, rb, batch, epochs, 128);
-	}
+	put_cold(c, rb, &cold, 10 * cap);
 	for (uint64_t base = 0; base < hot; base += 128) {
 		size_t n = hot - base < 128 ? hot - base : 128;
 
@@ -434,6 +446,33 @@ START_TEST(test_scan_keeps_hot_rows)
 	printf("scan of %llu cold rows: %zu of %llu hot rows still hit\n",
 	       (unsigned long long)(10 * cap), hot_hits, (unsigned long long)hot);
 	ck_assert_uint_ge(hot_hits, hot * 9 / 10);
+	ed_rowcache_free(c);
+}
+END_TEST
+
+/* A row dropped from the small queue unused and asked for again soon goes
+ * to the main queue (the ghost remembered it), where a scan cannot reach. */
+START_TEST(test_ghost_readmits)
+{
+	const uint32_t rb = 32, nkeys = 200;
+	struct ed_rowcache *c = cache_new(rb, 10000 * (uint64_t)(rb + OVERHEAD));
+	uint64_t cap = stats_of(c).capacity, cold = 1ull << 32, keys[200];
+	uint32_t epochs[200] = {0};
+	uint8_t hit[200];
+	size_t hits;
+
+	for (uint32_t i = 0; i < nkeys; i++)
+		keys[i] = 1000 + 77 * (uint64_t)i;
+	put_cold(c, rb, &cold, 2 * cap); /* the cache is full */
+	put_ref(c, rb, keys, epochs, nkeys);
+	put_cold(c, rb, &cold, cap / 5); /* pushes the keys out of the small queue */
+	ck_assert_uint_eq(get_check(c, rb, keys, epochs, nkeys, hit), 0);
+	put_ref(c, rb, keys, epochs, nkeys);
+	put_cold(c, rb, &cold, 10 * cap);
+	hits = get_check(c, rb, keys, epochs, nkeys, hit);
+	printf("ghost: %zu of %u rows readmitted to main survived a scan of %llu\n", hits, nkeys,
+	       (unsigned long long)(10 * cap));
+	ck_assert_uint_ge(hits, nkeys * 9 / 10);
 	ed_rowcache_free(c);
 }
 END_TEST
@@ -461,7 +500,7 @@ static void *race(void *arg)
 	uint8_t *hit = malloc(cap);
 
 	ck_assert(slots && epochs && hit);
-	for (int it = 0; it < 3000; it++) {
+	for (int it = 0; it < 2000; it++) {
 		size_t n = it % 500 == 0 ? cap : 1 + rnd(&r->seed) % 64; /* now and then a big one */
 
 		for (size_t i = 0; i < n; i++) {
@@ -526,6 +565,7 @@ int main(void)
 	tcase_set_timeout(policy, 300);
 	tcase_add_test(policy, test_zipf_hit_ratio);
 	tcase_add_test(policy, test_scan_keeps_hot_rows);
+	tcase_add_test(policy, test_ghost_readmits);
 	tcase_add_test(policy, test_threads);
 	suite_add_tcase(s, tc);
 	suite_add_tcase(s, policy);
