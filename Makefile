@@ -150,15 +150,15 @@ $(BUILD)/tests/%: tests/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
 	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) $(CHECK_LIBS) -lm
 
-# A unit test of a daemon module links that module's object.
-$(BUILD)/tests/unit/check_rowcache: $(BUILD)/server/rowcache.o
-$(BUILD)/tests/unit/check_rowcache: private ALL_CFLAGS += -Iserver
-$(BUILD)/tests/unit/check_rowcache: private ALL_LDFLAGS += $(BUILD)/server/rowcache.o
-
 $(BUILD)/bench/%: bench/%.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_CLIENT) $(GEN_PB)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
 	    $(LIB_STORAGE) $(LIB_CLIENT) $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+# A unit test of a daemon module links that module's object.
+$(BUILD)/tests/unit/check_rowcache: $(BUILD)/server/rowcache.o
+$(BUILD)/tests/unit/check_rowcache: private ALL_CFLAGS += -Iserver
+$(BUILD)/tests/unit/check_rowcache: private ALL_LDFLAGS += $(BUILD)/server/rowcache.o
 
 # ---- fuzzing (clang + libFuzzer) ----------------------------------------
 
