@@ -162,6 +162,11 @@ $(TEST_BINS) $(BENCH_BINS): $(BUILD)/%: %.c $(LIB_SUPPORT) $(LIB_STORAGE) $(LIB_
 	$(CC) $(ALL_CFLAGS) -MMD -MP $(ALL_LDFLAGS) -o $@ $< $(LIB_SUPPORT) \
 	    $(LIB_STORAGE) $(LIB_CLIENT) $(TEST_LIBS)
 
+# A unit test of a daemon module links that module's object.
+$(BUILD)/tests/unit/check_rowcache: $(BUILD)/server/rowcache.o
+$(BUILD)/tests/unit/check_rowcache: private ALL_CFLAGS += -Iserver
+$(BUILD)/tests/unit/check_rowcache: private ALL_LDFLAGS += $(BUILD)/server/rowcache.o
+
 # ---- fuzzing (clang + libFuzzer) ----------------------------------------
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
