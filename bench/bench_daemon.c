@@ -16,6 +16,13 @@
  * daemon writes into a shared buffer the client attached (no row bytes on
  * the socket); its target is close to the in-process rate.
  *
+ * Tokens against slots is not equal work: the token side sends 4096 token
+ * ids in one request and the daemon hashes them for each table; the slot
+ * side sends the 2 x 65536 slots they hash to in two pipelined lookups (the
+ * client encodes them as varints, the daemon decodes them) and gets two
+ * answers. The ratio is what a client gains or loses by letting the daemon
+ * hash; the in-process time of the hashing alone is printed next to it.
+ *
  * Targets: 65536-slot batches through the daemon reach >= 0.5 of the
  * in-process rate; a token lookup of 4096 tokens over two engram-v1 tables
  * takes <= 1.15 the time of the same rows looked up by precomputed slots. */
@@ -414,7 +421,7 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 	size_t rpt, nrows, sizes[2];
 	eg_client_rows blocks[2];
 	eg_client *c;
-	double best_tok = 1e9, best_slots = 1e9;
+	double best_tok = 1e9, best_slots = 1e9, best_hash = 1e9;
 	int e;
 
 	if (!spawned) {
@@ -493,11 +500,26 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 		dt = (now_s() - t0) / 10;
 		if (dt < best_slots)
 			best_slots = dt;
+		/* the daemon's hashing alone, in-process: 10 times both tables */
+		t0 = now_s();
+		for (int k = 0; k < 2 * 10; k++) {
+			uint32_t len = TOKENS;
+
+			if (eg_hash_slots(h, tokens, &len, NULL, 1, slots, NULL) != 0)
+				die("eg_hash_slots failed");
+		}
+		dt = (now_s() - t0) / 10;
+		if (dt < best_hash)
+			best_hash = dt;
 	}
-	printf("tokens: %d tokens x 2 tables x %zu rows x %d B: token lookup %.3f ms, "
-	       "by precomputed slots (2 pipelined lookups) %.3f ms, ratio %.3f (target <= 1.15: %s)\n",
-	       TOKENS, rpt, TOK_ROW_BYTES, best_tok * 1e3, best_slots * 1e3,
-	       best_tok / best_slots, best_tok / best_slots <= 1.15 ? "met" : "NOT met");
+	printf("tokens: %d tokens x 2 tables x %zu rows x %d B (not equal work, see bench_daemon.c):\n"
+	       "  token lookup (%d ids sent, hashed by the daemon)            %.3f ms\n"
+	       "  by precomputed slots (2 pipelined lookups, %zu slot varints\n"
+	       "  encoded by the client, sent and decoded by the daemon)        %.3f ms\n"
+	       "  ratio %.3f (target <= 1.15: %s); the hashing alone, in-process, 2 tables: %.3f ms\n",
+	       TOKENS, rpt, TOK_ROW_BYTES, TOKENS, best_tok * 1e3, 2 * nrows, best_slots * 1e3,
+	       best_tok / best_slots, best_tok / best_slots <= 1.15 ? "met" : "NOT met",
+	       best_hash * 1e3);
 out:
 	eg_hash_free(h);
 	free(spec);

@@ -4,25 +4,31 @@
  *   bench_reload [ENGRAMD]
  *
  * One run: a table of 100 M slots x 16-byte u8 rows in chunks of 8192 slots
- * (1.6 GB; reused from
- * $BENCH_DIR/engramd-reload-100m when it exists there, else built in a
- * temporary directory that is removed at the end), engramd ($ENGRAMD or the
- * argument) serving it, and client threads doing 4096-slot random lookups
- * back to back over the Unix socket. Phase 1 measures steady state; phase 2
- * the same while another thread patches a few rows in place
- * (eg_table_update) and sends a Reload request every 100 ms. Every row is
- * checked (its first 8 bytes hold its slot number), so a torn or misplaced
- * row fails the run.
+ * (1.6 GB; reused from $BENCH_DIR/engramd-reload-100m when it exists there,
+ * else built in a temporary directory that is removed at the end), engramd
+ * ($ENGRAMD or the argument) serving it, and client threads doing 4096-slot
+ * random lookups back to back over the Unix socket. Three phases run one
+ * after the other:
+ * steady state; then another thread patching a few rows in place
+ * (eg_table_update) every 100 ms without reloading, which separates what
+ * the writer's I/O costs the readers on a small machine from what the
+ * reload costs; then the same patches each followed by a Reload request.
  *
- * Between the two, a phase patches the same way without reloading, which
- * separates what the writer's I/O costs the readers on a small machine from
- * what the reload costs.
+ * Every row of every answer is checked. A row holds its slot number, then a
+ * version: 0 as built, or the generation of the patch that wrote it. Each
+ * lookup also asks for the rows the last HOT_PATCHES patches wrote, so an
+ * answer served at generation G must hold each row as of G: its slot, a
+ * version <= G, and for a row patched at generation P <= G a version >= P.
+ * A misplaced row, or an answer mixing rows of generations either side of
+ * one of those patches (a torn snapshot), fails the run and is reported.
  *
  * Targets (reported, not failures): p99 while reloading <= 2x steady p99;
  * a reload's pointer swap far under a second. The reload's snapshot build
  * time (chunk directory, off the serving path) is reported as measured by
  * the daemon (ReloadResult.build_us / swap_ns). $BENCH_RELOAD_SECONDS sets
- * the length of each phase (default 12). */
+ * the length of each phase (default 12), $BENCH_RELOAD_SLOTS the table's
+ * size (default 100 M; smaller only to see that the bench runs),
+ * $BENCH_RELOAD_CHUNK_SLOTS its chunks (default 8192). */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -45,18 +51,18 @@
 #include "egtest.h"
 #include "engram.pb-c.h"
 
-#define SLOTS 100000000ull
+#define DEFAULT_SLOTS 100000000ull
 #define ROW_BYTES 16u
 #define BATCH 4096
 #define CLIENTS 2
 #define RELOAD_EVERY_MS 100
 #define PATCH_ROWS 4
 /* 128 KiB chunks: a patch rewrites (copy-on-write) and syncs every chunk it
- * touches, so a table patched this often wants small ones. With the default
- * 65536 (1 MiB here) each 4-row patch took ~73 ms of I/O and the readers'
- * p99 rose 8-9x on a 2-core VM; with 8192, ~7 ms and 1.5x. */
-#define CHUNK_SLOTS 8192u
+ * touches, so a table patched this often wants small ones (compare with
+ * $BENCH_RELOAD_CHUNK_SLOTS=65536, the table default: 1 MiB here). */
+#define DEFAULT_CHUNK_SLOTS 8192u
 #define MAX_SAMPLES (1u << 21)
+#define HOT_PATCHES 4 /* the last patches whose rows every lookup asks for */
 
 enum { WARM, STEADY, PATCHING, RELOADING, STOP };
 
@@ -76,11 +82,25 @@ struct client {
 	pthread_t thread;
 	uint64_t seed;
 	struct samples lat[4];     /* by phase - STEADY; [3]: reloading outside patch writes */
+	uint64_t after_patch;      /* answers served at the newest hot patch's generation or later */
+	uint64_t before_patch;     /* answers served before it (the daemon not reloaded yet) */
 	int failed;
 };
 
 static struct samples build_us, swap_ns, patch_us;
 static unsigned reloads_ok, reloads_refused;
+static uint64_t table_generation; /* as last committed; the updater bumps it */
+static uint64_t table_slots = DEFAULT_SLOTS; /* $BENCH_RELOAD_SLOTS: smaller for a smoke run */
+static uint32_t chunk_slots = DEFAULT_CHUNK_SLOTS; /* $BENCH_RELOAD_CHUNK_SLOTS */
+
+/* The last HOT_PATCHES patches of this run, for readers to ask for their
+ * rows: generation and slots of each, a ring (n used, next to overwrite). */
+static struct {
+	pthread_mutex_t lock;
+	size_t n, next;
+	uint64_t generation[HOT_PATCHES];
+	uint64_t slots[HOT_PATCHES][PATCH_ROWS];
+} recent = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static uint64_t now_ns(void)
 {
@@ -213,7 +233,9 @@ static int table_usable(const char *dir)
 	if (eg_table_open(dir, &t))
 		return 0;
 	if (eg_snapshot_open(t, 0, &s) == 0) {
-		ok = eg_snapshot_meta(s)->slots == SLOTS && eg_snapshot_meta(s)->row_bytes == ROW_BYTES;
+		ok = eg_snapshot_meta(s)->slots == table_slots &&
+		     eg_snapshot_meta(s)->row_bytes == ROW_BYTES &&
+		     eg_snapshot_meta(s)->chunk_slots == chunk_slots;
 		eg_snapshot_close(s);
 	}
 	eg_table_close(t);
@@ -223,8 +245,8 @@ static int table_usable(const char *dir)
 /* Row of slot s: its slot number, then a version (0 until patched). */
 static void build_table(const char *dir)
 {
-	eg_meta m = { .slots = SLOTS, .dim = ROW_BYTES, .dtype = EG_DTYPE_U8,
-	              .chunk_slots = CHUNK_SLOTS };
+	eg_meta m = { .slots = table_slots, .dim = ROW_BYTES, .dtype = EG_DTYPE_U8,
+	              .chunk_slots = chunk_slots };
 	uint64_t t0 = now_ns(), slot = 0, chunks;
 	eg_builder *b;
 	int rc;
@@ -249,7 +271,7 @@ static void build_table(const char *dir)
 			rows[2 * r] = slot;
 			rows[2 * r + 1] = 0;
 		}
-		if (c % (chunks / 4) == 0 && c)
+		if (chunks >= 4 && c % (chunks / 4) == 0 && c)
 			printf("  building: %llu%%\n", (unsigned long long)(100 * c / chunks));
 	}
 	if ((rc = eg_builder_finish(b)))
@@ -286,6 +308,7 @@ static void snapshot_times(const char *dir, double *dir_ms, double *verify_ms)
 	if (eg_snapshot_open(t, 0, &s))
 		die("cannot open a snapshot");
 	*dir_ms = (double)(now_ns() - t0) * 1e-6;
+	table_generation = eg_snapshot_meta(s)->generation;
 	eg_snapshot_close(s);
 	t0 = now_ns();
 	if (eg_snapshot_open(t, 1, &s))
@@ -348,10 +371,58 @@ static void stop_daemon(void)
 
 /* ---- load --------------------------------------------------------------- */
 
+/* Puts the rows of the recent patches first in slots; their generations in
+ * gens. Returns how many (0 before the first patch) and the newest one. */
+static size_t ask_recent(uint64_t *slots, uint64_t *gens, uint64_t *newest)
+{
+	size_t k = 0;
+
+	*newest = 0;
+	pthread_mutex_lock(&recent.lock);
+	for (size_t p = 0; p < recent.n; p++) {
+		for (size_t i = 0; i < PATCH_ROWS; i++, k++) {
+			slots[k] = recent.slots[p][i];
+			gens[k] = recent.generation[p];
+		}
+		if (recent.generation[p] > *newest)
+			*newest = recent.generation[p];
+	}
+	pthread_mutex_unlock(&recent.lock);
+	return k;
+}
+
+/* Checks every row of an answer served at generation gen (see the top);
+ * 0, or -1 after reporting the first wrong row. */
+static int check_answer(const uint64_t *slots, const uint8_t *rows, uint64_t gen,
+                        const uint64_t *gens, size_t nhot)
+{
+	for (size_t i = 0; i < BATCH; i++) {
+		uint64_t w[2];
+		const char *bad = NULL;
+
+		memcpy(w, rows + i * ROW_BYTES, sizeof(w)); /* may be unaligned */
+		if (w[0] != slots[i])
+			bad = "holds another slot's row";
+		else if (w[1] > gen)
+			bad = "holds a version newer than the answer's generation";
+		else if (i < nhot && gens[i] <= gen && w[1] < gens[i])
+			bad = "misses a patch the answer's generation includes (torn snapshot)";
+		if (bad) {
+			fprintf(stderr, "bench_reload: row %zu (slot %llu asked; slot word %llu, version "
+			        "%llu) of an answer at generation %llu %s\n", i,
+			        (unsigned long long)slots[i], (unsigned long long)w[0],
+			        (unsigned long long)w[1], (unsigned long long)gen, bad);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static void *client_main(void *arg)
 {
 	struct client *cl = arg;
 	uint64_t *slots = malloc(BATCH * sizeof(uint64_t));
+	uint64_t gens[HOT_PATCHES * PATCH_ROWS];
 	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
 	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
 	struct conn c;
@@ -366,11 +437,11 @@ static void *client_main(void *arg)
 	r.lookup = &lr;
 	while ((ph = atomic_load(&phase)) != STOP) {
 		Engram__V1__Response *resp;
-		const uint8_t *rows;
-		uint64_t t0, t1;
+		uint64_t t0, t1, newest, gen;
+		size_t nhot = ask_recent(slots, gens, &newest);
 
-		for (size_t i = 0; i < BATCH; i++)
-			slots[i] = rnd(&cl->seed) % SLOTS;
+		for (size_t i = nhot; i < BATCH; i++)
+			slots[i] = rnd(&cl->seed) % table_slots;
 		r.id++;
 		int patch0 = atomic_load(&patching);
 		t0 = now_ns();
@@ -386,17 +457,15 @@ static void *client_main(void *arg)
 				engram__v1__response__free_unpacked(resp, NULL);
 			break;
 		}
-		rows = resp->blocks[0]->data.data;
-		for (size_t i = 0; i < BATCH; i++) {
-			uint64_t slot;
-
-			memcpy(&slot, rows + i * ROW_BYTES, sizeof(slot)); /* may be unaligned */
-			if (slot != slots[i]) {
-				fprintf(stderr, "bench_reload: row %zu holds slot %llu, asked %llu\n", i,
-				        (unsigned long long)slot, (unsigned long long)slots[i]);
-				cl->failed = 1;
-				atomic_store(&phase, STOP);
-			}
+		gen = resp->blocks[0]->generation;
+		if (check_answer(slots, resp->blocks[0]->data.data, gen, gens, nhot) < 0) {
+			cl->failed = 1;
+			atomic_store(&phase, STOP);
+		} else if (nhot) {
+			if (gen >= newest)
+				cl->after_patch++;
+			else
+				cl->before_patch++;
 		}
 		engram__v1__response__free_unpacked(resp, NULL);
 		if (ph != WARM)
@@ -416,7 +485,7 @@ static void *updater_main(void *arg)
 	int my_phase = *(int *)arg;
 	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
 	Engram__V1__ReloadRequest rr = ENGRAM__V1__RELOAD_REQUEST__INIT;
-	uint64_t seed = 0x2545F4914F6CDD1Dull, version = 0, next = now_ns();
+	uint64_t seed = 0x2545F4914F6CDD1Dull, next = now_ns();
 	struct conn c;
 
 	if (conn_open(&c) < 0)
@@ -425,23 +494,32 @@ static void *updater_main(void *arg)
 	r.body_case = ENGRAM__V1__REQUEST__BODY_RELOAD;
 	r.reload = &rr;
 	while (atomic_load(&phase) == my_phase) {
-		uint64_t slots[PATCH_ROWS], rows[2 * PATCH_ROWS], t0 = now_ns();
+		uint64_t slots[PATCH_ROWS], rows[2 * PATCH_ROWS], t0 = now_ns(), gen = 0;
 		Engram__V1__Response *resp;
 		int rc;
 
-		version++;
 		for (size_t i = 0; i < PATCH_ROWS; i++) {
-			slots[i] = rnd(&seed) % SLOTS;
+			slots[i] = rnd(&seed) % table_slots;
 			rows[2 * i] = slots[i]; /* still its own slot: readers check that */
-			rows[2 * i + 1] = version;
+			rows[2 * i + 1] = table_generation + 1; /* the generation this patch makes */
 		}
 		atomic_store(&patching, 1);
-		rc = eg_table_update(table_dir, slots, PATCH_ROWS, rows, NULL, NULL);
+		rc = eg_table_update(table_dir, slots, PATCH_ROWS, rows, NULL, &gen);
 		atomic_store(&patching, 0);
 		if (rc) {
 			fprintf(stderr, "bench_reload: eg_table_update: %s\n", eg_strerror(rc));
 			die("patch failed");
 		}
+		if (gen != table_generation + 1)
+			die("the table's generation moved by more than this patch: another writer?");
+		table_generation = gen;
+		pthread_mutex_lock(&recent.lock);
+		recent.generation[recent.next] = gen;
+		memcpy(recent.slots[recent.next], slots, sizeof(slots));
+		recent.next = (recent.next + 1) % HOT_PATCHES;
+		if (recent.n < HOT_PATCHES)
+			recent.n++;
+		pthread_mutex_unlock(&recent.lock);
 		add(&patch_us, (now_ns() - t0) / 1000);
 		if (my_phase != RELOADING)
 			goto wait;
@@ -523,22 +601,33 @@ int main(int argc, char **argv)
 	const char *bin = argc > 1 ? argv[1] : getenv("ENGRAMD");
 	const char *bench_dir = getenv("BENCH_DIR"), *tmp = getenv("TMPDIR");
 	const char *secs_env = getenv("BENCH_RELOAD_SECONDS");
+	const char *slots_env = getenv("BENCH_RELOAD_SLOTS");
+	const char *chunk_env = getenv("BENCH_RELOAD_CHUNK_SLOTS");
 	double seconds = secs_env ? atof(secs_env) : 12.0, dir_ms, verify_ms, ratio;
 	struct client cl[CLIENTS];
 	struct samples steady, patching_only, reloading, quiet;
 	pthread_t updater;
 	int patch_phase = PATCHING, reload_phase = RELOADING;
 	int failed = 0;
+	uint64_t after_patch = 0, before_patch = 0;
 
 	if (!bin)
 		bin = "build/engramd";
 	if (seconds <= 0)
 		seconds = 12.0;
+	if (slots_env && strtoull(slots_env, NULL, 10) >= BATCH)
+		table_slots = strtoull(slots_env, NULL, 10);
+	if (chunk_env && atoi(chunk_env) > 0)
+		chunk_slots = (uint32_t)atoi(chunk_env);
 	snprintf(tmpdir, sizeof(tmpdir), "%s/bench_reload.XXXXXX", tmp ? tmp : "/tmp");
 	if (!mkdtemp(tmpdir))
 		die("cannot make a temporary directory");
 	if (bench_dir) {
-		snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-100m", bench_dir);
+		if (table_slots == DEFAULT_SLOTS && chunk_slots == DEFAULT_CHUNK_SLOTS)
+			snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-100m", bench_dir);
+		else
+			snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-%llu-%u", bench_dir,
+			         (unsigned long long)table_slots, chunk_slots);
 		mkdir(bench_dir, 0755);
 	} else {
 		snprintf(table_dir, sizeof(table_dir), "%s/table", tmpdir);
@@ -547,8 +636,9 @@ int main(int argc, char **argv)
 		printf("table: reusing %s\n", table_dir);
 	} else {
 		nftw(table_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* an unfinished build */
-		printf("table: building %llu slots x %u B (%.2f GB) in %s\n",
-		       (unsigned long long)SLOTS, ROW_BYTES, (double)SLOTS * ROW_BYTES * 1e-9, table_dir);
+		printf("table: building %llu slots x %u B (%.2f GB), %u-slot chunks, in %s\n",
+		       (unsigned long long)table_slots, ROW_BYTES,
+		       (double)table_slots * ROW_BYTES * 1e-9, chunk_slots, table_dir);
 		build_table(table_dir);
 	}
 	warm_cache(table_dir);
@@ -578,6 +668,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < CLIENTS; i++) {
 		pthread_join(cl[i].thread, NULL);
 		failed |= cl[i].failed;
+		after_patch += cl[i].after_patch;
+		before_patch += cl[i].before_patch;
 	}
 	stop_daemon();
 
@@ -602,8 +694,9 @@ int main(int argc, char **argv)
 	       reloads_ok, reloads_refused,
 	       reloads_ok + reloads_refused ? seconds * 1e3 / (reloads_ok + reloads_refused) : 0.0,
 	       PATCH_ROWS, RELOAD_EVERY_MS, (double)pct(&patch_us, 0.5) * 1e-3);
-	printf("reload snapshot build (daemon, 100 M slots): p50 %.2f ms, max %.2f ms\n",
-	       (double)pct(&build_us, 0.5) * 1e-3, (double)pct(&build_us, 1.0) * 1e-3);
+	printf("reload snapshot build (daemon, %llu slots): p50 %.2f ms, max %.2f ms\n",
+	       (unsigned long long)table_slots, (double)pct(&build_us, 0.5) * 1e-3,
+	       (double)pct(&build_us, 1.0) * 1e-3);
 	printf("reload swap: p50 %llu ns, max %llu ns (target: well under 1 s: %s)\n",
 	       (unsigned long long)pct(&swap_ns, 0.5), (unsigned long long)pct(&swap_ns, 1.0),
 	       swap_ns.n && pct(&swap_ns, 1.0) < 1000000000u ? "met" : "MISSED");
@@ -616,6 +709,13 @@ int main(int argc, char **argv)
 	if (pct(&steady, 0.99))
 		printf("p99 reloading outside patch writes / steady: %.2f\n",
 		       (double)pct(&quiet, 0.99) / (double)pct(&steady, 0.99));
+
+	printf("rows checked: slot and version word of every row; %llu answers held the rows of "
+	       "the last %d patches, %llu served at or after the newest one's generation, %llu "
+	       "before it; %s\n",
+	       (unsigned long long)(after_patch + before_patch), HOT_PATCHES,
+	       (unsigned long long)after_patch, (unsigned long long)before_patch,
+	       failed ? "a WRONG ROW or failed lookup (above)" : "no misplaced row, no torn answer");
 
 	/* the table too when it was built there; a $BENCH_DIR table is kept */
 	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);

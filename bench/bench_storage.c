@@ -5,9 +5,12 @@
  *                 [--rounds N] [--huge] [DIR]
  *
  * DIR (default $TMPDIR or /tmp) holds the table bench-<slots>x<bytes>; it is
- * built once and reused. Both sides are warmed, then timed alternately so
- * drift on a shared machine hits both. --huge backs the anonymous copy with
- * transparent huge pages (the table's page cache uses 4 KiB pages). */
+ * built once and reused. Both sides are warmed, then timed alternately round
+ * by round so drift on a shared machine hits both; the median round of each
+ * is reported. --huge asks for transparent huge pages (MADV_HUGEPAGE) for
+ * the anonymous copy. Which page sizes each side got is the kernel's choice:
+ * the huge-page share of both mappings (AnonHugePages, FilePmdMapped of
+ * /proc/self/smaps_rollup) is printed before the rounds. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -264,7 +267,7 @@ int main(int argc, char **argv)
 		       rows * rb / mt / 1e9);
 		printf("memcpy           %7.2f M rows/s  %5.2f GB/s  (anonymous mmap%s)\n",
 		       rows / mm / 1e6, rows * rb / mm / 1e9,
-		       huge ? ", huge pages" : ", 4 KiB pages");
+		       huge ? ", MADV_HUGEPAGE" : ", no madvise");
 		printf("memcpy+prefetch  %7.2f M rows/s  %5.2f GB/s\n", rows / mp / 1e6,
 		       rows * rb / mp / 1e9);
 		printf("ratio table/memcpy %.3f, table/memcpy+prefetch %.3f\n", mm / mt, mp / mt);

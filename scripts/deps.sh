@@ -14,6 +14,11 @@ for p in $PACKAGES; do
 		missing="$missing $p"
 	fi
 done
+# Node.js runs the Node client's tests (tests/node). Debian's nodejs and npm
+# packages, unless node and npm are already there (NodeSource's nodejs
+# package bundles npm and conflicts with Debian's).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -1,5 +1,7 @@
 /* check_client.c - libengram against the real engramd on real sockets:
- * byte-exact rows, pipelining, error mapping, timeouts, reconnects. */
+ * byte-exact rows (against the tables' fill, egt_row_bytes), token rows
+ * (against slots from the NumPy reference), pipelining, error mapping,
+ * timeouts, reconnects. Request ids start above 2^32. */
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -7,12 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "egtest.h"
-#include "eg_hash.h"
 #include "egc_int.h"
 #include "engram.h"
 
@@ -38,14 +38,15 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* A table "a" of SLOTS rows served by a fresh daemon. */
+/* A table "a" of SLOTS rows served by a fresh daemon with two event loops. */
 static char *table_dir;
 static egt_daemon daemon_;
+#define LOOPS 2
 
 static void start(int with_tcp)
 {
 	char arg[4096];
-	const char *args[] = { "--table", arg, NULL };
+	const char *args[] = { "--table", arg, "--threads", "2", NULL };
 
 	table_dir = egt_path("ta");
 	egt_make_table(table_dir, "a", SLOTS, ROW, CHUNK, 7);
@@ -53,29 +54,22 @@ static void start(int with_tcp)
 	egt_daemon_start(&daemon_, with_tcp, args);
 }
 
+/* A client whose request ids (its tickets) start above 2^32, through the
+ * library's internal state: a 32-bit id on the way fails every call. */
 static eg_client *dial(const char *addr)
 {
 	eg_client *c = NULL;
 	int err = eg_client_connect(addr, 5000, &c);
 
 	ck_assert_msg(err == 0, "connect %s: %s", addr, eg_client_strerror(err));
+	c->next_id = EGT_ID(1);
 	return c;
 }
 
-/* Rows of slots as the table library reads them in this process. */
-static unsigned char *gather_local(const uint64_t *slots, size_t n)
+/* Rows of slots of table a: its fill, not read through the table library. */
+static unsigned char *want_rows(const uint64_t *slots, size_t n)
 {
-	eg_table *t;
-	eg_snapshot *s;
-	unsigned char *out = malloc(n * ROW + 1);
-
-	ck_assert_ptr_nonnull(out);
-	ck_assert_int_eq(eg_table_open(table_dir, &t), 0);
-	ck_assert_int_eq(eg_snapshot_open(t, 0, &s), 0);
-	ck_assert_int_eq(eg_snapshot_gather(s, slots, n, out, NULL), 0);
-	eg_snapshot_close(s);
-	eg_table_close(t);
-	return out;
+	return egt_rows(7, slots, n, ROW);
 }
 
 static uint64_t *random_slots(size_t n)
@@ -93,7 +87,7 @@ static uint64_t *random_slots(size_t n)
 static void check_lookup(eg_client *c, size_t n)
 {
 	uint64_t *slots = random_slots(n);
-	unsigned char *want = gather_local(slots, n);
+	unsigned char *want = want_rows(slots, n);
 	unsigned char *got = malloc(n * ROW + 1);
 	eg_client_rows r;
 	int err;
@@ -104,13 +98,6 @@ static void check_lookup(eg_client *c, size_t n)
 	ck_assert_uint_eq(r.row_bytes, ROW);
 	ck_assert_uint_eq(r.generation, 1);
 	ck_assert(memcmp(got, want, n * ROW) == 0);
-	/* and the reference bytes, independent of the table library */
-	for (size_t i = 0; i < n; i += 97) {
-		unsigned char ref[ROW];
-
-		egt_row_bytes(7, slots[i], ROW, ref);
-		ck_assert(memcmp(got + i * ROW, ref, ROW) == 0);
-	}
 	free(slots);
 	free(want);
 	free(got);
@@ -216,7 +203,7 @@ START_TEST(pipelined_out_of_order)
 	for (int k = 0; k < NPIPE; k++) {
 		int i = order[k];
 		eg_client_rows r;
-		unsigned char *want = gather_local(kept[i], sizes[i]);
+		unsigned char *want = want_rows(kept[i], sizes[i]);
 
 		ck_assert_msg(eg_client_wait(c, tickets[i], &r) == 0, "%s", eg_client_errmsg(c));
 		ck_assert_uint_eq(r.count, sizes[i]);
@@ -233,26 +220,34 @@ START_TEST(pipelined_out_of_order)
 }
 END_TEST
 
+/* errmsg of c names what went wrong */
+static void errmsg_has(eg_client *c, const char *words)
+{
+	ck_assert_msg(strstr(eg_client_errmsg(c), words), "'%s' lacks '%s'", eg_client_errmsg(c),
+	              words);
+}
+
 START_TEST(errors_mapped)
 {
 	eg_client *c;
 	uint64_t slots[3] = { 1, SLOTS, 2 }, ticket, t2;
-	unsigned char buf[3 * ROW], small[ROW];
+	unsigned char buf[3 * ROW], small[ROW], *want;
 	eg_client_rows r;
 
 	start(0);
 	c = dial(daemon_.addr);
 	ck_assert_int_eq(eg_client_lookup(c, "nope", slots, 1, buf, sizeof(buf), &r),
 	                 EGC_ENOTFOUND);
-	ck_assert(strlen(eg_client_errmsg(c)) > 0);
+	errmsg_has(c, "no table named 'nope'");
 	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 3, buf, sizeof(buf), &r),
 	                 EGC_EOUTOFRANGE);
-	ck_assert(strlen(eg_client_errmsg(c)) > 0);
+	errmsg_has(c, "slots[1] = 20000");
 	/* too small a buffer: nothing written, the connection stays in step */
 	memset(small, 0xAB, sizeof(small));
 	slots[1] = 3;
 	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 3, small, sizeof(small), &r),
 	                 EGC_EBUFSIZE);
+	errmsg_has(c, "rows of 480 bytes do not fit the caller's buffer of 160 bytes");
 	for (size_t i = 0; i < sizeof(small); i++)
 		ck_assert_uint_eq(small[i], 0xAB);
 	/* an error in the middle of a pipeline fails only its own ticket */
@@ -260,7 +255,13 @@ START_TEST(errors_mapped)
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 3, buf, sizeof(buf), &t2), 0);
 	ck_assert_int_eq(eg_client_wait(c, t2, &r), 0);
 	ck_assert_uint_eq(r.count, 3);
+	ck_assert_uint_eq(r.row_bytes, ROW);
+	ck_assert_uint_eq(r.generation, 1);
+	want = want_rows(slots, 3);
+	ck_assert(memcmp(buf, want, sizeof(buf)) == 0);
+	free(want);
 	ck_assert_int_eq(eg_client_wait(c, ticket, &r), EGC_ENOTFOUND);
+	errmsg_has(c, "'nope'");
 	ck_assert_int_eq(eg_client_ping(c), 0);
 	ck_assert_str_eq(eg_client_strerror(EGC_EOUTOFRANGE), "slot out of range");
 	ck_assert_str_eq(eg_client_strerror(-ECONNREFUSED), strerror(ECONNREFUSED));
@@ -353,18 +354,43 @@ START_TEST(reconnect_after_restart)
 }
 END_TEST
 
+/* Closing a client with answers outstanding frees what it held: this
+ * process's descriptors are back to what they were, the daemon drops the
+ * connection (its descriptors too), and it serves the next client. */
 START_TEST(close_with_outstanding)
 {
 	eg_client *c;
 	uint64_t *slots = random_slots(5000), ticket;
 	unsigned char *buf = malloc(5000 * ROW);
+	int mine, theirs, now = -1;
 
 	start(0);
-	c = dial(daemon_.addr);
-	for (int i = 0; i < 8; i++)
-		ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 5000, buf, 5000 * ROW,
-		                                       &ticket), 0);
-	eg_client_close(c); /* drops them; ASan checks nothing leaks */
+	/* connections go to the event loops in turn, and each loop opens a
+	 * reserve descriptor (libuv's, for EMFILE) on its first one */
+	for (int i = 0; i < 2 * LOOPS; i++) {
+		c = dial(daemon_.addr);
+		ck_assert_int_eq(eg_client_ping(c), 0);
+		eg_client_close(c);
+	}
+	mine = egt_fd_count(getpid());
+	/* the daemon may still be closing those connections */
+	theirs = egt_fd_count(daemon_.pid);
+	for (int i = 0; i < 20; i++, usleep(10000))
+		if ((now = egt_fd_count(daemon_.pid)) < theirs)
+			theirs = now;
+	for (int round = 0; round < 3; round++) {
+		c = dial(daemon_.addr);
+		for (int i = 0; i < 8; i++)
+			ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 5000, buf, 5000 * ROW,
+			                                       &ticket), 0);
+		ck_assert_int_eq(egt_fd_count(getpid()), mine + 1);
+		eg_client_close(c); /* drops the 8 tickets, 6 MB of answers unread */
+		ck_assert_int_eq(egt_fd_count(getpid()), mine);
+	}
+	for (int i = 0; i < 500 && (now = egt_fd_count(daemon_.pid)) > theirs; i++)
+		usleep(10000);
+	ck_assert_msg(now <= theirs, "engramd holds %d descriptors, %d before the clients", now,
+	              theirs);
 	c = dial(daemon_.addr);
 	ck_assert_int_eq(eg_client_ping(c), 0);
 	eg_client_close(c);
@@ -429,14 +455,11 @@ static int sh(const char *fmt, ...)
 {
 	char cmd[8192];
 	va_list ap;
-	int st;
 
 	va_start(ap, fmt);
 	vsnprintf(cmd, sizeof(cmd), fmt, ap);
 	va_end(ap);
-	st = system(cmd);
-	ck_assert_msg(st != -1 && WIFEXITED(st), "%s: did not run", cmd);
-	return WEXITSTATUS(st);
+	return egt_exit_status(cmd);
 }
 
 static unsigned char *slurp(const char *path, size_t *len)
@@ -477,55 +500,73 @@ static const char *engram_bin(void)
 
 /* ---- token lookups --------------------------------------------------------- */
 
+/* EGT_HASH_SPEC's slots for tok_ids, computed by the NumPy reference
+ * (tests/python/engram_ref.py: slots(spec, tok_ids, [4, 5, 1], [1, 2, 0])
+ * and slots(spec, tok_ids[:2], [2])), written down: 7 and 2 tokens x 4. */
+static int64_t tok_ids[10] = { 5, 17, 99, 3, 3, 42, 7, 11, 0, 1234567 };
+static const uint64_t tok_slots[28] = {
+	736, 1653, 2095, 3115, 477, 1236, 2483, 3059, 877, 1148, 2609, 3578, 786, 1218,
+	2057, 3418, 382, 1979, 2149, 3981, 196, 1882, 2595, 3234, 626, 1473, 2353, 3456,
+};
+static const uint64_t tok_slots_two[8] = { 420, 1869, 2823, 3219, 736, 1653, 2095, 3115 };
+
+/* The in-test formula (egtest's egt_hash_spec_slots, used where tokens are
+ * too many to write down) agrees with the NumPy reference. */
+START_TEST(hash_reference_matches_numpy)
+{
+	uint32_t lens[3] = { 4, 5, 1 }, ctx[3] = { 1, 2, 0 };
+	uint64_t got[40];
+
+	ck_assert_uint_eq(egt_hash_spec_slots(tok_ids, lens, ctx, 3, got), 28);
+	ck_assert(memcmp(got, tok_slots, sizeof(tok_slots)) == 0);
+	ck_assert_uint_eq(egt_hash_spec_slots(tok_ids, (uint32_t[]){ 2 }, NULL, 1, got), 8);
+	ck_assert(memcmp(got, tok_slots_two, sizeof(tok_slots_two)) == 0);
+}
+END_TEST
+
+/* out holds the rows of slots[0..n) of a table of row_bytes filled with seed. */
+static void check_token_rows(const unsigned char *out, uint64_t seed, uint32_t row_bytes,
+                             const uint64_t *slots, size_t n)
+{
+	unsigned char *want = egt_rows(seed, slots, n, row_bytes);
+
+	ck_assert(memcmp(out, want, n * row_bytes) == 0);
+	free(want);
+}
+
 START_TEST(token_lookup_matches_slots)
 {
 	char a1[4096], a2[4096];
 	const char *args[] = { "--table", a1, "--table", a2, NULL };
 	const char *tables[2] = { "h1", "h2" };
-	eg_hash *h1, *h2;
 	eg_client *c;
-	int64_t tokens[10] = { 5, 17, 99, 3, 3, 42, 7, 11, 0, 1234567 };
 	uint32_t lens[3] = { 4, 5, 1 }, ctx[3] = { 1, 2, 0 };
-	size_t ntok = 0, rpt, i;
-	uint64_t *slots, ticket;
+	uint64_t ticket;
 	unsigned char *out[2];
-	size_t sizes[2];
+	size_t sizes[2] = { 28 * 64, 28 * 32 }, i;
 	eg_client_rows blocks[2];
 	char *d1 = egt_path("h1"), *d2 = egt_path("h2");
 
-	egt_make_hash_table(d1, "h1", 64, 11, &h1);
-	egt_make_hash_table(d2, "h2", 32, 12, &h2);
+	egt_make_hash_table(d1, "h1", 64, 11, NULL);
+	egt_make_hash_table(d2, "h2", 32, 12, NULL);
 	snprintf(a1, sizeof(a1), "h1=%s", d1);
 	snprintf(a2, sizeof(a2), "h2=%s", d2);
 	egt_daemon_start(&daemon_, 0, args);
 	c = dial(daemon_.addr);
-	for (i = 0; i < 3; i++)
-		ntok += lens[i] - ctx[i];
-	rpt = eg_hash_rows_per_token(h1);
-	ck_assert_uint_eq(rpt, 4);
-	slots = malloc(ntok * rpt * sizeof(*slots));
-	ck_assert_int_eq(eg_hash_slots(h1, tokens, lens, ctx, 3, slots, NULL), 0);
-	sizes[0] = ntok * rpt * 64;
-	sizes[1] = ntok * rpt * 32;
 	out[0] = malloc(sizes[0]);
 	out[1] = malloc(sizes[1]);
-	ck_assert_msg(eg_client_send_tokens(c, tables, 2, tokens, 10, lens, ctx, 3,
+	ck_assert_msg(eg_client_send_tokens(c, tables, 2, tok_ids, 10, lens, ctx, 3,
 	                                    (void *const *)out, sizes, &ticket) == 0,
 	              "%s", eg_client_errmsg(c));
 	ck_assert_msg(eg_client_wait_blocks(c, ticket, blocks, 2) == 0, "%s", eg_client_errmsg(c));
-	ck_assert_uint_eq(blocks[0].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[0].count, 28);
 	ck_assert_uint_eq(blocks[0].row_bytes, 64);
-	ck_assert_uint_eq(blocks[1].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[0].generation, 1);
+	ck_assert_uint_eq(blocks[1].count, 28);
 	ck_assert_uint_eq(blocks[1].row_bytes, 32);
 	/* both tables share the spec, so the same slots */
-	for (i = 0; i < ntok * rpt; i++) {
-		unsigned char r1[64], r2[32];
-
-		egt_row_bytes(11, slots[i], 64, r1);
-		egt_row_bytes(12, slots[i], 32, r2);
-		ck_assert(memcmp(out[0] + i * 64, r1, 64) == 0);
-		ck_assert(memcmp(out[1] + i * 32, r2, 32) == 0);
-	}
+	check_token_rows(out[0], 11, 64, tok_slots, 28);
+	check_token_rows(out[1], 12, 32, tok_slots, 28);
 	/* the CLI writes the same blocks as .npy files */
 	{
 		char *pre = egt_path("tok"), path[4200];
@@ -546,28 +587,20 @@ START_TEST(token_lookup_matches_slots)
 		free(pre);
 	}
 	/* one sequence, no context, through the NULL shortcuts */
-	ck_assert_int_eq(eg_client_send_tokens(c, tables, 1, tokens, 2, NULL, NULL, 0,
+	ck_assert_int_eq(eg_client_send_tokens(c, tables, 1, tok_ids, 2, NULL, NULL, 0,
 	                                       (void *const *)out, sizes, &ticket), 0);
 	ck_assert_int_eq(eg_client_wait(c, ticket, blocks), 0);
-	ck_assert_uint_eq(blocks[0].count, 2 * rpt);
-	ck_assert_int_eq(eg_hash_slots(h1, tokens, (uint32_t[]){ 2 }, NULL, 1, slots, NULL), 0);
-	for (i = 0; i < 2 * rpt; i++) {
-		unsigned char r1[64];
-
-		egt_row_bytes(11, slots[i], 64, r1);
-		ck_assert(memcmp(out[0] + i * 64, r1, 64) == 0);
-	}
-	/* a table without a spec cannot take tokens: a mapped daemon error */
+	ck_assert_uint_eq(blocks[0].count, 8);
+	check_token_rows(out[0], 11, 64, tok_slots_two, 8);
+	/* a table that is not served: a mapped daemon error */
 	tables[1] = "nope";
-	ck_assert_int_eq(eg_client_send_tokens(c, tables, 2, tokens, 2, NULL, NULL, 0,
+	ck_assert_int_eq(eg_client_send_tokens(c, tables, 2, tok_ids, 2, NULL, NULL, 0,
 	                                       (void *const *)out, sizes, &ticket), 0);
 	ck_assert_int_eq(eg_client_wait_blocks(c, ticket, blocks, 2), EGC_ENOTFOUND);
+	errmsg_has(c, "tables[1]: no table named 'nope'");
 	eg_client_close(c);
 	free(out[0]);
 	free(out[1]);
-	free(slots);
-	eg_hash_free(h1);
-	eg_hash_free(h2);
 	free(d1);
 	free(d2);
 	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
@@ -691,6 +724,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, reconnect_after_restart);
 	tcase_add_test(tc, close_with_outstanding);
 	tcase_add_test(tc, info_stats_reload);
+	tcase_add_test(tc, hash_reference_matches_numpy);
 	tcase_add_test(tc, token_lookup_matches_slots);
 	tcase_add_test(tc, lookup_encoding_matches_protobuf_c);
 	tcase_add_test(tc, cli_lookup_writes_what_export_writes);

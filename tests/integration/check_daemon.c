@@ -1,8 +1,10 @@
 /* check_daemon.c - the real engramd over real sockets, spoken to with
- * protobuf-c directly (not libengram): rows byte-exact against an in-process
- * eg_snapshot_gather, pipelining, concurrent clients, every malformed input
- * (each followed by a check that another client is still served), token
- * lookups, reload by request, SIGHUP and --watch, and SIGTERM. */
+ * protobuf-c directly (not libengram): rows byte-exact against the fill
+ * formula the tables were built from (egt_row_bytes), pipelining, concurrent
+ * clients, every malformed input and limit (each followed by a check that
+ * another client is still served), token lookups against slots from the
+ * NumPy reference, reload by request, SIGHUP and --watch, and SIGTERM.
+ * Request ids are above 2^32 (EGT_ID) so a 32-bit id anywhere fails. */
 #include <check.h>
 #include <errno.h>
 #include <netdb.h>
@@ -17,7 +19,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "eg_hash.h"
 #include "eg_table.h"
 #include "egtest.h"
 #include "engram.pb-c.h"
@@ -87,33 +88,50 @@ static void cl_send(struct cl *c, const Request *r)
 	free(b);
 }
 
-/* The next response, or NULL at EOF. Fails the test after 20 s. */
+/* A response already received in full, or NULL. */
+static Response *cl_take(struct cl *c)
+{
+	uint64_t len;
+	size_t h;
+	Response *r;
+
+	if (!egt_frame_parse(c->buf, c->len, &h, &len))
+		return NULL;
+	r = engram__v1__response__unpack(NULL, len, c->buf + h);
+	ck_assert_msg(r != NULL, "response does not unpack");
+	memmove(c->buf, c->buf + h + len, c->len - h - len);
+	c->len -= h + len;
+	return r;
+}
+
+/* Reads what has arrived, waiting up to 20 s (then fails the test); 0 at EOF. */
+static int cl_fill(struct cl *c)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+
+	if (c->cap - c->len < 65536) {
+		c->cap = c->cap ? 2 * c->cap : 1 << 20;
+		c->buf = realloc(c->buf, c->cap);
+	}
+	ck_assert_msg(poll(&p, 1, 20000) == 1, "no response within 20 s");
+	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return 0;
+	ck_assert_msg(n > 0, "read: %s", strerror(errno));
+	c->len += (size_t)n;
+	return 1;
+}
+
+/* The next response, or NULL at EOF. */
 static Response *cl_recv(struct cl *c)
 {
-	for (;;) {
-		uint64_t len;
-		size_t h;
+	Response *r;
 
-		if (egt_frame_parse(c->buf, c->len, &h, &len)) {
-			Response *r = engram__v1__response__unpack(NULL, len, c->buf + h);
-
-			ck_assert_msg(r != NULL, "response does not unpack");
-			memmove(c->buf, c->buf + h + len, c->len - h - len);
-			c->len -= h + len;
-			return r;
-		}
-		if (c->cap - c->len < 65536) {
-			c->cap = c->cap ? 2 * c->cap : 1 << 20;
-			c->buf = realloc(c->buf, c->cap);
-		}
-		struct pollfd p = { .fd = c->fd, .events = POLLIN };
-		ck_assert_msg(poll(&p, 1, 20000) == 1, "no response within 20 s");
-		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
+	while (!(r = cl_take(c)))
+		if (!cl_fill(c))
 			return NULL;
-		ck_assert_msg(n > 0, "read: %s", strerror(errno));
-		c->len += (size_t)n;
-	}
+	return r;
 }
 
 static void req_lookup(Request *r, Engram__V1__LookupRequest *lr, uint64_t id,
@@ -178,6 +196,8 @@ struct table_ref {
 	char *dir;
 	uint64_t slots;
 	uint32_t row_bytes;
+	uint64_t seed;       /* rows are egt_row_bytes(seed, slot) */
+	uint64_t generation; /* the one served: no test here patches a and b */
 };
 
 static struct table_ref tab_a, tab_b;
@@ -187,10 +207,10 @@ static void make_tables(void)
 {
 	if (tab_a.dir)
 		return; /* once per test process */
-	tab_a = (struct table_ref){ "a", egt_path("a"), 50000, 64 };
-	tab_b = (struct table_ref){ "b", egt_path("b"), 3001, 24 };
-	egt_make_table(tab_a.dir, "a", tab_a.slots, tab_a.row_bytes, 4096, 11);
-	egt_make_table(tab_b.dir, "b", tab_b.slots, tab_b.row_bytes, 256, 22);
+	tab_a = (struct table_ref){ "a", egt_path("a"), 50000, 64, 11, 1 };
+	tab_b = (struct table_ref){ "b", egt_path("b"), 3001, 24, 22, 1 };
+	egt_make_table(tab_a.dir, "a", tab_a.slots, tab_a.row_bytes, 4096, tab_a.seed);
+	egt_make_table(tab_b.dir, "b", tab_b.slots, tab_b.row_bytes, 256, tab_b.seed);
 }
 
 static char arg_a[300], arg_b[300];
@@ -211,44 +231,29 @@ static void start(egt_daemon *d, int tcp, const char *extra1, const char *extra2
 	egt_daemon_start(d, tcp, args);
 }
 
-/* Rows of slots as an in-process snapshot of dir gathers them. */
-static uint8_t *expected(const char *dir, const uint64_t *slots, size_t n, uint64_t *gen)
+/* Block b holds the rows of slots[0..n) of a table filled with seed. */
+static void check_block(const Engram__V1__RowBlock *b, const char *table, uint64_t seed,
+                        uint32_t row_bytes, uint64_t generation, const uint64_t *slots, size_t n)
 {
-	eg_table *t;
-	eg_snapshot *s;
-	uint8_t *out;
-	int rc;
+	uint8_t *want = egt_rows(seed, slots, n, row_bytes);
 
-	rc = eg_table_open(dir, &t);
-	ck_assert_msg(rc == 0, "eg_table_open: %s", eg_strerror(rc));
-	ck_assert_int_eq(eg_snapshot_open(t, 0, &s), 0);
-	out = malloc(n * eg_snapshot_meta(s)->row_bytes + 1);
-	ck_assert_int_eq(eg_snapshot_gather(s, slots, n, out, NULL), 0);
-	if (gen)
-		*gen = eg_snapshot_meta(s)->generation;
-	eg_snapshot_close(s);
-	eg_table_close(t);
-	return out;
+	ck_assert_str_eq(b->table, table);
+	ck_assert_uint_eq(b->count, n);
+	ck_assert_uint_eq(b->row_bytes, row_bytes);
+	ck_assert_uint_eq(b->generation, generation);
+	ck_assert_uint_eq(b->data.len, n * row_bytes);
+	ck_assert_msg(n == 0 || memcmp(b->data.data, want, n * row_bytes) == 0,
+	              "rows of '%s' differ from the table's fill", table);
+	free(want);
 }
 
 static void check_rows(const Response *r, uint64_t id, const struct table_ref *t,
                        const uint64_t *slots, size_t n)
 {
-	uint8_t *want = expected(t->dir, slots, n, NULL);
-	const Engram__V1__RowBlock *b;
-
 	ck_assert_msg(r->status == ENGRAM__V1__STATUS__OK, "status %d: %s", r->status, r->error);
 	ck_assert_uint_eq(r->id, id);
 	ck_assert_uint_eq(r->n_blocks, 1);
-	b = r->blocks[0];
-	ck_assert_str_eq(b->table, t->name);
-	ck_assert_uint_eq(b->count, n);
-	ck_assert_uint_eq(b->row_bytes, t->row_bytes);
-	ck_assert_uint_ge(b->generation, 1);
-	ck_assert_uint_eq(b->data.len, n * t->row_bytes);
-	ck_assert_msg(n == 0 || memcmp(b->data.data, want, n * t->row_bytes) == 0,
-	              "rows differ from eg_snapshot_gather");
-	free(want);
+	check_block(r->blocks[0], t->name, t->seed, t->row_bytes, t->generation, slots, n);
 }
 
 static uint64_t rnd(uint64_t *s)
@@ -285,13 +290,13 @@ static void assert_served(const egt_daemon *d)
 	uint64_t slots[3] = { 7, 0, 7 };
 
 	cl_open(&c, d->addr);
-	r = simple(&c, 99, ENGRAM__V1__REQUEST__BODY_PING);
+	r = simple(&c, EGT_ID(99), ENGRAM__V1__REQUEST__BODY_PING);
 	ck_assert_ptr_nonnull(r);
 	ck_assert_int_eq(r->body_case, ENGRAM__V1__RESPONSE__BODY_PONG);
 	ck_assert_uint_eq(r->pong->protocol_version, 1);
 	engram__v1__response__free_unpacked(r, NULL);
-	r = lookup(&c, 100, "a", slots, 3);
-	check_rows(r, 100, &tab_a, slots, 3);
+	r = lookup(&c, EGT_ID(100), "a", slots, 3);
+	check_rows(r, EGT_ID(100), &tab_a, slots, 3);
 	engram__v1__response__free_unpacked(r, NULL);
 	cl_close(&c);
 }
@@ -307,14 +312,14 @@ static void exact_rows_over(const char *addr)
 	for (int round = 0; round < 6; round++) {
 		const struct table_ref *t = round % 2 ? &tab_b : &tab_a;
 		size_t n = pick_slots(t, &seed, slots, round < 2 ? 17 : 5000);
-		Response *r = lookup(&c, (uint64_t)round + 1, t->name, slots, n);
+		Response *r = lookup(&c, EGT_ID(round + 1), t->name, slots, n);
 
-		check_rows(r, (uint64_t)round + 1, t, slots, n);
+		check_rows(r, EGT_ID(round + 1), t, slots, n);
 		engram__v1__response__free_unpacked(r, NULL);
 	}
 	/* no slots: an empty block, not an error */
-	Response *r = lookup(&c, 50, "b", slots, 0);
-	check_rows(r, 50, &tab_b, slots, 0);
+	Response *r = lookup(&c, EGT_ID(50), "b", slots, 0);
+	check_rows(r, EGT_ID(50), &tab_b, slots, 0);
 	engram__v1__response__free_unpacked(r, NULL);
 	cl_close(&c);
 }
@@ -348,14 +353,14 @@ START_TEST(pipelining_keeps_order)
 		Engram__V1__LookupRequest lr;
 
 		counts[i] = pick_slots(&tab_a, &seed, slots[i], i % 10 == 0 ? 20000 : 1 + (size_t)i % 40);
-		req_lookup(&r, &lr, 1000 + (uint64_t)i, "a", slots[i], counts[i]);
+		req_lookup(&r, &lr, EGT_ID(1000 + i), "a", slots[i], counts[i]);
 		cl_send(&c, &r);
 	}
 	for (int i = 0; i < N; i++) {
 		Response *r = cl_recv(&c);
 
 		ck_assert_ptr_nonnull(r);
-		check_rows(r, 1000 + (uint64_t)i, &tab_a, slots[i], counts[i]);
+		check_rows(r, EGT_ID(1000 + i), &tab_a, slots[i], counts[i]);
 		engram__v1__response__free_unpacked(r, NULL);
 	}
 	cl_close(&c);
@@ -379,9 +384,9 @@ static void *client_thread(void *p)
 	for (int i = 0; i < 40; i++) {
 		const struct table_ref *t = (i + a->index) % 2 ? &tab_a : &tab_b;
 		size_t n = pick_slots(t, &seed, slots, 1 + (size_t)(rnd(&seed) % 600));
-		Response *r = lookup(&c, (uint64_t)i, t->name, slots, n);
+		Response *r = lookup(&c, EGT_ID(i), t->name, slots, n);
 
-		check_rows(r, (uint64_t)i, t, slots, n);
+		check_rows(r, EGT_ID(i), t, slots, n);
 		engram__v1__response__free_unpacked(r, NULL);
 	}
 	cl_close(&c);
@@ -420,6 +425,21 @@ static void expect_error(Response *r, Engram__V1__Status st, const char *words)
 	engram__v1__response__free_unpacked(r, NULL);
 }
 
+/* A framing error: answered with id 0 (no request was read), then the
+ * connection closes; other clients are still served. */
+static void expect_closed_with(struct cl *c, const egt_daemon *d, Engram__V1__Status st,
+                               const char *words)
+{
+	Response *r = cl_recv(c);
+
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->id, 0);
+	expect_error(r, st, words);
+	ck_assert_ptr_null(cl_recv(c));
+	cl_close(c);
+	assert_served(d);
+}
+
 START_TEST(bad_frames)
 {
 	egt_daemon d;
@@ -433,7 +453,7 @@ START_TEST(bad_frames)
 	cl_open(&c, d.addr);
 	send_all(c.fd, "\x05\xff\xff\xff\xff\xff", 6);
 	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__BAD_REQUEST, "not a valid");
-	Response *r = simple(&c, 5, ENGRAM__V1__REQUEST__BODY_PING);
+	Response *r = simple(&c, EGT_ID(5), ENGRAM__V1__REQUEST__BODY_PING);
 	ck_assert_int_eq(r->body_case, ENGRAM__V1__RESPONSE__BODY_PONG);
 	engram__v1__response__free_unpacked(r, NULL);
 	/* an empty request and one with only an unknown field (15, varint) */
@@ -456,21 +476,13 @@ START_TEST(bad_frames)
 	cl_open(&c, d.addr);
 	n = egt_varint_put(b, 1ull << 40);
 	send_all(c.fd, b, n);
-	r = cl_recv(&c);
-	ck_assert_uint_eq(r->id, 0);
-	expect_error(r, ENGRAM__V1__STATUS__TOO_LARGE, "over the limit");
-	ck_assert_ptr_null(cl_recv(&c));
-	cl_close(&c);
-	assert_served(&d);
+	expect_closed_with(&c, &d, ENGRAM__V1__STATUS__TOO_LARGE, "over the limit");
 
 	/* a length that is no varint (11 continuation bytes) */
 	cl_open(&c, d.addr);
 	memset(b, 0xff, 11);
 	send_all(c.fd, b, 11);
-	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__BAD_REQUEST, "varint");
-	ck_assert_ptr_null(cl_recv(&c));
-	cl_close(&c);
-	assert_served(&d);
+	expect_closed_with(&c, &d, ENGRAM__V1__STATUS__BAD_REQUEST, "varint");
 
 	/* a frame just over the limit, announced but never sent in full */
 	cl_open(&c, d.addr);
@@ -479,6 +491,58 @@ START_TEST(bad_frames)
 	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__TOO_LARGE, "4097");
 	cl_close(&c);
 	assert_served(&d);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
+/* A lookup of table a whose packed Request is exactly size bytes: slots of
+ * one varint byte, and as many of two bytes as make up the rest. */
+static size_t lookup_of_size(Request *r, Engram__V1__LookupRequest *lr, uint64_t id,
+                             uint64_t *slots, size_t cap, size_t size)
+{
+	size_t n = 0, wide = 0;
+
+	req_lookup(r, lr, id, "a", slots, 0);
+	while (engram__v1__request__get_packed_size(r) < size) {
+		ck_assert_uint_lt(n, cap);
+		slots[n] = n % 100;
+		req_lookup(r, lr, id, "a", slots, ++n);
+	}
+	/* one slot too many may overshoot by a byte (a longer length prefix) */
+	if (engram__v1__request__get_packed_size(r) > size)
+		req_lookup(r, lr, id, "a", slots, --n);
+	while (engram__v1__request__get_packed_size(r) < size) {
+		ck_assert_uint_lt(wide, n);
+		slots[wide] = 300 + wide; /* two varint bytes */
+		wide++;
+	}
+	ck_assert_uint_eq(engram__v1__request__get_packed_size(r), size);
+	return n;
+}
+
+/* --max-frame is the largest frame taken: one of exactly that size is
+ * answered, one a byte longer (sent in full) refused. */
+START_TEST(frame_at_the_limit)
+{
+	static uint64_t slots[5000];
+	egt_daemon d;
+	struct cl c;
+	Request r;
+	Engram__V1__LookupRequest lr;
+	size_t n;
+	Response *resp;
+
+	start(&d, 0, "--max-frame", "4096");
+	cl_open(&c, d.addr);
+	n = lookup_of_size(&r, &lr, EGT_ID(1), slots, 5000, 4096);
+	cl_send(&c, &r);
+	resp = cl_recv(&c);
+	check_rows(resp, EGT_ID(1), &tab_a, slots, n);
+	engram__v1__response__free_unpacked(resp, NULL);
+	lookup_of_size(&r, &lr, EGT_ID(2), slots, 5000, 4097);
+	cl_send(&c, &r);
+	expect_closed_with(&c, &d, ENGRAM__V1__STATUS__TOO_LARGE,
+	                   "frame of 4097 bytes is over the limit of 4096");
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
@@ -492,20 +556,20 @@ START_TEST(bad_lookups)
 	start(&d, 0, "--max-rows", "1000");
 	cl_open(&c, d.addr);
 	slots[0] = 1;
-	expect_error(lookup(&c, 1, "nope", slots, 1), ENGRAM__V1__STATUS__NOT_FOUND, "'nope'");
+	expect_error(lookup(&c, EGT_ID(1), "nope", slots, 1), ENGRAM__V1__STATUS__NOT_FOUND, "'nope'");
 	slots[0] = 0;
 	slots[1] = 3000;
 	slots[2] = 3001;
 	slots[3] = UINT64_MAX;
-	Response *r = lookup(&c, 2, "b", slots, 4);
-	ck_assert_uint_eq(r->id, 2);
+	Response *r = lookup(&c, EGT_ID(2), "b", slots, 4);
+	ck_assert_uint_eq(r->id, EGT_ID(2));
 	expect_error(r, ENGRAM__V1__STATUS__OUT_OF_RANGE, "slots[2] = 3001");
 	for (int i = 0; i < 1001; i++)
 		slots[i] = (uint64_t)i;
-	expect_error(lookup(&c, 3, "a", slots, 1001), ENGRAM__V1__STATUS__TOO_LARGE, "1001 slots");
+	expect_error(lookup(&c, EGT_ID(3), "a", slots, 1001), ENGRAM__V1__STATUS__TOO_LARGE, "1001 slots");
 	/* exactly the limit is fine, on the same connection */
-	r = lookup(&c, 4, "a", slots, 1000);
-	check_rows(r, 4, &tab_a, slots, 1000);
+	r = lookup(&c, EGT_ID(4), "a", slots, 1000);
+	check_rows(r, EGT_ID(4), &tab_a, slots, 1000);
 	engram__v1__response__free_unpacked(r, NULL);
 	/* tokens against a table without a hash spec */
 	{
@@ -524,13 +588,13 @@ START_TEST(bad_lookups)
 		cl_send(&c, &rq);
 		expect_error(cl_recv(&c), ENGRAM__V1__STATUS__BAD_REQUEST, "no hash spec");
 	}
-	expect_error(reload(&c, 6, "zzz"), ENGRAM__V1__STATUS__NOT_FOUND, "'zzz'");
+	expect_error(reload(&c, EGT_ID(6), "zzz"), ENGRAM__V1__STATUS__NOT_FOUND, "'zzz'");
 	cl_close(&c);
 	assert_served(&d);
 
 	/* stats counted the errors */
 	cl_open(&c, d.addr);
-	r = simple(&c, 7, ENGRAM__V1__REQUEST__BODY_STATS);
+	r = simple(&c, EGT_ID(7), ENGRAM__V1__REQUEST__BODY_STATS);
 	ck_assert_int_eq(r->body_case, ENGRAM__V1__RESPONSE__BODY_STATS);
 	ck_assert_uint_ge(r->stats->errors, 5);
 	ck_assert_uint_ge(r->stats->requests, 8);
@@ -542,49 +606,83 @@ START_TEST(bad_lookups)
 }
 END_TEST
 
-/* A client that sends but never reads: the daemon stops reading from it at
- * --max-output and keeps serving others; the client then gets every row. */
+/* Sends what the socket takes now from buf[*off..len); 0 when it took nothing. */
+static int send_some(int fd, const uint8_t *buf, size_t *off, size_t len)
+{
+	ssize_t w = send(fd, buf + *off, len - *off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (w < 0) {
+		ck_assert_msg(errno == EAGAIN || errno == EWOULDBLOCK, "send: %s", strerror(errno));
+		return 0;
+	}
+	*off += (size_t)w;
+	return w > 0;
+}
+
+/* A client that sends but never reads: once --max-output bytes wait unsent
+ * the daemon stops reading from it, so what it takes in and holds stays
+ * bounded however much the client sends; it keeps serving others, and once
+ * the client reads it answers every request, in order. */
 START_TEST(slow_reader_backpressure)
 {
-	enum { N = 200 };
-	static uint64_t slots[4000];
+	enum { N = 400, K = 4000 };
+	static uint64_t slots[K];
 	egt_daemon d;
 	struct cl c;
 	Request r;
 	Engram__V1__LookupRequest lr;
-	size_t sent = 0;
+	uint8_t *reqs;
+	size_t one, total, off = 0, got = 0;
+	long base_kb, grown_kb;
 
 	start(&d, 0, "--max-output", "256K");
-	for (int i = 0; i < 4000; i++)
+	for (int i = 0; i < K; i++)
 		slots[i] = (uint64_t)(i * 7) % tab_a.slots;
-	cl_open(&c, d.addr);
-	req_lookup(&r, &lr, 0, "a", slots, 4000);
-	/* 200 x 256 KB of answers: far beyond socket buffers plus the bound */
+	/* N requests of 256 KB answers each (100 MB in all), back to back */
+	req_lookup(&r, &lr, EGT_ID(0), "a", slots, K);
+	one = engram__v1__request__get_packed_size(&r);
+	reqs = malloc(N * (one + 10));
+	total = 0;
 	for (int i = 0; i < N; i++) {
-		r.id = (uint64_t)i;
-		size_t n = engram__v1__request__get_packed_size(&r);
-		uint8_t *b = malloc(n + 10);
-		size_t h = egt_varint_put(b, n);
-		engram__v1__request__pack(&r, b + h);
+		r.id = EGT_ID(i); /* all of one varint length */
+		total += egt_varint_put(reqs + total, one);
+		total += engram__v1__request__pack(&r, reqs + total);
+	}
+	cl_open(&c, d.addr);
+	base_kb = egt_proc_status_kb(d.pid, "RssAnon");
+	/* send until the daemon has taken nothing for a second */
+	while (off < total) {
 		struct pollfd p = { .fd = c.fd, .events = POLLOUT };
-		if (poll(&p, 1, 200) != 1) { /* the daemon stopped reading: good */
-			free(b);
-			break;
-		}
-		send_all(c.fd, b, h + n);
-		free(b);
-		sent++;
-	}
-	assert_served(&d);
-	for (size_t i = 0; i < sent; i++) {
-		Response *resp = cl_recv(&c);
 
-		ck_assert_ptr_nonnull(resp);
-		ck_assert_uint_eq(resp->id, i);
-		if (i % 37 == 0)
-			check_rows(resp, i, &tab_a, slots, 4000);
-		engram__v1__response__free_unpacked(resp, NULL);
+		if (!send_some(c.fd, reqs, &off, total) && poll(&p, 1, 1000) == 0)
+			break;
 	}
+	grown_kb = egt_proc_status_kb(d.pid, "RssAnon") - base_kb;
+	ck_assert_msg(off < total / 2, "engramd took %zu of %zu request bytes from a client that "
+	              "reads nothing (--max-output 256K)", off, total);
+	ck_assert_msg(grown_kb < 32 * 1024, "engramd grew by %ld kB holding answers for a client "
+	              "that reads nothing (--max-output 256K)", grown_kb);
+	assert_served(&d);
+	/* now read: the daemon takes the rest and answers all of it */
+	while (got < N) {
+		Response *resp = cl_take(&c);
+		struct pollfd p = { .fd = c.fd, .events = POLLIN | (off < total ? POLLOUT : 0) };
+
+		if (resp) {
+			ck_assert_uint_eq(resp->id, EGT_ID(got));
+			if (got % 37 == 0)
+				check_rows(resp, EGT_ID(got), &tab_a, slots, K);
+			engram__v1__response__free_unpacked(resp, NULL);
+			got++;
+			continue;
+		}
+		ck_assert_msg(poll(&p, 1, 20000) > 0, "stalled after %zu answers", got);
+		if (p.revents & POLLOUT)
+			send_some(c.fd, reqs, &off, total);
+		if (p.revents & POLLIN)
+			ck_assert_msg(cl_fill(&c), "EOF after %zu answers", got);
+	}
+	free(reqs);
 	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
@@ -592,35 +690,69 @@ END_TEST
 
 /* ---- tokens -------------------------------------------------------------- */
 
-static const char xxh3_spec[] =
+/* The slots below were computed by the NumPy reference, independent of
+ * storage/hash.c: tests/python/engram_ref.py slots(spec, toks, seq_lens,
+ * context), and are written down here as the daemon's expected answers. */
+static const char xxh3_spec[] =          /* 4 slots per token; 408 slots */
 	"{\"kind\":\"xxh3\",\"max_ngram\":3,\"heads\":2,\"pad\":0,\"seed\":5,"
 	"\"rows\":[[97,101],[103,107]]}";
+static const char bigram_spec[] =        /* 1 slot per token; 31 slots */
+	"{\"kind\":\"engram-v1\",\"max_ngram\":2,\"heads\":1,\"pad\":0,"
+	"\"multipliers\":[7,13],\"moduli\":[[31]]}";
+static int64_t toks[8] = { 5, 9, 2, 2, 77, 1000000, 3, 4 };
+/* xxh3_spec, toks as one sequence: token t's slots at 4t..4t+3 */
+static const uint64_t xxh3_one[32] = {
+	44, 149, 252, 397, 60, 145, 296, 407, 15, 110, 203, 378, 64, 125, 200, 357,
+	83, 137, 266, 383, 94, 133, 219, 311, 51, 188, 281, 302, 61, 160, 287, 317,
+};
+/* xxh3_spec, toks as sequences of 3 and 5 with context 1 and 2 */
+static const uint64_t xxh3_seqs[20] = {
+	60, 145, 296, 407, 15, 110, 203, 378, 94, 133, 219, 311, 51, 188, 281, 302,
+	61, 160, 287, 317,
+};
+/* bigram_spec, the first 7 of toks as one sequence */
+static const uint64_t bigram_seven[7] = { 4, 2, 30, 20, 17, 25, 16 };
 
-static void make_hashed_table(const char *dir, uint32_t row_bytes)
+static const struct hashed {
+	const char *name, *spec;
+	uint32_t row_bytes;
+	uint64_t seed;
+} hashed[3] = {
+	{ "h1", xxh3_spec, 16, 9 }, { "h2", xxh3_spec, 40, 10 }, { "h3", bigram_spec, 8, 12 },
+};
+
+/* engramd serving h1, h2 and h3, with one more flag and value when given. */
+static void start_hashed(egt_daemon *d, const char *flag, const char *value)
 {
-	eg_meta m;
-	eg_builder *b;
-	uint64_t slot = 0;
+	static char arg[3][300]; /* static: egt_path strings stay reachable (LSan) */
+	const char *args[9];
+	size_t n = 0;
 
-	memset(&m, 0, sizeof(m));
-	snprintf(m.name, sizeof(m.name), "h");
-	m.slots = 97 + 101 + 103 + 107;
-	m.dim = row_bytes;
-	m.dtype = EG_DTYPE_U8;
-	m.chunk_slots = 64;
-	m.hash_spec = (char *)xxh3_spec;
-	ck_assert_int_eq(eg_builder_open(dir, &m, &b), 0);
-	for (uint64_t c = 0; c < eg_builder_chunks(b); c++) {
-		uint8_t *p;
+	for (int i = 0; i < 3; i++) {
+		char *dir = egt_path(hashed[i].name);
 
-		ck_assert_int_eq(eg_builder_next_chunk(b, (void **)&p), 0);
-		for (uint64_t r = 0; r < eg_builder_chunk_rows(b, c); r++, slot++)
-			egt_row_bytes(9, slot, row_bytes, p + r * row_bytes);
+		egt_make_spec_table(dir, hashed[i].name, hashed[i].spec, hashed[i].row_bytes, 64,
+		                    hashed[i].seed);
+		snprintf(arg[i], sizeof(arg[i]), "%s=%s", hashed[i].name, dir);
+		args[n++] = "--table";
+		args[n++] = arg[i];
 	}
-	ck_assert_int_eq(eg_builder_finish(b), 0);
+	if (flag) {
+		args[n++] = flag;
+		args[n++] = value;
+	}
+	args[n] = NULL;
+	egt_daemon_start(d, 0, args);
 }
 
-static Response *tokens(struct cl *c, uint64_t id, char **names, size_t nt, int64_t *toks,
+/* Block i of r holds the rows of hashed[h] for slots[0..n). */
+static void check_hashed(const Response *r, size_t i, int h, const uint64_t *slots, size_t n)
+{
+	ck_assert_uint_gt(r->n_blocks, i);
+	check_block(r->blocks[i], hashed[h].name, hashed[h].seed, hashed[h].row_bytes, 1, slots, n);
+}
+
+static Response *tokens(struct cl *c, uint64_t id, char **names, size_t nt, int64_t *tk,
                         size_t n, uint32_t *seq, size_t nseq, uint32_t *ctx, size_t nctx)
 {
 	Engram__V1__TokensRequest tr = ENGRAM__V1__TOKENS_REQUEST__INIT;
@@ -628,7 +760,7 @@ static Response *tokens(struct cl *c, uint64_t id, char **names, size_t nt, int6
 
 	tr.tables = names;
 	tr.n_tables = nt;
-	tr.tokens = toks;
+	tr.tokens = tk;
 	tr.n_tokens = n;
 	tr.seq_lens = seq;
 	tr.n_seq_lens = nseq;
@@ -641,77 +773,92 @@ static Response *tokens(struct cl *c, uint64_t id, char **names, size_t nt, int6
 	return cl_recv(c);
 }
 
+static void expect_tokens_ok(const Response *r, uint64_t id, uint64_t ntok, uint32_t rpt,
+                             size_t nblocks)
+{
+	ck_assert_ptr_nonnull(r);
+	ck_assert_msg(r->status == ENGRAM__V1__STATUS__OK, "status %d: %s", r->status, r->error);
+	ck_assert_uint_eq(r->id, id);
+	ck_assert_uint_eq(r->tokens, ntok);
+	ck_assert_uint_eq(r->rows_per_token, rpt);
+	ck_assert_uint_eq(r->n_blocks, nblocks);
+}
+
 START_TEST(token_lookups)
 {
-	static char *h1, *h2; /* static: egt_path strings stay reachable (LSan) */
-	char a1[300], a2[300];
-	const char *args[] = { "--table", a1, "--table", a2, NULL };
-	int64_t toks[] = { 5, 9, 2, 2, 77, 1000000, 3, 4 };
 	uint32_t seq[] = { 3, 5 }, ctx[] = { 1, 2 };
-	uint64_t want_slots[64];
 	char *names[] = { (char *)"h1", (char *)"h2" };
-	eg_hash *h;
 	egt_daemon d;
 	struct cl c;
 	Response *r;
 
-	h1 = egt_path("h1");
-	h2 = egt_path("h2");
-	make_hashed_table(h1, 16);
-	make_hashed_table(h2, 40);
-	snprintf(a1, sizeof(a1), "h1=%s", h1);
-	snprintf(a2, sizeof(a2), "h2=%s", h2);
-	egt_daemon_start(&d, 0, args);
-	ck_assert_int_eq(eg_hash_parse(xxh3_spec, NULL, &h, NULL, 0), 0);
-	ck_assert_int_eq(eg_hash_slots(h, toks, seq, ctx, 2, want_slots, NULL), 0);
-
+	start_hashed(&d, NULL, NULL);
 	cl_open(&c, d.addr);
-	r = tokens(&c, 1, names, 2, toks, 8, seq, 2, ctx, 2);
-	ck_assert_msg(r->status == 0, "%s", r->error);
-	ck_assert_uint_eq(r->tokens, 5);
-	ck_assert_uint_eq(r->rows_per_token, 4);
-	ck_assert_uint_eq(r->n_blocks, 2);
-	for (int t = 0; t < 2; t++) {
-		uint32_t rb = t ? 40 : 16;
-		uint8_t *want = expected(t ? h2 : h1, want_slots, 20, NULL);
-
-		ck_assert_str_eq(r->blocks[t]->table, names[t]);
-		ck_assert_uint_eq(r->blocks[t]->count, 20);
-		ck_assert_uint_eq(r->blocks[t]->row_bytes, rb);
-		ck_assert_int_eq(memcmp(r->blocks[t]->data.data, want, 20 * rb), 0);
-		free(want);
-	}
+	r = tokens(&c, EGT_ID(1), names, 2, toks, 8, seq, 2, ctx, 2);
+	expect_tokens_ok(r, EGT_ID(1), 5, 4, 2);
+	check_hashed(r, 0, 0, xxh3_seqs, 20);
+	check_hashed(r, 1, 1, xxh3_seqs, 20);
 	engram__v1__response__free_unpacked(r, NULL);
 
 	/* no seq_lens: one sequence of every token */
-	ck_assert_int_eq(eg_hash_slots(h, toks, (uint32_t[]){ 8 }, NULL, 1, want_slots, NULL), 0);
-	r = tokens(&c, 2, names, 1, toks, 8, NULL, 0, NULL, 0);
-	ck_assert_uint_eq(r->tokens, 8);
-	{
-		uint8_t *want = expected(h1, want_slots, 32, NULL);
-		ck_assert_int_eq(memcmp(r->blocks[0]->data.data, want, 32 * 16), 0);
-		free(want);
-	}
+	r = tokens(&c, EGT_ID(2), names, 1, toks, 8, NULL, 0, NULL, 0);
+	expect_tokens_ok(r, EGT_ID(2), 8, 4, 1);
+	check_hashed(r, 0, 0, xxh3_one, 32);
 	engram__v1__response__free_unpacked(r, NULL);
 
-	expect_error(tokens(&c, 3, names, 1, toks, 8, (uint32_t[]){ 3, 4 }, 2, NULL, 0),
+	expect_error(tokens(&c, EGT_ID(3), names, 1, toks, 8, (uint32_t[]){ 3, 4 }, 2, NULL, 0),
 	             ENGRAM__V1__STATUS__BAD_REQUEST, "add up to 7 but 8 tokens");
-	expect_error(tokens(&c, 4, names, 1, toks, 8, seq, 2, (uint32_t[]){ 4, 0 }, 2),
+	expect_error(tokens(&c, EGT_ID(4), names, 1, toks, 8, seq, 2, (uint32_t[]){ 4, 0 }, 2),
 	             ENGRAM__V1__STATUS__BAD_REQUEST, "context[0] = 4 exceeds seq_lens[0] = 3");
-	expect_error(tokens(&c, 5, names, 1, toks, 8, seq, 2, ctx, 1),
+	expect_error(tokens(&c, EGT_ID(5), names, 1, toks, 8, seq, 2, ctx, 1),
 	             ENGRAM__V1__STATUS__BAD_REQUEST, "context has 1 entries");
-	expect_error(tokens(&c, 6, names, 0, toks, 8, NULL, 0, NULL, 0),
+	expect_error(tokens(&c, EGT_ID(6), names, 0, toks, 8, NULL, 0, NULL, 0),
 	             ENGRAM__V1__STATUS__BAD_REQUEST, "names no table");
-	expect_error(tokens(&c, 7, (char *[]){ (char *)"h1", (char *)"x" }, 2, toks, 8, NULL, 0, NULL, 0),
+	expect_error(tokens(&c, EGT_ID(7), (char *[]){ (char *)"h1", (char *)"x" }, 2, toks, 8,
+	                    NULL, 0, NULL, 0),
 	             ENGRAM__V1__STATUS__NOT_FOUND, "tables[1]");
-	r = simple(&c, 8, ENGRAM__V1__REQUEST__BODY_INFO);
-	ck_assert_uint_eq(r->info->n_tables, 2);
+	r = simple(&c, EGT_ID(8), ENGRAM__V1__REQUEST__BODY_INFO);
+	ck_assert_uint_eq(r->info->n_tables, 3);
 	ck_assert_str_eq(r->info->tables[1]->hash_kind, "xxh3");
 	ck_assert_uint_eq(r->info->tables[1]->rows_per_token, 4);
 	ck_assert_uint_eq(r->info->tables[1]->row_bytes, 40);
+	ck_assert_str_eq(r->info->tables[2]->hash_kind, "engram-v1");
+	ck_assert_uint_eq(r->info->tables[2]->rows_per_token, 1);
 	engram__v1__response__free_unpacked(r, NULL);
 	cl_close(&c);
-	eg_hash_free(h);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
+/* --max-rows bounds the rows of a token request over all its tables
+ * (tokens x the sum of their rows per token): 35 rows are answered, 36 or
+ * 40 (20 a table) refused. */
+START_TEST(token_max_rows)
+{
+	char *h1_h3[] = { (char *)"h1", (char *)"h3" };
+	char *all[] = { (char *)"h1", (char *)"h2", (char *)"h3" };
+	egt_daemon d;
+	struct cl c;
+	Response *r;
+
+	start_hashed(&d, "--max-rows", "35");
+	cl_open(&c, d.addr);
+	r = tokens(&c, EGT_ID(1), h1_h3, 2, toks, 7, NULL, 0, NULL, 0); /* 7 x (4 + 1) */
+	expect_tokens_ok(r, EGT_ID(1), 7, 4, 2);
+	check_hashed(r, 0, 0, xxh3_one, 28);
+	check_hashed(r, 1, 2, bigram_seven, 7);
+	engram__v1__response__free_unpacked(r, NULL);
+	expect_error(tokens(&c, EGT_ID(2), all, 3, toks, 4, NULL, 0, NULL, 0), /* 4 x 9 */
+	             ENGRAM__V1__STATUS__TOO_LARGE, "4 tokens over 3 tables need more than 35 rows");
+	expect_error(tokens(&c, EGT_ID(3), all, 2, toks, 5, NULL, 0, NULL, 0), /* 5 x 8 */
+	             ENGRAM__V1__STATUS__TOO_LARGE, "--max-rows");
+	r = tokens(&c, EGT_ID(4), all, 3, toks, 3, NULL, 0, NULL, 0); /* 3 x 9 */
+	expect_tokens_ok(r, EGT_ID(4), 3, 4, 3);
+	check_hashed(r, 0, 0, xxh3_one, 12);
+	check_hashed(r, 1, 1, xxh3_one, 12);
+	check_hashed(r, 2, 2, bigram_seven, 3);
+	engram__v1__response__free_unpacked(r, NULL);
+	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
@@ -735,7 +882,7 @@ static uint64_t served_generation(const egt_daemon *d, uint8_t *first_byte)
 	Response *r;
 
 	cl_open(&c, d->addr);
-	r = lookup(&c, 1, "a", &slot, 1);
+	r = lookup(&c, EGT_ID(1), "a", &slot, 1);
 	ck_assert_int_eq(r->status, 0);
 	g = r->blocks[0]->generation;
 	*first_byte = r->blocks[0]->data.data[0];
@@ -758,7 +905,7 @@ START_TEST(reload_by_request)
 	ck_assert_uint_eq(gen, 2);
 	/* not reloaded yet: still generation 1 */
 	ck_assert_uint_eq(served_generation(&d, &byte), 1);
-	r = reload(&c, 9, "a");
+	r = reload(&c, EGT_ID(9), "a");
 	ck_assert_int_eq(r->status, 0);
 	ck_assert_int_eq(r->body_case, ENGRAM__V1__RESPONSE__BODY_RELOAD);
 	ck_assert_uint_eq(r->reload->n_results, 1);
@@ -773,7 +920,7 @@ START_TEST(reload_by_request)
 	ck_assert_uint_eq(byte, 0xab);
 
 	/* all tables, nothing new: answered, nothing swapped */
-	r = reload(&c, 10, "");
+	r = reload(&c, EGT_ID(10), "");
 	ck_assert_uint_eq(r->reload->n_results, 2);
 	ck_assert(!r->reload->results[0]->reloaded && !r->reload->results[1]->reloaded);
 	ck_assert_str_eq(r->reload->results[0]->error, "");
@@ -809,30 +956,27 @@ START_TEST(reload_publish_and_refuse)
 
 	ck_assert_int_eq(symlink(v2, tmp), 0);
 	ck_assert_int_eq(rename(tmp, link), 0);
-	r = reload(&c, 1, "a");
+	r = reload(&c, EGT_ID(1), "a");
 	ck_assert(r->reload->results[0]->reloaded);
 	ck_assert_str_eq(r->reload->results[0]->path, v2);
 	engram__v1__response__free_unpacked(r, NULL);
-	r = lookup(&c, 2, "a", &slot, 1);
-	{
-		uint8_t *want = expected(v2, &slot, 1, NULL);
-		ck_assert_int_eq(memcmp(r->blocks[0]->data.data, want, tab_a.row_bytes), 0);
-		free(want);
-	}
+	r = lookup(&c, EGT_ID(2), "a", &slot, 1);
+	ck_assert_int_eq(r->status, 0);
+	check_block(r->blocks[0], "a", 99, tab_a.row_bytes, 1, &slot, 1); /* v2's own generation */
 	engram__v1__response__free_unpacked(r, NULL);
 
 	ck_assert_int_eq(symlink(bad, tmp), 0);
 	ck_assert_int_eq(rename(tmp, link), 0);
-	r = reload(&c, 3, "a");
+	r = reload(&c, EGT_ID(3), "a");
 	ck_assert_int_eq(r->status, 0);
 	ck_assert(!r->reload->results[0]->reloaded);
 	ck_assert_msg(strstr(r->reload->results[0]->error, "dim differs"), "%s",
 	              r->reload->results[0]->error);
 	engram__v1__response__free_unpacked(r, NULL);
-	r = lookup(&c, 4, "a", &slot, 1);
+	r = lookup(&c, EGT_ID(4), "a", &slot, 1);
 	ck_assert_uint_eq(r->blocks[0]->row_bytes, tab_a.row_bytes);
 	engram__v1__response__free_unpacked(r, NULL);
-	r = simple(&c, 5, ENGRAM__V1__REQUEST__BODY_STATS);
+	r = simple(&c, EGT_ID(5), ENGRAM__V1__REQUEST__BODY_STATS);
 	ck_assert_uint_eq(r->stats->reloads, 1);
 	ck_assert_uint_eq(r->stats->reload_failures, 1);
 	engram__v1__response__free_unpacked(r, NULL);
@@ -889,7 +1033,7 @@ START_TEST(sigterm_exits_zero)
 
 	start(&d, 0, NULL, NULL);
 	cl_open(&c, d.addr); /* an idle open connection must not hold up the exit */
-	r = simple(&c, 1, ENGRAM__V1__REQUEST__BODY_PING);
+	r = simple(&c, EGT_ID(1), ENGRAM__V1__REQUEST__BODY_PING);
 	engram__v1__response__free_unpacked(r, NULL);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 	ck_assert_ptr_null(cl_recv(&c));
@@ -900,18 +1044,31 @@ START_TEST(sigterm_exits_zero)
 }
 END_TEST
 
-START_TEST(bad_command_lines)
+/* The exit status of $ENGRAMD with args (stderr to /dev/null). */
+static int engramd_status(const char *args)
 {
-	char *bin = getenv("ENGRAMD");
 	char cmd[1024];
 
-	ck_assert_ptr_nonnull(bin);
-	snprintf(cmd, sizeof(cmd), "%s --table a=/nonexistent --listen unix:/tmp/x 2>/dev/null", bin);
-	ck_assert_int_ne(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s --bogus 2>/dev/null", bin);
-	ck_assert_int_ne(system(cmd), 0);
-	snprintf(cmd, sizeof(cmd), "%s --listen unix:/tmp/x 2>/dev/null", bin); /* no table */
-	ck_assert_int_ne(system(cmd), 0);
+	snprintf(cmd, sizeof(cmd), "%s %s 2>/dev/null", getenv("ENGRAMD"), args);
+	return egt_exit_status(cmd);
+}
+
+/* Usage errors exit 2, a table that cannot be served 1. */
+START_TEST(bad_command_lines)
+{
+	static char *sock; /* static: reachable for LSan */
+	char args[600];
+
+	ck_assert_ptr_nonnull(getenv("ENGRAMD"));
+	sock = egt_path("x.sock");
+	snprintf(args, sizeof(args), "--table a=/nonexistent --listen unix:%s", sock);
+	ck_assert_int_eq(engramd_status(args), 1);
+	ck_assert_int_eq(engramd_status("--bogus"), 2);
+	snprintf(args, sizeof(args), "--listen unix:%s", sock); /* no table */
+	ck_assert_int_eq(engramd_status(args), 2);
+	make_tables();
+	snprintf(args, sizeof(args), "--table a=%s --listen unix:%s --max-rows lots", tab_a.dir, sock);
+	ck_assert_int_eq(engramd_status(args), 2);
 }
 END_TEST
 
@@ -936,9 +1093,9 @@ START_TEST(config_file)
 	snprintf(arg, sizeof(arg), "%s", conf);
 	egt_daemon_start(&d, 0, args);
 	cl_open(&c, d.addr);
-	expect_error(lookup(&c, 1, "b", slots, 3), ENGRAM__V1__STATUS__TOO_LARGE, "limit is 2");
-	Response *r = lookup(&c, 2, "b", slots, 2);
-	check_rows(r, 2, &tab_b, slots, 2);
+	expect_error(lookup(&c, EGT_ID(1), "b", slots, 3), ENGRAM__V1__STATUS__TOO_LARGE, "limit is 2");
+	Response *r = lookup(&c, EGT_ID(2), "b", slots, 2);
+	check_rows(r, EGT_ID(2), &tab_b, slots, 2);
 	engram__v1__response__free_unpacked(r, NULL);
 	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
@@ -955,9 +1112,11 @@ static Suite *suite(void)
 	tcase_add_test(t, pipelining_keeps_order);
 	tcase_add_test(t, concurrent_clients);
 	tcase_add_test(t, bad_frames);
+	tcase_add_test(t, frame_at_the_limit);
 	tcase_add_test(t, bad_lookups);
 	tcase_add_test(t, slow_reader_backpressure);
 	tcase_add_test(t, token_lookups);
+	tcase_add_test(t, token_max_rows);
 	tcase_add_test(t, reload_by_request);
 	tcase_add_test(t, reload_publish_and_refuse);
 	tcase_add_test(t, reload_on_sighup);

@@ -1,6 +1,8 @@
 /* check_shm.c - the same-host fast path against the real engramd: a memfd
  * passed with SCM_RIGHTS, rows gathered into it (lookups and tokens,
- * byte-exact against eg_snapshot_gather), bounds, refusals, reconnects. */
+ * byte-exact against the tables' fill and the engram-v1 formula of
+ * egtest's reference.c), bounds, refusals (TCP too), reconnects. Request ids
+ * start above 2^32. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -10,11 +12,12 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include "egtest.h"
-#include "eg_hash.h"
-#include "eg_table.h"
+#include "egc_int.h"
 #include "engram.h"
 #include "engram.pb-c.h"
 
@@ -36,41 +39,28 @@ static uint64_t rnd(void)
 static char *table_dir;
 static egt_daemon daemon_;
 
-static void start(const char *extra)
+/* engramd serving table a (rows egt_row_bytes(7, slot)); with --max-shm
+ * max_shm when it is not NULL, and on TCP too when with_tcp. */
+static void start(const char *max_shm, int with_tcp)
 {
 	char arg[4096];
-	const char *args[] = { "--table", arg, extra ? "--max-shm" : NULL, extra, NULL };
+	const char *args[] = { "--table", arg, max_shm ? "--max-shm" : NULL, max_shm, NULL };
 
 	table_dir = egt_path("ta");
 	egt_make_table(table_dir, "a", SLOTS, ROW, CHUNK, 7);
 	snprintf(arg, sizeof(arg), "a=%s", table_dir);
-	egt_daemon_start(&daemon_, 0, args);
+	egt_daemon_start(&daemon_, with_tcp, args);
 }
 
+/* A client whose request ids start above 2^32 (set in its internal state). */
 static eg_client *dial(const char *addr)
 {
 	eg_client *c = NULL;
 	int err = eg_client_connect(addr, 5000, &c);
 
 	ck_assert_msg(err == 0, "connect %s: %s", addr, eg_client_strerror(err));
+	c->next_id = EGT_ID(1);
 	return c;
-}
-
-/* Rows of slots of the table in dir as the table library reads them here. */
-static unsigned char *gather_local(const char *dir, const uint64_t *slots, size_t n,
-                                   uint32_t row_bytes)
-{
-	eg_table *t;
-	eg_snapshot *s;
-	unsigned char *out = malloc(n * row_bytes + 1);
-
-	ck_assert_ptr_nonnull(out);
-	ck_assert_int_eq(eg_table_open(dir, &t), 0);
-	ck_assert_int_eq(eg_snapshot_open(t, 0, &s), 0);
-	ck_assert_int_eq(eg_snapshot_gather(s, slots, n, out, NULL), 0);
-	eg_snapshot_close(s);
-	eg_table_close(t);
-	return out;
 }
 
 static void check_shm_lookup(eg_client *c, void *base, size_t n, uint64_t offset)
@@ -83,7 +73,7 @@ static void check_shm_lookup(eg_client *c, void *base, size_t n, uint64_t offset
 
 	for (size_t i = 0; i < n; i++)
 		slots[i] = rnd() % SLOTS;
-	want = gather_local(table_dir, slots, n, ROW);
+	want = egt_rows(7, slots, n, ROW);
 	memset((char *)base + offset, 0xee, n * ROW);
 	err = eg_client_lookup_shm(c, "a", slots, n, offset, &r, &data);
 	ck_assert_msg(err == 0, "lookup_shm of %zu at %llu: %s", n, (unsigned long long)offset,
@@ -106,7 +96,7 @@ START_TEST(lookup_through_shm)
 	eg_client_rows r[1];
 	const void *d[1];
 
-	start(NULL);
+	start(NULL, 0);
 	c = dial(daemon_.addr);
 	ck_assert_msg(eg_client_attach_shm(c, SHM, &base) == 0, "%s", eg_client_errmsg(c));
 	ck_assert_ptr_nonnull(base);
@@ -152,13 +142,12 @@ START_TEST(tokens_through_shm)
 	char a1[4096], a2[4096];
 	const char *args[] = { "--table", a1, "--table", a2, NULL };
 	const char *tables[2] = { "h1", "h2" };
-	eg_hash *h1, *h2;
 	eg_client *c;
 	enum { NTOK = 3000 };
 	int64_t *tokens = malloc(NTOK * sizeof(*tokens));
 	uint32_t lens[3] = { 1000, 1500, 500 }, ctx[3] = { 10, 0, 499 };
-	size_t ntok = 0, rpt, i;
-	uint64_t *slots, ticket, off = 777;
+	size_t nrows, i;
+	uint64_t *slots = malloc(NTOK * EGT_HASH_RPT * sizeof(*slots)), ticket, off = 777;
 	unsigned char *want1, *want2;
 	eg_client_rows blocks[2];
 	const void *data[2];
@@ -167,42 +156,38 @@ START_TEST(tokens_through_shm)
 
 	for (i = 0; i < NTOK; i++)
 		tokens[i] = (int64_t)(rnd() % 100000);
-	egt_make_hash_table(d1, "h1", 64, 11, &h1);
-	egt_make_hash_table(d2, "h2", 32, 12, &h2);
+	egt_make_hash_table(d1, "h1", 64, 11, NULL);
+	egt_make_hash_table(d2, "h2", 32, 12, NULL);
 	snprintf(a1, sizeof(a1), "h1=%s", d1);
 	snprintf(a2, sizeof(a2), "h2=%s", d2);
 	egt_daemon_start(&daemon_, 0, args);
 	c = dial(daemon_.addr);
 	ck_assert_msg(eg_client_attach_shm(c, SHM, &base) == 0, "%s", eg_client_errmsg(c));
-	for (i = 0; i < 3; i++)
-		ntok += lens[i] - ctx[i];
-	rpt = eg_hash_rows_per_token(h1);
-	slots = malloc(ntok * rpt * sizeof(*slots));
-	ck_assert_int_eq(eg_hash_slots(h1, tokens, lens, ctx, 3, slots, NULL), 0);
-	want1 = gather_local(d1, slots, ntok * rpt, 64);
-	want2 = gather_local(d2, slots, ntok * rpt, 32);
+	nrows = egt_hash_spec_slots(tokens, lens, ctx, 3, slots);
+	ck_assert_uint_eq(nrows, (990 + 1500 + 1) * EGT_HASH_RPT);
+	want1 = egt_rows(11, slots, nrows, 64);
+	want2 = egt_rows(12, slots, nrows, 32);
 	ck_assert_msg(eg_client_send_tokens_shm(c, tables, 2, tokens, NTOK, lens, ctx, 3, off,
 	                                        &ticket) == 0, "%s", eg_client_errmsg(c));
 	ck_assert_msg(eg_client_wait_shm(c, ticket, blocks, data, 2) == 0, "%s", eg_client_errmsg(c));
-	ck_assert_uint_eq(blocks[0].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[0].count, nrows);
 	ck_assert_uint_eq(blocks[0].row_bytes, 64);
-	ck_assert_uint_eq(blocks[1].count, ntok * rpt);
+	ck_assert_uint_eq(blocks[0].generation, 1);
+	ck_assert_uint_eq(blocks[1].count, nrows);
 	ck_assert_uint_eq(blocks[1].row_bytes, 32);
 	/* back to back from the offset */
 	ck_assert_ptr_eq(data[0], (char *)base + off);
-	ck_assert_ptr_eq(data[1], (char *)base + off + ntok * rpt * 64);
-	ck_assert(memcmp(data[0], want1, ntok * rpt * 64) == 0);
-	ck_assert(memcmp(data[1], want2, ntok * rpt * 32) == 0);
+	ck_assert_ptr_eq(data[1], (char *)base + off + nrows * 64);
+	ck_assert(memcmp(data[0], want1, nrows * 64) == 0);
+	ck_assert(memcmp(data[1], want2, nrows * 32) == 0);
 	/* too little room for both blocks */
 	ck_assert_int_eq(eg_client_send_tokens_shm(c, tables, 2, tokens, NTOK, lens, ctx, 3,
-	                                           SHM - ntok * rpt * 64, &ticket), 0);
+	                                           SHM - nrows * 64, &ticket), 0);
 	ck_assert_int_eq(eg_client_wait_shm(c, ticket, blocks, data, 2), EGC_EOUTOFRANGE);
 	free(slots);
 	free(want1);
 	free(want2);
 	free(tokens);
-	eg_hash_free(h1);
-	eg_hash_free(h2);
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
 }
@@ -219,6 +204,20 @@ static int raw_connect(void)
 	ck_assert_uint_lt(strlen(daemon_.sock), sizeof(sun.sun_path));
 	memcpy(sun.sun_path, daemon_.sock, strlen(daemon_.sock) + 1);
 	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sun, sizeof(sun)), 0);
+	return fd;
+}
+
+/* A raw connection to the daemon's TCP listener (127.0.0.1:PORT). */
+static int raw_connect_tcp(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	const char *port = strrchr(daemon_.tcp_addr, ':');
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	ck_assert_ptr_nonnull(port);
+	ck_assert_int_ge(fd, 0);
+	sin.sin_port = htons((uint16_t)atoi(port + 1));
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
 	return fd;
 }
 
@@ -347,7 +346,7 @@ START_TEST(refusals)
 	eg_client *c;
 	void *base;
 
-	start("16M");
+	start("16M", 1);
 	ck_assert_int_ge(devnull, 0);
 	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
 	/* a shm lookup without a buffer */
@@ -393,7 +392,20 @@ START_TEST(refusals)
 	ck_assert_msg(eg_client_attach_shm(c, 16u << 20, &base) == 0, "%s", eg_client_errmsg(c));
 	check_shm_lookup(c, base, 500, 64);
 	eg_client_close(c);
-	/* a tcp address cannot attach */
+	/* a TCP connection cannot attach: the daemon refuses the request, and
+	 * libengram refuses a tcp: address before asking */
+	fd = raw_connect_tcp();
+	ck_assert_int_eq(attach_raw(fd, 4096, -1, err, sizeof(err)), ENGRAM__V1__STATUS__BAD_REQUEST);
+	ck_assert_msg(strstr(err, "only on a unix socket"), "%s", err);
+	ck_assert_int_eq(ping_raw(fd), 0);
+	close(fd);
+	c = dial(daemon_.tcp_addr);
+	ck_assert_int_eq(eg_client_attach_shm(c, 4096, &base), -EINVAL);
+	ck_assert_ptr_null(base);
+	ck_assert_msg(strstr(eg_client_errmsg(c), "needs a unix socket address"), "%s",
+	              eg_client_errmsg(c));
+	ck_assert_int_eq(eg_client_ping(c), 0);
+	eg_client_close(c);
 	close(good);
 	close(devnull);
 	close(sp[0]);
@@ -410,7 +422,7 @@ START_TEST(reattach_after_restart)
 	const char *args[] = { "--table", arg, "--listen", NULL, NULL };
 	egt_daemon d2;
 
-	start(NULL);
+	start(NULL, 0);
 	c = dial(daemon_.addr);
 	ck_assert_msg(eg_client_attach_shm(c, 1u << 20, &base) == 0, "%s", eg_client_errmsg(c));
 	check_shm_lookup(c, base, 100, 0);

@@ -59,6 +59,13 @@ def export_rows(dir_, slots):
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def bf16_bits_rne(f32):
+    """float32 -> bf16 bits, round to nearest even (finite values): what a
+    bf16 table imported from f32 rows stores, computed without the table tool."""
+    u = np.asarray(f32, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF).astype(np.uint16)
+
+
 def free_tcp_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -10,33 +10,25 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import unittest
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from client_support import Daemon, export_rows, import_table  # noqa: E402
+from client_support import Daemon, bf16_bits_rne, export_rows, import_table  # noqa: E402
 
 import engram_client as ec  # noqa: E402
 from engram_client import spec as specmod  # noqa: E402
 from engram_client import wire  # noqa: E402
 from engram_client._pb import pb  # noqa: E402
 
-try:
-    import engram_ref
-except ImportError:  # the hashing helper's reference is not in this tree
-    engram_ref = None
+import engram_ref  # noqa: E402
 
 FIXTURE = {}
 
 
 # ---- NumPy references of the stored encodings --------------------------------
-
-def bf16_bits_rne(f32):
-    """float32 -> bf16 bits, round to nearest even (finite values)."""
-    u = np.asarray(f32, dtype=np.float32).view(np.uint32).astype(np.uint64)
-    return (((u + 0x7FFF + ((u >> 16) & 1)) >> 16) & 0xFFFF).astype(np.uint16)
-
 
 E4M3_POS = ec.rows.E4M3_TO_F32[:0x7F].astype(np.float64)  # codes 0x00..0x7E, ascending
 
@@ -252,13 +244,15 @@ class TestRows(ClientCase):
         np.testing.assert_array_equal(got, FIXTURE["src"]["u8"][slots.astype(np.int64)])
 
     def test_slot_inputs(self):
-        want = self.c.lookup("f32", np.array([3, 1, 4], dtype=np.uint32))
-        for s in ([3, 1, 4], (3, 1, 4), np.array([3, 1, 4], dtype=np.int64), range(3, 0, -2)):
+        src = FIXTURE["src"]["f32"]
+        for s in ([3, 1, 4], (3, 1, 4), np.array([3, 1, 4], dtype=np.uint32),
+                  np.array([3, 1, 4], dtype=np.int64), range(3, 0, -2)):
             got = self.c.lookup("f32", s)
-            self.assertEqual(got.shape[1], 16)
-        np.testing.assert_array_equal(self.c.lookup("f32", [3, 1, 4]), want)
+            want = src[np.asarray(list(s), dtype=np.int64)]
+            self.assertEqual((got.dtype, got.shape), (np.float32, want.shape), repr(s))
+            self.assertEqual(got.tobytes(), want.tobytes(), repr(s))
         empty = self.c.lookup("f32", [])
-        self.assertEqual(empty.shape, (0, 16))
+        self.assertEqual((empty.dtype, empty.shape), (np.float32, (0, 16)))
         with self.assertRaises(ValueError):
             self.c.lookup("f32", [-1])
         with self.assertRaises(TypeError):
@@ -271,16 +265,12 @@ class TestRows(ClientCase):
 
 
 class TestTokens(ClientCase):
-    def setUp(self):
-        super().setUp()
-        if engram_ref is None:
-            self.skipTest("tests/python/engram_ref.py (reference hashing) is missing")
-
     def ref_rows(self, table, tokens, seq_lens, context=None):
+        """The stored bf16 bits of the rows the tokens hash to: NumPy's
+        rounding of the source rows at the NumPy reference's slots."""
         spec = FIXTURE["specs"][table]
         slots = engram_ref.slots(spec, tokens, seq_lens, context)
-        rows = export_rows(FIXTURE["dirs"][table], slots.reshape(-1))
-        return rows.reshape(slots.shape + rows.shape[1:])
+        return bf16_bits_rne(FIXTURE["src"][table][slots.astype(np.int64)])
 
     def test_one_table(self):
         toks = self.rng.integers(0, 5000, 50)
@@ -311,12 +301,18 @@ class TestTokens(ClientCase):
     def test_token_errors(self):
         with self.assertRaises(ec.BadRequest) as cm:  # no hash spec
             self.c.tokens("f32", [1, 2, 3])
-        self.assertTrue(cm.exception.message)
-        with self.assertRaises(ec.BadRequest):
-            self.c.tokens("layer1", [1, 2, 3], seq_lens=[2])  # lengths do not add up
-        with self.assertRaises(ec.NotFound):
+        self.assertIn("table 'f32' has no hash spec", cm.exception.message)
+        with self.assertRaises(ec.BadRequest) as cm:  # lengths do not add up
+            self.c.tokens("layer1", [1, 2, 3], seq_lens=[2])
+        self.assertIn("add up to 2 but 3 tokens", cm.exception.message)
+        with self.assertRaises(ec.NotFound) as cm:
             self.c.tokens(["layer1", "nope"], [1, 2, 3])
-        self.assertEqual(self.c.tokens("layer1", [4, 5])["layer1"].shape, (2, 4, 8))
+        self.assertIn("tables[1]: no table named 'nope'", cm.exception.message)
+        # the connection is in step after the errors
+        got = self.c.tokens("layer1", [4, 5])["layer1"]
+        want = self.ref_rows("layer1", [4, 5], [2])
+        self.assertEqual((got.dtype, got.shape), (want.dtype, (2, 4, 8)))
+        self.assertEqual(got.tobytes(), want.tobytes())
 
 
 class TestErrors(ClientCase):
@@ -332,8 +328,9 @@ class TestErrors(ClientCase):
         self.assertEqual(cm.exception.status, pb.OUT_OF_RANGE)
         self.assertIn("5000", str(cm.exception))
         # the connection stays usable after an error response
-        self.assertEqual(self.c.lookup("f32", [1]).shape, (1, 16))
-        self.assertEqual(self.t.lookup("f32", [1]).shape, (1, 16))
+        want = FIXTURE["src"]["f32"][[1]]
+        self.assertEqual(self.c.lookup("f32", [1]).tobytes(), want.tobytes())
+        self.assertEqual(self.t.lookup("f32", [1]).tobytes(), want.tobytes())
 
     def test_error_in_a_pipeline(self):
         futs = [self.c.lookup_async("f32", [i]) for i in range(5)]
@@ -347,7 +344,7 @@ class TestErrors(ClientCase):
     def test_too_large(self):
         with self.assertRaises(ec.TooLarge):
             self.c.lookup("f32", np.zeros(5_000_000, dtype=np.uint64))  # > --max-rows
-        self.assertEqual(self.c.lookup("f32", [2]).shape, (1, 16))
+        self.assertEqual(self.c.lookup("f32", [2]).tobytes(), FIXTURE["src"]["f32"][[2]].tobytes())
 
 
 class TestPipelining(ClientCase):
@@ -367,8 +364,16 @@ class TestPipelining(ClientCase):
         p = self.t.ping()  # blocking call collects a and b on the way
         self.assertEqual(p.protocol_version, 1)
         self.assertTrue(a.done() and b.done())
-        self.assertEqual(a.result().shape, (2, 40))
-        self.assertEqual(b.result().shape, (1, 64))
+        want_a = FIXTURE["src"]["u8"][[5, 6]]
+        self.assertEqual((a.result().dtype, a.result().shape), (np.uint8, (2, 40)))
+        self.assertEqual(a.result().tobytes(), want_a.tobytes())
+        # decoded e4m3: the stored codes (NumPy's encoding of the source)
+        # times their block scales
+        raw = e4m3_blocks(FIXTURE["src"]["e4m3s"][[1]], 32)
+        scale = np.repeat(np.exp2(raw[:, 64:].astype(np.float64) - 127), 32, axis=1)
+        want_b = (ec.rows.E4M3_TO_F32[raw[:, :64]].astype(np.float64) * scale).astype(np.float32)
+        self.assertEqual((b.result().dtype, b.result().shape), (np.float32, (1, 64)))
+        self.assertEqual(b.result().tobytes(), want_b.tobytes())
         self.assertEqual(b.generations, {"e4m3s": 1})
 
 
@@ -383,20 +388,32 @@ class TestConnection(unittest.TestCase):
     def tearDown(self):
         self.daemon.cleanup()
 
+    def answered_by_old_daemon(self, c, slot):
+        """lookup_async of slot on c, returned once the daemon has answered
+        it (its stats count answers; the stats calls made here are taken
+        off), so that a restart right after finds it answered."""
+        with ec.Client(self.daemon.unix, timeout=10) as o:
+            base = o.stats().requests
+            fut = c.lookup_async("f32", [slot])
+            for k in range(1, 2000):
+                if o.stats().requests - base - k >= 1:
+                    return fut
+                time.sleep(0.005)
+        self.fail("engramd did not answer a lookup")
+
     def test_reconnect_after_restart(self):
         for addr in (self.daemon.unix, self.daemon.tcp):
             c = ec.Client(addr, timeout=10)
             self.addCleanup(c.close)
-            self.assertEqual(c.lookup("f32", [1]).shape, (1, 16))
+            np.testing.assert_array_equal(c.lookup("f32", [1])[0], self.src[1])
             self.daemon.restart()
             # an idle connection to the old daemon is replaced transparently
             np.testing.assert_array_equal(c.lookup("f32", [3])[0], self.src[3])
-            fut = c.lookup_async("f32", [4])
+            # answered by the old daemon, collected after it has gone (a
+            # request it never read fails: test_outstanding_fail_when_daemon_dies)
+            fut = self.answered_by_old_daemon(c, 4)
             self.daemon.restart()
-            try:  # sent before the restart: answered by the old daemon or failed
-                np.testing.assert_array_equal(fut.result()[0], self.src[4])
-            except ec.EngramConnectionError:
-                pass
+            np.testing.assert_array_equal(fut.result()[0], self.src[4])
             np.testing.assert_array_equal(c.lookup("f32", [5])[0], self.src[5])
 
     def test_outstanding_fail_when_daemon_dies(self):

@@ -1,7 +1,7 @@
 """examples/gating.py: Engram gating on rows fetched from the real engramd.
 
-Its output must equal the same computation on rows read in-process from the
-tables (`engram table export` of the slots tests/python/engram_ref.py hashes),
+Its output must equal the same computation on the rows the tables were built
+from (bf16-rounded by NumPy, at the slots tests/python/engram_ref.py hashes),
 and its arithmetic must match a literal, one-value-at-a-time transcription of
 the published module's gate and short convolution.
 """
@@ -19,15 +19,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from client_support import Daemon, export_rows, import_table  # noqa: E402
+from client_support import Daemon, bf16_bits_rne, import_table  # noqa: E402
 
 import engram_client as ec  # noqa: E402
 from engram_client import spec as specmod  # noqa: E402
 
-try:
-    import engram_ref
-except ImportError:
-    engram_ref = None
+import engram_ref  # noqa: E402
 
 GATING_PY = os.path.join(HERE, "..", "..", "examples", "gating.py")
 _spec = importlib.util.spec_from_file_location("gating", GATING_PY)
@@ -41,7 +38,7 @@ TABLES = ["layer1", "layer15"]
 def setUpModule():
     rng = np.random.default_rng(11)
     d = tempfile.mkdtemp(prefix="engram-gating-")
-    FIX["dir"], FIX["dirs"], FIX["specs"] = d, {}, {}
+    FIX["dir"], FIX["dirs"], FIX["specs"], FIX["src"] = d, {}, {}, {}
     specs = specmod.engram_v1_specs([499, 503], 3, 2, [1, 15], seed=0, pad=2,
                                     vocab_size=1000)
     for layer, name, dim in ((1, "layer1", 8), (15, "layer15", 16)):
@@ -50,8 +47,8 @@ def setUpModule():
             json.dump(specs[layer], f)
         nslots = sum(sum(o) for o in specs[layer]["moduli"])
         FIX["dirs"][name] = os.path.join(d, name)
-        import_table(FIX["dirs"][name], rng.standard_normal((nslots, dim)).astype(np.float32),
-                     name, dtype="bf16", hash_spec=path)
+        FIX["src"][name] = rng.standard_normal((nslots, dim)).astype(np.float32)
+        import_table(FIX["dirs"][name], FIX["src"][name], name, dtype="bf16", hash_spec=path)
         FIX["specs"][name] = specs[layer]
     FIX["daemon"] = Daemon(FIX["dirs"], workdir=os.path.join(d, "run"))
 
@@ -127,8 +124,6 @@ class TestGating(unittest.TestCase):
         self.assertTrue(np.all((gates > 0) & (gates < 1)))
 
     def test_daemon_rows_equal_in_process_rows(self):
-        if engram_ref is None:
-            self.skipTest("tests/python/engram_ref.py (reference hashing) is missing")
         rng = np.random.default_rng(9)
         B, L = 2, 12
         tokens = rng.integers(0, 1000, (B, L))
@@ -137,7 +132,7 @@ class TestGating(unittest.TestCase):
         fetched = gating.fetch(self.client, TABLES, tokens)()
         for name in TABLES:
             slots = engram_ref.slots(FIX["specs"][name], tokens.reshape(-1), [L] * B)
-            raw = export_rows(FIX["dirs"][name], slots.reshape(-1))
+            raw = bf16_bits_rne(FIX["src"][name][slots.reshape(-1).astype(np.int64)])
             local = ec.decode_bf16(raw).reshape(B, L, slots.shape[1], -1)
             np.testing.assert_array_equal(fetched[name], local)
             out, gates = gating.engram_forward(params[name], hidden, fetched[name])

@@ -121,8 +121,11 @@ class GeneratorTest(unittest.TestCase):
             self.assertEqual(s["vocab_map"], "../map.npy")   # relative to the spec's dir
             self.assertEqual(s["pad"], 1)
             self.assertEqual(s["moduli"], [[53, 59]])
+            # the map is found through the relative path and applied:
+            # raw 0, 3 -> compressed 3, 2
             got = engram_ref.slots(s, [0, 3], [2], base_dir=out)
-            self.assertEqual(got.shape, (2, 2))
+            self.assertEqual(got.tolist(), slow_engram(s, [0, 3], [3, 1, 0, 2]))
+            self.assertNotEqual(got.tolist(), slow_engram(s, [0, 3], None))
 
             p = subprocess.run([PYTHON, "-m", "engram_client.spec", "--vocab-size", "10",
                                 "--engram-vocab-size", "50", "--max-ngram", "3",

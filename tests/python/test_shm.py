@@ -1,6 +1,8 @@
 """The same-host fast path from Python: Client(shm_bytes=...) / attach_shm,
 lookup(shm=True) and tokens(shm=True) returning views of the shared buffer,
-byte for byte the rows of the plain socket path and of `engram table export`.
+byte for byte the source rows the tables were imported from (token rows at
+the slots of the NumPy reference, engram_ref.py), the plain socket path and
+`engram table export`.
 """
 import array
 import json
@@ -15,6 +17,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from client_support import Daemon, export_rows, import_table  # noqa: E402
+import engram_ref  # noqa: E402
 
 import engram_client as ec  # noqa: E402
 from engram_client import spec as specmod  # noqa: E402
@@ -37,8 +40,8 @@ def setUpModule():
         json.dump(specs[1], f)
     nslots = sum(sum(o) for o in specs[1]["moduli"])
     dirs["layer1"] = os.path.join(d, "layer1")
-    import_table(dirs["layer1"], rng.standard_normal((nslots, 16)).astype(np.float32),
-                 "layer1", dtype="bf16", hash_spec=spec_path)
+    FIX["spec"], FIX["layer1"] = specs[1], rng.standard_normal((nslots, 16)).astype(np.float32)
+    import_table(dirs["layer1"], FIX["layer1"], "layer1", hash_spec=spec_path)
     FIX["dirs"] = dirs
     FIX["daemon"] = Daemon(dirs, extra=["--max-shm", "64M"], workdir=os.path.join(d, "run"))
 
@@ -78,28 +81,36 @@ class ShmCase(unittest.TestCase):
 
     def test_tokens_through_shm(self):
         ids = self.rng.integers(0, 5000, (4, 300))
+        slots = engram_ref.slots(FIX["spec"], ids.reshape(-1), [300] * 4)
+        want = FIX["layer1"][slots.astype(np.int64)]
         with ec.Client(self.d.unix, timeout=20) as c:
             c.attach_shm(1 << 20)
             got = c.tokens(["layer1"], ids, shm=True, shm_offset=128)["layer1"]
             self.assertTrue(np.shares_memory(got, c.shm))
-            want = c.tokens(["layer1"], ids)["layer1"]
-            self.assertEqual(got.shape, want.shape)
-            np.testing.assert_array_equal(got, want)
+            self.assertEqual((got.dtype, got.shape), (np.float32, (1200, 4, 16)))
+            self.assertEqual(got.tobytes(), want.tobytes())
+            self.assertEqual(c.tokens(["layer1"], ids)["layer1"].tobytes(), want.tobytes())
 
     def test_errors(self):
         with ec.Client(self.d.unix, timeout=20) as c:
-            with self.assertRaises(ec.EngramError):
-                c.lookup("f32", [1], shm=True)  # nothing attached
-            with self.assertRaises(ec.TooLarge):
+            with self.assertRaises(ec.EngramError) as cm:
+                c.lookup("f32", [1], shm=True)  # nothing attached: refused here
+            self.assertIs(type(cm.exception), ec.EngramError)
+            self.assertIn("call attach_shm first", str(cm.exception))
+            with self.assertRaises(ec.TooLarge) as cm:
                 c.attach_shm(128 << 20)  # over --max-shm
+            self.assertEqual(cm.exception.status, pb.TOO_LARGE)
+            self.assertIn("--max-shm", cm.exception.message)
             self.assertEqual(c.ping().protocol_version, 1)
-        with self.assertRaises(ValueError):
+        with self.assertRaises(ValueError) as cm:
             ec.Client(self.d.tcp, timeout=20, shm_bytes=4096)
+        self.assertIs(type(cm.exception), ValueError)
         # the daemon refuses a shm lookup on a connection without a buffer
         with ec.Client(self.d.unix, timeout=20) as c:
             body = wire.lookup_body("f32", [1], shm_offset=0)
-            with self.assertRaises(ec.BadRequest):
+            with self.assertRaises(ec.BadRequest) as cm:
                 c._call("lookup", wire.REQ_LOOKUP, body, ("f32", False))
+            self.assertIn("attach_shm", cm.exception.message)
         # a non-memfd fd (a socket) is refused, the daemon goes on
         a, b = socket.socketpair()
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -110,11 +121,13 @@ class ShmCase(unittest.TestCase):
         s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [a.fileno()]))])
         buf = b""
         while True:
-            buf += s.recv(4096)
+            data = s.recv(4096)
+            self.assertTrue(data, "the daemon closed the connection without an answer")
+            buf += data
             try:
                 n, pos = wire.read_varint(buf, 0, len(buf))
             except ec.ProtocolError:
-                continue
+                continue  # the length prefix is still arriving
             if len(buf) >= pos + n:
                 break
         r = pb.Response.FromString(buf[pos:pos + n])

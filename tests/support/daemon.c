@@ -1,5 +1,7 @@
 /* daemon.c - a real engramd for the tests: spawned on a temporary unix
- * socket (and a free TCP port when asked), ready once it answers a ping. */
+ * socket (and a free TCP port when asked), ready once it answers a ping;
+ * and what a process holds, from /proc (memory, descriptors). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -38,6 +40,40 @@ int egt_free_port(void)
 	port = ntohs(sa.sin_port);
 	close(fd);
 	return port;
+}
+
+long egt_proc_status_kb(pid_t pid, const char *field)
+{
+	char path[64], line[256];
+	size_t flen = strlen(field);
+	long kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	while (kb < 0 && fgets(line, sizeof(line), f))
+		if (strncmp(line, field, flen) == 0 && line[flen] == ':')
+			kb = strtol(line + flen + 1, NULL, 10);
+	fclose(f);
+	ck_assert_msg(kb >= 0, "%s has no %s", path, field);
+	return kb;
+}
+
+int egt_fd_count(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	ck_assert_msg(d != NULL, "%s: %s", path, strerror(errno));
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n - (pid == getpid()); /* opendir's own fd */
 }
 
 /* One ping over a fresh connection; 0 when a Pong came back. */

@@ -1,13 +1,13 @@
 /* egtest.c - shared test helpers: suites in fork mode, temporary
- * directories, reference rows and tables built from them. The daemon
- * helpers (egt_daemon_*) live in daemon.c. */
+ * directories, and tables built from the reference rows (reference.c). The
+ * daemon helpers (egt_daemon_*) live in daemon.c. */
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
-#include <xxhash.h>
 #include "egtest.h"
 #include "eg_hash.h"
 
@@ -21,6 +21,14 @@ int egt_run_suite(Suite *s)
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
 	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int egt_exit_status(const char *cmd)
+{
+	int st = system(cmd);
+
+	ck_assert_msg(st != -1 && WIFEXITED(st), "%s: did not exit (status %d)", cmd, st);
+	return WEXITSTATUS(st);
 }
 
 /* Directories made by this process; removed at its exit only (a forked
@@ -96,93 +104,64 @@ char *egt_path(const char *name)
 	return h->path;
 }
 
-/* splitmix64: a cheap stream seeded by the hash of (seed, slot) */
-static uint64_t splitmix(uint64_t *s)
+/* Builds the u8 table m describes in dir, row of slot s egt_row_bytes(seed, s). */
+static void fill_table(const char *dir, eg_meta *m, uint64_t seed)
 {
-	uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
-
-	z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
-	z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
-	return z ^ (z >> 31);
-}
-
-void egt_row_bytes(uint64_t seed, uint64_t slot, uint32_t row_bytes, void *out)
-{
-	uint8_t key[16], *o = out;
-	uint64_t st;
-
-	for (int i = 0; i < 8; i++) {
-		key[i] = (uint8_t)(seed >> (8 * i));
-		key[8 + i] = (uint8_t)(slot >> (8 * i));
-	}
-	st = XXH64(key, sizeof key, 0);
-	while (row_bytes >= 8) {
-		uint64_t v = splitmix(&st);
-
-		memcpy(o, &v, 8);
-		o += 8;
-		row_bytes -= 8;
-	}
-	if (row_bytes) {
-		uint64_t v = splitmix(&st);
-
-		memcpy(o, &v, row_bytes);
-	}
-}
-
-void egt_make_table(const char *dir, const char *name, uint64_t slots,
-                    uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed)
-{
-	eg_meta m;
 	eg_builder *b;
+	uint64_t slot = 0;
 	int rc;
 
-	memset(&m, 0, sizeof m);
-	snprintf(m.name, sizeof m.name, "%s", name);
-	m.slots = slots;
-	m.dim = row_bytes;
-	m.dtype = EG_DTYPE_U8;
-	if (chunk_slots == 0)
-		chunk_slots = EG_DEFAULT_CHUNK_SLOTS;
-	m.chunk_slots = chunk_slots;
-	rc = eg_builder_open(dir, &m, &b);
+	m->dtype = EG_DTYPE_U8;
+	if (m->chunk_slots == 0)
+		m->chunk_slots = EG_DEFAULT_CHUNK_SLOTS;
+	rc = eg_builder_open(dir, m, &b);
 	ck_assert_msg(rc == 0, "eg_builder_open %s: %s", dir, eg_strerror(rc));
 	for (uint64_t c = 0; c < eg_builder_chunks(b); c++) {
-		uint64_t rows = eg_builder_chunk_rows(b, c), first = c * chunk_slots;
+		uint64_t rows = eg_builder_chunk_rows(b, c);
 		uint8_t *p;
 
 		rc = eg_builder_next_chunk(b, (void **)&p);
 		ck_assert_msg(rc == 0, "eg_builder_next_chunk: %s", eg_strerror(rc));
-		for (uint64_t r = 0; r < rows; r++)
-			egt_row_bytes(seed, first + r, row_bytes, p + r * row_bytes);
+		for (uint64_t r = 0; r < rows; r++, slot++)
+			egt_row_bytes(seed, slot, m->dim, p + r * m->dim);
 	}
 	rc = eg_builder_finish(b);
 	ck_assert_msg(rc == 0, "eg_builder_finish: %s", eg_strerror(rc));
 }
 
+void egt_make_table(const char *dir, const char *name, uint64_t slots,
+                    uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed)
+{
+	eg_meta m = { 0 };
+
+	snprintf(m.name, sizeof m.name, "%s", name);
+	m.slots = slots;
+	m.dim = row_bytes;
+	m.chunk_slots = chunk_slots;
+	fill_table(dir, &m, seed);
+}
+
+void egt_make_spec_table(const char *dir, const char *name, const char *spec,
+                         uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed)
+{
+	eg_meta m = { 0 };
+	eg_hash *h;
+	char err[200];
+
+	ck_assert_msg(eg_hash_parse(spec, NULL, &h, err, sizeof(err)) == 0, "%s", err);
+	snprintf(m.name, sizeof(m.name), "%s", name);
+	m.slots = eg_hash_table_slots(h);
+	eg_hash_free(h);
+	m.dim = row_bytes;
+	m.chunk_slots = chunk_slots;
+	m.hash_spec = (char *)spec;
+	fill_table(dir, &m, seed);
+}
+
 void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
                          uint64_t seed, struct eg_hash **hash)
 {
-	eg_meta m = { 0 };
-	eg_builder *b;
-	char err[200];
-	void *rows;
-	uint64_t slot = 0;
-
-	ck_assert_msg(eg_hash_parse(EGT_HASH_SPEC, NULL, hash, err, sizeof(err)) == 0, "%s", err);
-	snprintf(m.name, sizeof(m.name), "%s", name);
-	m.slots = eg_hash_table_slots(*hash);
-	m.dim = row_bytes;
-	m.dtype = EG_DTYPE_U8;
-	m.chunk_slots = 1024;
-	m.hash_spec = (char *)EGT_HASH_SPEC;
-	ck_assert_int_eq(eg_builder_open(dir, &m, &b), 0);
-	for (uint64_t ch = 0; ch < eg_builder_chunks(b); ch++) {
-		uint64_t k = eg_builder_chunk_rows(b, ch);
-
-		ck_assert_int_eq(eg_builder_next_chunk(b, &rows), 0);
-		for (uint64_t i = 0; i < k; i++, slot++)
-			egt_row_bytes(seed, slot, row_bytes, (unsigned char *)rows + i * row_bytes);
-	}
-	ck_assert_int_eq(eg_builder_finish(b), 0);
+	egt_make_spec_table(dir, name, EGT_HASH_SPEC, row_bytes, 1024, seed);
+	if (hash)
+		ck_assert_int_eq(eg_hash_parse(EGT_HASH_SPEC, NULL, hash, NULL, 0), 0);
 }

@@ -23,11 +23,31 @@ char *egt_path(const char *name);
 /* The reference row value: a deterministic byte pattern of (seed, slot). */
 void egt_row_bytes(uint64_t seed, uint64_t slot, uint32_t row_bytes, void *out);
 
+/* The reference rows of slots[0..n) of a table filled with egt_row_bytes(seed,
+ * .), back to back: what a correct lookup returns, computed without the
+ * table library. malloc'd (at least 1 byte); the caller frees it. */
+uint8_t *egt_rows(uint64_t seed, const uint64_t *slots, size_t n, uint32_t row_bytes);
+
+/* Request ids for the tests that choose their own: above 2^32, so that an id
+ * cut to 32 bits anywhere on the way fails the id checks. */
+#define EGT_ID(n) (UINT64_C(0x5eed00000000) + (uint64_t)(n))
+
+/* A field of /proc/PID/status in kB ("RssAnon", "VmRSS"); aborts the test
+ * when it cannot be read. */
+long egt_proc_status_kb(pid_t pid, const char *field);
+
+/* Open file descriptors of pid (entries of /proc/PID/fd). */
+int egt_fd_count(pid_t pid);
+
 /* Builds a u8-agnostic table in dir whose row of slot s is
  * egt_row_bytes(seed, s, row_bytes); dtype U8, dim = row_bytes. Aborts the
  * test (ck_assert) on failure. */
 void egt_make_table(const char *dir, const char *name, uint64_t slots,
                     uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed);
+
+/* Runs a shell command line; returns its exit status, failing the test when
+ * it did not exit normally (a crash is never the expected refusal). */
+int egt_exit_status(const char *cmd);
 
 /* ---- egtest_wire.c: the framing, by hand --------------------------------- */
 
@@ -46,16 +66,30 @@ int egt_frame_parse(const uint8_t *buf, size_t len, size_t *hdr, uint64_t *body)
 int egt_free_port(void);
 
 /* A table like egt_make_table's (dtype U8, dim = row_bytes, rows
- * egt_row_bytes(seed, slot), 1024-slot chunks) carrying EGT_HASH_SPEC, an
- * engram-v1 spec of orders 2-3 and 2 heads (4062 slots). *hash receives the
- * parsed spec (the caller eg_hash_free()s it). */
+ * egt_row_bytes(seed, slot)) carrying the hash spec JSON spec, with as many
+ * slots as the spec needs. */
+void egt_make_spec_table(const char *dir, const char *name, const char *spec,
+                         uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed);
+
+/* egt_make_spec_table with EGT_HASH_SPEC, an engram-v1 spec of orders 2-3 and
+ * 2 heads (4062 slots, 4 per token), in 1024-slot chunks. When hash is not
+ * NULL it receives the parsed spec (the caller eg_hash_free()s it). */
 #define EGT_HASH_SPEC \
 	"{\"kind\":\"engram-v1\",\"max_ngram\":3,\"heads\":2,\"pad\":0," \
 	"\"multipliers\":[1000003,998244353,7340033]," \
 	"\"moduli\":[[1009,1013],[1019,1021]]}"
+#define EGT_HASH_RPT 4
 struct eg_hash;
 void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
                          uint64_t seed, struct eg_hash **hash);
+
+/* The slots EGT_HASH_SPEC gives tokens (nseq sequences of lens[i] tokens,
+ * the first ctx[i] of each history only; ctx may be NULL), EGT_HASH_RPT per
+ * returned token, computed here from the published engram-v1 formula and not
+ * by storage/hash.c: the reference the token tests compare the daemon with.
+ * Returns the number of slots written. */
+size_t egt_hash_spec_slots(const int64_t *tokens, const uint32_t *lens, const uint32_t *ctx,
+                           size_t nseq, uint64_t *out);
 
 /* A running engramd. */
 typedef struct egt_daemon {
