@@ -77,10 +77,11 @@ static void gather_done(uv_work_t *w, int status)
 	/* every piece is back: only now may the frame be replaced */
 	if (req->job_rc) {
 		ed_error("gather failed: %s", eg_strerror(req->job_rc));
-		if (req->sent)
-			req->abandon = 1; /* its head is out already: no error frame fits */
-		else
-			gather_failed(req, req->job_rc);
+		if (req->sent) {
+			ed_req_abandon(req); /* its head is out already: no error frame fits */
+			return;
+		}
+		gather_failed(req, req->job_rc);
 	}
 	ed_req_finish(req);
 }
@@ -134,11 +135,12 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 				req->job_rc = j->rc;
 		}
 	}
-	if (req->pending > 0)
+	if (req->pending > 0) {
+		ed__req_to(req, ED_REQ_PENDING);
 		return;
+	}
 	if (req->job_rc)
 		gather_failed(req, req->job_rc);
-	req->done = 1;
 	return;
 sync:
 	for (size_t i = 0; i < n; i++) {
@@ -149,7 +151,6 @@ sync:
 			return;
 		}
 	}
-	req->done = 1;
 }
 
 /* A shm request: whether the connection has a shared buffer; 0, or -1 once
