@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -31,7 +32,11 @@ static const char usage[] =
 	"  --threads N          event-loop threads (default: one per core)\n"
 	"  --max-frame BYTES    largest request accepted (default 64M)\n"
 	"  --max-rows N         rows per request (default 4M)\n"
-	"  --max-output BYTES   unsent bytes per connection before reading pauses (default 64M)\n"
+	"  --max-output BYTES   answer bytes a connection may hold (being gathered or\n"
+	"                       unsent) before it is not read (default 64M)\n"
+	"  --max-output-total BYTES  answer bytes all connections together may hold, at\n"
+	"                       least 1M; a larger answer gets TOO_LARGE (default: a\n"
+	"                       quarter of RAM)\n"
 	"  --max-shm BYTES      largest shared buffer a unix client may attach (default 1G)\n"
 	"  --socket-mode OCTAL  mode of unix socket files (default 0660)\n"
 	"  --watch SECONDS      poll tables for a new generation or symlink target\n"
@@ -153,6 +158,12 @@ static int apply(const char *key, const char *val, int depth)
 		}
 		return 0;
 	}
+	if (strcmp(key, "max-output-total") == 0) {
+		if (parse_size(val, &v) < 0 || v < (1u << 20))
+			goto bad;
+		ed_cfg.max_output_total = v;
+		return 0;
+	}
 	if (strcmp(key, "max-shm") == 0) {
 		if (parse_size(val, &v) < 0 || v == 0)
 			goto bad;
@@ -268,6 +279,7 @@ int ed_config_parse(int argc, char **argv)
 		{ "max-frame", required_argument, NULL, 0 },
 		{ "max-rows", required_argument, NULL, 0 },
 		{ "max-output", required_argument, NULL, 0 },
+		{ "max-output-total", required_argument, NULL, 0 },
 		{ "max-shm", required_argument, NULL, 0 },
 		{ "socket-mode", required_argument, NULL, 0 },
 		{ "watch", required_argument, NULL, 0 },
@@ -305,6 +317,12 @@ int ed_config_parse(int argc, char **argv)
 	if (ed_cfg.n_tables == 0) {
 		ed_error("no table to serve: give --table NAME=DIR");
 		return -1;
+	}
+	if (ed_cfg.max_output_total == 0) {
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+		ed_cfg.max_output_total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4
+		                                                 : 1ull << 30;
 	}
 	return 0;
 }

@@ -67,7 +67,7 @@ void ed__conn_free_if_idle(struct ed_conn *c)
 		return;
 	for (r = c->head; r; r = next) {
 		next = r->next;
-		ed_req_free(r);
+		ed__conn_req_free(c, r);
 	}
 	if (c->shm)
 		munmap(c->shm, c->shm_size);
@@ -174,4 +174,12 @@ void ed_conn_drain(uv_handle_t *h)
 void ed_conn_abort(uv_handle_t *h)
 {
 	ed__conn_event(h->data, ED_CONN_EV_CLOSE);
+}
+
+void ed_conn_retry(uv_handle_t *h)
+{
+	struct ed_conn *c = h->data;
+
+	if (c->want > 0)
+		ed__conn_process(c);
 }

@@ -35,7 +35,7 @@ static void req_done(struct ed_req *req)
 		ed__conn_free_if_idle(c);
 		return;
 	}
-	c->held += req->out.len - req->sent;
+	ed__conn_charge(c, req);
 	ed__conn_process(c);
 }
 
@@ -51,18 +51,26 @@ static struct ed_req *req_new(struct ed_conn *c)
 	r->loop = ed_worker_loop(c->w);
 	r->finish = req_done;
 	r->progress = ed__conn_send_head;
+	r->reserve = ed__conn_reserve;
 	r->t_start = uv_hrtime();
 	r->shm = c->shm;
 	r->shm_size = c->shm_size;
 	if (c->fd >= 0)
 		r->attach_shm = ed__conn_attach_shm;
+	return r;
+}
+
+/* Queues r behind every earlier answer; it is charged once answered. */
+static void enqueue(struct ed_conn *c, struct ed_req *r)
+{
 	if (c->tail)
 		c->tail->next = r;
 	else
 		c->head = r;
 	c->tail = r;
 	c->waiting++;
-	return r;
+	if (r->state != ED_REQ_PENDING)
+		ed__conn_charge(c, r);
 }
 
 /* Answers a framing error (id 0); the connection closes once it is written. */
@@ -71,13 +79,14 @@ static void frame_error(struct ed_conn *c, Engram__V1__Status st, const char *ms
 	struct ed_req *r = req_new(c);
 
 	ed_dispatch_refuse(r, st, msg);
-	c->held += r->out.len;
+	enqueue(c, r);
 	ed__conn_event(c, ED_CONN_EV_BAD_FRAME);
 	ed_debug("closing a connection: %s", msg);
 }
 
 /* Dispatches one frame of in[off..]; returns the bytes it took, or 0 when
- * no whole frame is there (or a framing error was answered). */
+ * no whole frame is there, a framing error was answered, or the request
+ * waits for room (the frame stays, c->want says for how much). */
 static size_t take_frame(struct ed_conn *c, size_t off)
 {
 	uint64_t len = 0;
@@ -100,8 +109,18 @@ static size_t take_frame(struct ed_conn *c, size_t off)
 	}
 	if (sp == ED_SPLIT_MORE)
 		return 0; /* wait for more bytes */
+	if (!ed__conn_may_frame(c))
+		return 0; /* the daemon holds all it may: wait for room */
 	r = req_new(c);
+	if (c->wait_start)
+		r->t_start = c->wait_start; /* its frame waited for room */
 	ed_dispatch(r, c->in + off + hl, (size_t)len);
+	if (r->state == ED_REQ_WAIT) {
+		c->wait_start = r->t_start;
+		ed_req_free(r); /* it counted nothing */
+		return 0;
+	}
+	c->wait_start = 0;
 	c->frames++;
 	if (c->pass_fd >= 0) {
 		/* only the first frame may take it */
@@ -110,8 +129,7 @@ static size_t take_frame(struct ed_conn *c, size_t off)
 	}
 	if (r->state == ED_REQ_PENDING)
 		c->jobs++;
-	else
-		c->held += r->out.len;
+	enqueue(c, r);
 	return hl + (size_t)len;
 }
 
@@ -122,6 +140,8 @@ void ed__conn_process(struct ed_conn *c)
 	if (c->state == ED_CONN_FIRST_READ || c->state == ED_CONN_HANDOVER ||
 	    c->state == ED_CONN_CLOSING)
 		return; /* nothing to frame yet, or any more */
+	if (c->want > 0 && ed__conn_room(c))
+		c->want = 0; /* try its frame again */
 	while ((c->state == ED_CONN_OPEN || c->state == ED_CONN_FINISHING) &&
 	       !ed__conn_paused(c) && (n = take_frame(c, off)) > 0)
 		off += n;

@@ -65,8 +65,10 @@ struct ed_conn {
 	size_t in_len, in_cap;
 	struct ed_req *head, *tail;  /* requests not yet handed to uv_write */
 	size_t waiting;              /* in the queue */
-	size_t held;                 /* bytes of done responses in the queue */
-	size_t unsent;               /* bytes handed to uv_write, not yet written */
+	uint64_t mem;                /* bytes counted for its requests not yet freed
+	                                (ed_req.charge), in the output budget too */
+	uint64_t want;               /* bytes the next frame's request waits for, or 0 */
+	uint64_t wait_start;         /* when that frame was complete (latency) */
 	unsigned writes;             /* uv_write requests in flight */
 	unsigned jobs;               /* requests with thread-pool work running */
 	/* unix connections (conn_shm.c) */
@@ -109,6 +111,19 @@ void ed__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 /* conn_out.c */
 /* Whether output backs up so far that no more requests are framed. */
 int ed__conn_paused(const struct ed_conn *c);
+/* Whether the request c->want waits for may be tried again now; if not for
+ * the budget, the worker is woken when room comes. */
+int ed__conn_room(struct ed_conn *c);
+/* Whether the daemon has room for a small answer; if not, c waits for it
+ * (c->want). Asked before every frame is dispatched. */
+int ed__conn_may_frame(struct ed_conn *c);
+/* req->reserve: counts bytes for req, or returns -EAGAIN (and sets
+ * c->want) when the connection or the daemon holds too much already. */
+int ed__conn_reserve(struct ed_req *req, uint64_t bytes);
+/* Counts an answered request that reserved nothing (its frame's bytes). */
+void ed__conn_charge(struct ed_conn *c, struct ed_req *req);
+/* Gives back what req counted and frees it. */
+void ed__conn_req_free(struct ed_conn *c, struct ed_req *req);
 /* Hands every answered request at the head of the queue to uv_write. */
 void ed__conn_flush(struct ed_conn *c);
 /* req->progress: sends the gathered head of a PENDING response. */

@@ -13,7 +13,8 @@
 void ed__req_to(struct ed_req *req, enum ed_req_state to)
 {
 	static const unsigned next[] = {
-		[ED_REQ_NEW] = 1u << ED_REQ_PENDING | 1u << ED_REQ_DONE,
+		[ED_REQ_NEW] = 1u << ED_REQ_PENDING | 1u << ED_REQ_DONE | 1u << ED_REQ_WAIT,
+		[ED_REQ_WAIT] = 0,
 		[ED_REQ_PENDING] = 1u << ED_REQ_DONE | 1u << ED_REQ_ABANDONED,
 		[ED_REQ_DONE] = 0,
 		[ED_REQ_ABANDONED] = 0,

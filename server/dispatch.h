@@ -6,6 +6,7 @@
  *   NEW --answered at once--> DONE
  *   NEW --thread-pool work queued--> PENDING --last job back--> DONE
  *   PENDING --a job failed after out's head was sent--> ABANDONED
+ *   NEW --the owner's reserve hook said "not now"--> WAIT
  *
  * ed_dispatch answers most requests at once. Large gathers run on libuv's
  * thread pool in pieces and a Reload runs there too; the request is then
@@ -15,6 +16,11 @@
  * While the pieces of a large response come back in order, req->ready grows
  * and req->progress lets the owner start sending the frame's head, so the
  * client receives while the rest is gathered.
+ *
+ * Before a lookup or tokens request allocates what is sized by its rows
+ * (the response frame, hashed slots), it asks the owner's reserve hook for
+ * the bytes it will hold. One over --max-output-total, which could never be
+ * held, is answered TOO_LARGE without asking.
  *
  * Nothing here knows connections: the owner of a request (conn_*.c, or the
  * fuzz harness) sets loop and finish and writes out wherever it likes. */
@@ -31,6 +37,8 @@ struct ed_snap;
 
 enum ed_req_state {
 	ED_REQ_NEW,       /* being dispatched */
+	ED_REQ_WAIT,      /* not admitted: the owner frees it (ed_req_free) and
+	                     dispatches the same frame again later */
 	ED_REQ_PENDING,   /* thread-pool jobs run (pending counts them) */
 	ED_REQ_DONE,      /* out is final */
 	ED_REQ_ABANDONED, /* the rest failed after out's head was sent: no answer
@@ -45,6 +53,12 @@ struct ed_req {
 	                                 became DONE or ABANDONED */
 	void (*progress)(struct ed_req *req); /* optional: called on loop while
 	                                 PENDING, when ready grows */
+	/* Optional, the owner's: asked on the loop during ed_dispatch, before
+	 * the handler allocates what its answer needs; bytes = the response
+	 * frame plus 8 per slot or token id held while answering. Returns 0
+	 * when the owner counts them (until it frees req), or -EAGAIN to make
+	 * req WAIT. */
+	int (*reserve)(struct ed_req *req, uint64_t bytes);
 	enum ed_req_state state;
 	struct ed_frame out;         /* the response frame once DONE */
 	size_t ready;                /* while PENDING: out.data[0..ready) is final and may be sent */
@@ -52,6 +66,7 @@ struct ed_req {
 	int status;                  /* Engram__V1__Status of the answer (not OK: failed) */
 	int rows_request;            /* a lookup or tokens request (latency metric) */
 	uint64_t t_start;            /* uv_hrtime() when the frame was complete */
+	uint64_t charge;             /* the owner's: bytes it counts for req */
 	unsigned pending;            /* thread-pool jobs still running */
 	int job_rc;                  /* first error of a job */
 	uint64_t rows;               /* rows in the response, for stats */
@@ -72,7 +87,7 @@ struct ed_req {
 };
 
 /* Handles the request in frame (len bytes; not kept) on a NEW req. On return
- * req is DONE or PENDING; a PENDING req's finish(req) is called on
+ * req is DONE, WAIT or PENDING; a PENDING req's finish(req) is called on
  * req->loop when its last job ends (then DONE or ABANDONED). */
 void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len);
 
