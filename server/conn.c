@@ -17,46 +17,28 @@
 
 #define SEND_BUFFER_BYTES (4 << 20)
 
-/* The state each event leads to; ED_CONN_STATES: the state stays. */
-#define SAME ED_CONN_STATES
-static const unsigned char next_state[ED_CONN_STATES][ED_CONN_EVS] = {
-	[ED_CONN_FIRST_READ] = {
-		[ED_CONN_EV_FIRST_BYTES] = ED_CONN_HANDOVER, [ED_CONN_EV_PIPE_OPEN] = SAME,
-		[ED_CONN_EV_EOF] = ED_CONN_CLOSING, [ED_CONN_EV_DRAIN] = ED_CONN_CLOSING,
-		[ED_CONN_EV_BAD_FRAME] = SAME, [ED_CONN_EV_ANSWERED] = SAME,
-		[ED_CONN_EV_CLOSE] = ED_CONN_CLOSING,
-	},
-	[ED_CONN_HANDOVER] = {
-		[ED_CONN_EV_FIRST_BYTES] = SAME, [ED_CONN_EV_PIPE_OPEN] = ED_CONN_OPEN,
-		/* a drain now is seen once the pipe is open (ed_worker_stopping) */
-		[ED_CONN_EV_EOF] = SAME, [ED_CONN_EV_DRAIN] = SAME,
-		[ED_CONN_EV_BAD_FRAME] = SAME, [ED_CONN_EV_ANSWERED] = SAME,
-		[ED_CONN_EV_CLOSE] = ED_CONN_CLOSING,
-	},
-	[ED_CONN_OPEN] = {
-		[ED_CONN_EV_FIRST_BYTES] = SAME, [ED_CONN_EV_PIPE_OPEN] = SAME,
-		[ED_CONN_EV_EOF] = ED_CONN_FINISHING, [ED_CONN_EV_DRAIN] = ED_CONN_FINISHING,
-		[ED_CONN_EV_BAD_FRAME] = ED_CONN_BROKEN, [ED_CONN_EV_ANSWERED] = SAME,
-		[ED_CONN_EV_CLOSE] = ED_CONN_CLOSING,
-	},
-	[ED_CONN_FINISHING] = {
-		[ED_CONN_EV_FIRST_BYTES] = SAME, [ED_CONN_EV_PIPE_OPEN] = SAME,
-		[ED_CONN_EV_EOF] = SAME, [ED_CONN_EV_DRAIN] = SAME,
-		[ED_CONN_EV_BAD_FRAME] = ED_CONN_BROKEN, [ED_CONN_EV_ANSWERED] = ED_CONN_CLOSING,
-		[ED_CONN_EV_CLOSE] = ED_CONN_CLOSING,
-	},
-	[ED_CONN_BROKEN] = {
-		[ED_CONN_EV_FIRST_BYTES] = SAME, [ED_CONN_EV_PIPE_OPEN] = SAME,
-		[ED_CONN_EV_EOF] = SAME, [ED_CONN_EV_DRAIN] = SAME,
-		[ED_CONN_EV_BAD_FRAME] = SAME, [ED_CONN_EV_ANSWERED] = ED_CONN_CLOSING,
-		[ED_CONN_EV_CLOSE] = ED_CONN_CLOSING,
-	},
-	[ED_CONN_CLOSING] = {
-		[ED_CONN_EV_FIRST_BYTES] = SAME, [ED_CONN_EV_PIPE_OPEN] = SAME,
-		[ED_CONN_EV_EOF] = SAME, [ED_CONN_EV_DRAIN] = SAME,
-		[ED_CONN_EV_BAD_FRAME] = SAME, [ED_CONN_EV_ANSWERED] = SAME,
-		[ED_CONN_EV_CLOSE] = SAME,
-	},
+/* Every transition; an event its state does not list leaves it as it is. */
+static const struct move {
+	enum ed_conn_state from;
+	enum ed_conn_ev ev;
+	enum ed_conn_state to;
+} moves[] = {
+	{ ED_CONN_FIRST_READ, ED_CONN_EV_FIRST_BYTES, ED_CONN_HANDOVER },
+	{ ED_CONN_FIRST_READ, ED_CONN_EV_EOF, ED_CONN_CLOSING },   /* nothing to answer */
+	{ ED_CONN_FIRST_READ, ED_CONN_EV_DRAIN, ED_CONN_CLOSING },
+	{ ED_CONN_FIRST_READ, ED_CONN_EV_CLOSE, ED_CONN_CLOSING },
+	/* a drain during the hand-over is seen once the pipe is open */
+	{ ED_CONN_HANDOVER, ED_CONN_EV_PIPE_OPEN, ED_CONN_OPEN },
+	{ ED_CONN_HANDOVER, ED_CONN_EV_CLOSE, ED_CONN_CLOSING },
+	{ ED_CONN_OPEN, ED_CONN_EV_EOF, ED_CONN_FINISHING },
+	{ ED_CONN_OPEN, ED_CONN_EV_DRAIN, ED_CONN_FINISHING },
+	{ ED_CONN_OPEN, ED_CONN_EV_BAD_FRAME, ED_CONN_BROKEN },
+	{ ED_CONN_OPEN, ED_CONN_EV_CLOSE, ED_CONN_CLOSING },
+	{ ED_CONN_FINISHING, ED_CONN_EV_BAD_FRAME, ED_CONN_BROKEN },
+	{ ED_CONN_FINISHING, ED_CONN_EV_ANSWERED, ED_CONN_CLOSING },
+	{ ED_CONN_FINISHING, ED_CONN_EV_CLOSE, ED_CONN_CLOSING },
+	{ ED_CONN_BROKEN, ED_CONN_EV_ANSWERED, ED_CONN_CLOSING },
+	{ ED_CONN_BROKEN, ED_CONN_EV_CLOSE, ED_CONN_CLOSING },
 };
 
 void ed__conn_free_if_idle(struct ed_conn *c)
@@ -89,9 +71,12 @@ static void on_close(uv_handle_t *h)
 
 int ed__conn_event(struct ed_conn *c, enum ed_conn_ev ev)
 {
-	enum ed_conn_state from = c->state, to = next_state[from][ev];
+	enum ed_conn_state from = c->state, to = from;
 
-	if (to == SAME)
+	for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++)
+		if (moves[i].from == from && moves[i].ev == ev)
+			to = moves[i].to;
+	if (to == from)
 		return 0;
 	c->state = to;
 	switch (to) {

@@ -37,7 +37,6 @@ enum ed_conn_state {
 	ED_CONN_BROKEN,     /* a frame error's answer is the last queued: nothing
 	                       more is framed; closes once it is written */
 	ED_CONN_CLOSING,    /* uv_close called */
-	ED_CONN_STATES
 };
 
 enum ed_conn_ev {
@@ -48,7 +47,6 @@ enum ed_conn_ev {
 	ED_CONN_EV_BAD_FRAME,   /* a frame error was answered */
 	ED_CONN_EV_ANSWERED,    /* nothing queued, nothing being written */
 	ED_CONN_EV_CLOSE,       /* I/O error or drain timeout: close now */
-	ED_CONN_EVS
 };
 
 struct ed_conn {
