@@ -302,8 +302,9 @@ END_TEST
 
 /* Four clients that never read hold one 16 MiB answer each; together they
  * fill --max-output-total 72M so far that a fifth answer of that size must
- * wait while a small one is served. Once one slow client reads, the waiting
- * answer comes, exact; so do all of theirs. */
+ * wait while a small one is served. Once the slow client that asked for one
+ * answer only has read it, the waiting answer comes, exact; then the other
+ * slow clients read all of theirs. */
 START_TEST(total_bounded_over_connections)
 {
 	enum { SLOW = 4, EACH = 4 };
@@ -320,7 +321,8 @@ START_TEST(total_bounded_over_connections)
 	idle = proc_status(d.pid, "RssAnon");
 	for (size_t k = 0; k < SLOW; k++) {
 		egt_conn_open(&slow[k], &d);
-		for (size_t i = 0; i < EACH; i++) {
+		/* slow[0] then holds nothing more the waiting answer would race for */
+		for (size_t i = 0; i < (k ? EACH : 1); i++) {
 			ask_init(&asks[k][i], 100 * k + i, (int)(i % 2), i % 2 ? BIG_ROWS / 4 : BIG_ROWS,
 			         1000 * k + i);
 			egt_conn_send(&slow[k], &asks[k][i].r);
@@ -336,7 +338,7 @@ START_TEST(total_bounded_over_connections)
 	ck_assert_msg(peak - idle < (72 + 16) * MiB * MEM_FACTOR,
 	              "four clients that never read grew the daemon by %.1f MiB (bound: "
 	              "--max-output-total 72 MiB + 16 MiB)", (peak - idle) / MiB);
-	read_all(&slow[0], asks[0], EACH);
+	read_all(&slow[0], asks[0], 1);
 	egt_conn_close(&slow[0]);
 	{
 		Response *r = egt_conn_recv(&c, 20000);
