@@ -64,7 +64,8 @@ void ed_budget_give(uint64_t n)
 	if (n == 0)
 		return;
 	atomic_fetch_sub(&used, n);
-	if (atomic_exchange(&someone_waits, 0))
+	/* the load first: no write to the shared line when nobody waits */
+	if (atomic_load(&someone_waits) && atomic_exchange(&someone_waits, 0))
 		ed_workers_budget_wake();
 }
 
