@@ -212,9 +212,9 @@ static int admit(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
                  const struct ed_block *b, size_t n, uint64_t ids)
 {
 	uint64_t frame = ed_encode_rows_size(id, tokens, rpt, b, n);
-	uint64_t bytes = frame + 8 * ids;
+	uint64_t bytes = frame && ids <= (UINT64_MAX - frame) / 8 ? frame + 8 * ids : UINT64_MAX;
 
-	if (frame == 0 || ids > (UINT64_MAX - frame) / 8 || bytes > ed_cfg.max_output_total) {
+	if (bytes > ed_cfg.max_output_total) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
 		             "the answer needs %llu bytes, more than engramd holds for all answers together "
 		             "(%llu, --max-output-total); ask for fewer rows",
