@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
@@ -150,7 +151,12 @@ static const struct setting settings[] = {
 	{ "max-rows", "N", K_SIZE, F(max_rows), 1, UINT64_MAX,
 	  .help = "rows per request (default 4M)" },
 	{ "max-output", "BYTES", K_SIZE, F(max_output), 1, UINT64_MAX,
-	  .help = "unsent bytes per connection before reading pauses (default 64M)" },
+	  .help = "answer bytes a connection may hold (being gathered or\n"
+	          "unsent) before it is not read (default 64M)" },
+	{ "max-output-total", "BYTES", K_SIZE, F(max_output_total), 1u << 20, UINT64_MAX,
+	  .help = "answer bytes all connections together may hold, at\n"
+	          "least 1M; a larger answer gets TOO_LARGE (default: a\n"
+	          "quarter of RAM)" },
 	{ "max-shm", "BYTES", K_SIZE, F(max_shm), 1, UINT64_MAX,
 	  .help = "largest shared buffer a unix client may attach (default 1G)" },
 	{ "socket-mode", "OCTAL", K_MODE, F(socket_mode), 0, 0777,
@@ -368,6 +374,12 @@ int ed_config_parse(int argc, char **argv)
 	if (ed_cfg.n_tables == 0) {
 		ed_error("no table to serve: give --table NAME=DIR");
 		return -1;
+	}
+	if (ed_cfg.max_output_total == 0) {
+		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+
+		ed_cfg.max_output_total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4
+		                                                 : 1ull << 30;
 	}
 	return 0;
 }

@@ -25,7 +25,8 @@ struct ed_config {
 	unsigned threads;       /* event-loop threads; 0 = one per core */
 	uint64_t max_frame;     /* largest request frame accepted, bytes */
 	uint64_t max_rows;      /* rows per request (all blocks together) */
-	uint64_t max_output;    /* queued unsent bytes per connection before reading pauses */
+	uint64_t max_output;    /* answer bytes in memory per connection before reading pauses */
+	uint64_t max_output_total; /* answer bytes in memory over all connections */
 	uint64_t max_shm;       /* largest shared buffer a connection may attach */
 	unsigned watch;         /* seconds between generation polls; 0 = off */
 	mode_t socket_mode;     /* unix socket file mode */

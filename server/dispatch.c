@@ -7,15 +7,32 @@
 
 #include "config.h"
 #include "handlers.h"
+#include "log.h"
 #include "registry.h"
+
+void ed__req_to(struct ed_req *req, enum ed_req_state to)
+{
+	static const unsigned next[] = {
+		[ED_REQ_NEW] = 1u << ED_REQ_PENDING | 1u << ED_REQ_DONE | 1u << ED_REQ_WAIT,
+		[ED_REQ_WAIT] = 0,
+		[ED_REQ_PENDING] = 1u << ED_REQ_DONE | 1u << ED_REQ_ABANDONED,
+		[ED_REQ_DONE] = 0,
+		[ED_REQ_ABANDONED] = 0,
+	};
+
+	if (!(next[req->state] & (1u << to))) {
+		/* a bug: the owner would free or send a request still being written */
+		ed_error("request state %d cannot become %d", (int)req->state, (int)to);
+		abort();
+	}
+	req->state = to;
+}
 
 void ed_req_fail(struct ed_req *req, uint64_t id, Engram__V1__Status status, const char *msg)
 {
 	free(req->out.data);
 	ed_encode_error(&req->out, id, status, "%s", msg);
 	req->status = (int)status;
-	req->failed = 1;
-	req->done = 1;
 }
 
 void ed_req_failf(struct ed_req *req, uint64_t id, Engram__V1__Status status,
@@ -34,7 +51,6 @@ void ed_req_answer(struct ed_req *req, const Engram__V1__Response *msg)
 {
 	ed_encode_msg(msg, &req->out);
 	req->status = (int)msg->status;
-	req->done = 1;
 }
 
 int ed_req_add_pin(struct ed_req *req, struct ed_snap *s)
@@ -52,8 +68,20 @@ int ed_req_add_pin(struct ed_req *req, struct ed_snap *s)
 
 void ed_req_finish(struct ed_req *req)
 {
-	req->done = 1;
+	ed__req_to(req, ED_REQ_DONE);
 	req->finish(req);
+}
+
+void ed_req_abandon(struct ed_req *req)
+{
+	ed__req_to(req, ED_REQ_ABANDONED);
+	req->finish(req);
+}
+
+void ed_dispatch_refuse(struct ed_req *req, Engram__V1__Status status, const char *msg)
+{
+	ed_req_fail(req, 0, status, msg);
+	ed__req_to(req, ED_REQ_DONE);
 }
 
 void ed_req_free(struct ed_req *req)
@@ -92,16 +120,9 @@ static void do_attach_shm(struct ed_req *req, uint64_t id, const Engram__V1__Att
 	ed_req_answer(req, &r);
 }
 
-void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
+/* Hands m to its handler, which answers it or queues work. */
+static void run(struct ed_req *req, const Engram__V1__Request *m)
 {
-	Engram__V1__Request *m = engram__v1__request__unpack(NULL, len, frame);
-
-	if (!m) {
-		ed_req_failf(req, 0, ENGRAM__V1__STATUS__BAD_REQUEST,
-		             "frame of %zu bytes is not a valid engram.v1.Request", len);
-		return;
-	}
-	req->msg = m;
 	switch (m->body_case) {
 	case ENGRAM__V1__REQUEST__BODY_LOOKUP:
 		req->rows_request = 1;
@@ -133,4 +154,19 @@ void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
 		             (unsigned long long)m->id, ED_PROTOCOL_VERSION);
 		break;
 	}
+}
+
+void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len)
+{
+	Engram__V1__Request *m = engram__v1__request__unpack(NULL, len, frame);
+
+	if (!m) {
+		ed_req_failf(req, 0, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "frame of %zu bytes is not a valid engram.v1.Request", len);
+	} else {
+		req->msg = m;
+		run(req, m);
+	}
+	if (req->state == ED_REQ_NEW)
+		ed__req_to(req, ED_REQ_DONE); /* answered at once */
 }

@@ -1,15 +1,28 @@
 /* dispatch.h - one request from its frame to its response frame.
  *
+ * A request's life (enum ed_req_state; ed__req_to in dispatch.c is the one
+ * place it changes):
+ *
+ *   NEW --answered at once--> DONE
+ *   NEW --thread-pool work queued--> PENDING --last job back--> DONE
+ *   PENDING --a job failed after out's head was sent--> ABANDONED
+ *   NEW --the owner's reserve hook said "not now"--> WAIT
+ *
  * ed_dispatch answers most requests at once. Large gathers run on libuv's
  * thread pool in pieces and a Reload runs there too; the request is then
- * "pending" until its last piece is back, and the connection keeps later
+ * PENDING until its last piece is back, and the connection keeps later
  * responses behind it so that responses leave in request order.
  *
  * While the pieces of a large response come back in order, req->ready grows
  * and req->progress lets the owner start sending the frame's head, so the
  * client receives while the rest is gathered.
  *
- * Nothing here knows connections: the owner of a request (conn.c, or the
+ * Before a lookup or tokens request allocates what is sized by its rows
+ * (the response frame, hashed slots), it asks the owner's reserve hook for
+ * the bytes it will hold. One over --max-output-total, which could never be
+ * held, is answered TOO_LARGE without asking.
+ *
+ * Nothing here knows connections: the owner of a request (conn_*.c, or the
  * fuzz harness) sets loop and finish and writes out wherever it likes. */
 #ifndef ED_DISPATCH_H
 #define ED_DISPATCH_H
@@ -22,23 +35,38 @@
 
 struct ed_snap;
 
+enum ed_req_state {
+	ED_REQ_NEW,       /* being dispatched */
+	ED_REQ_WAIT,      /* not admitted: the owner frees it (ed_req_free) and
+	                     dispatches the same frame again later */
+	ED_REQ_PENDING,   /* thread-pool jobs run (pending counts them) */
+	ED_REQ_DONE,      /* out is final */
+	ED_REQ_ABANDONED, /* the rest failed after out's head was sent: no answer
+	                     fits any more; the owner closes the connection */
+};
+
 struct ed_req {
 	struct ed_req *next;         /* the owner's queue, in request order */
 	void *owner;                 /* the connection; not used here */
 	uv_loop_t *loop;             /* where thread-pool work is queued and finishes */
-	void (*finish)(struct ed_req *req); /* called on loop when a pending request is done */
-	void (*progress)(struct ed_req *req); /* optional: called on loop while pending,
-	                                 when ready grows */
-	struct ed_frame out;         /* the response frame once done */
-	size_t ready;                /* while pending: out.data[0..ready) is final and may be sent */
+	void (*finish)(struct ed_req *req); /* called on loop when a PENDING request
+	                                 became DONE or ABANDONED */
+	void (*progress)(struct ed_req *req); /* optional: called on loop while
+	                                 PENDING, when ready grows */
+	/* Optional, the owner's: asked on the loop during ed_dispatch, before
+	 * the handler allocates what its answer needs; bytes = the response
+	 * frame plus 8 per slot or token id held while answering. Returns 0
+	 * when the owner counts them (until it frees req), or -EAGAIN to make
+	 * req WAIT. */
+	int (*reserve)(struct ed_req *req, uint64_t bytes);
+	enum ed_req_state state;
+	struct ed_frame out;         /* the response frame once DONE */
+	size_t ready;                /* while PENDING: out.data[0..ready) is final and may be sent */
 	size_t sent;                 /* bytes of out the owner has already sent */
-	int abandon;                 /* part was sent, then the rest failed: close the connection */
-	int done;                    /* out is final */
-	int close_after;             /* close the connection once out is written */
-	int failed;                  /* answered with status != OK */
-	int status;                  /* Engram__V1__Status of the answer */
+	int status;                  /* Engram__V1__Status of the answer (not OK: failed) */
 	int rows_request;            /* a lookup or tokens request (latency metric) */
 	uint64_t t_start;            /* uv_hrtime() when the frame was complete */
+	uint64_t charge;             /* the owner's: bytes it counts for req */
 	unsigned pending;            /* thread-pool jobs still running */
 	int job_rc;                  /* first error of a job */
 	uint64_t rows;               /* rows in the response, for stats */
@@ -58,12 +86,16 @@ struct ed_req {
 	int (*attach_shm)(struct ed_req *req, uint64_t size, char *msg, size_t msg_len);
 };
 
-/* Handles the request in frame (len bytes; not kept). Either sets req->done
- * or leaves req->pending > 0; req->finish(req) is then called on req->loop
- * when the last job ends (with req->done set). */
+/* Handles the request in frame (len bytes; not kept) on a NEW req. On return
+ * req is DONE, WAIT or PENDING; a PENDING req's finish(req) is called on
+ * req->loop when its last job ends (then DONE or ABANDONED). */
 void ed_dispatch(struct ed_req *req, const uint8_t *frame, size_t len);
 
-/* Frees everything req holds, releasing its pins. Never while pending. */
+/* Answers a NEW req that came from no frame (a framing error its owner
+ * found) with an error of id 0: req is DONE. */
+void ed_dispatch_refuse(struct ed_req *req, Engram__V1__Status status, const char *msg);
+
+/* Frees everything req holds, releasing its pins. Never while PENDING. */
 void ed_req_free(struct ed_req *req);
 
 /* Frames above this many bytes of rows are gathered off the loop. */

@@ -85,50 +85,77 @@ static void block_header(Engram__V1__RowBlock *b, const struct ed_block *blk)
 	b->shm_offset = blk->shm ? blk->shm_offset : 0;
 }
 
+/* Sets *out to the Response's bytes without the length prefix and, when
+ * bl is not NULL, bl[i] to block i's field length. Returns 0, or -E2BIG
+ * when the size would overflow. */
+static int rows_body(const Engram__V1__Response *r, const struct ed_block *blocks, size_t n,
+                     size_t *bl, size_t *out)
+{
+	size_t body = engram__v1__response__get_packed_size(r);
+
+	for (size_t i = 0; i < n; i++) {
+		Engram__V1__RowBlock b;
+		size_t len, dl;
+
+		block_header(&b, &blocks[i]);
+		len = engram__v1__row_block__get_packed_size(&b);
+		if (blocks[i].count > SIZE_MAX / 4 / (blocks[i].row_bytes ? blocks[i].row_bytes : 1))
+			return -E2BIG;
+		dl = (size_t)blocks[i].count * blocks[i].row_bytes;
+		if (!blocks[i].shm)
+			len += 1 + ed_varint_size(dl) + dl;
+		if (len > SIZE_MAX / 4 - body)
+			return -E2BIG;
+		body += 1 + ed_varint_size(len) + len;
+		if (bl)
+			bl[i] = len;
+	}
+	*out = body;
+	return 0;
+}
+
+static void rows_header(Engram__V1__Response *r, uint64_t id, uint64_t tokens, uint32_t rpt)
+{
+	*r = (Engram__V1__Response)ENGRAM__V1__RESPONSE__INIT;
+	r->id = id;
+	r->tokens = tokens;
+	r->rows_per_token = rpt;
+}
+
+size_t ed_encode_rows_size(uint64_t id, uint64_t tokens, uint32_t rpt,
+                           const struct ed_block *blocks, size_t n)
+{
+	Engram__V1__Response r;
+	size_t body;
+
+	rows_header(&r, id, tokens, rpt);
+	if (rows_body(&r, blocks, n, NULL, &body) < 0)
+		return 0;
+	return ed_varint_size(body) + body;
+}
+
 int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t rpt,
                    struct ed_block *blocks, size_t n)
 {
-	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
-	size_t hdr, body, pre, *bh, *bl, *dl;
+	Engram__V1__Response r;
+	size_t body, *bl = calloc(n ? n : 1, sizeof(size_t));
 	uint8_t *p;
-	size_t i;
 
-	r.id = id;
-	r.tokens = tokens;
-	r.rows_per_token = rpt;
-	hdr = engram__v1__response__get_packed_size(&r);
-	/* three sizes per block: header, block length, data length */
-	bh = calloc(n ? 3 * n : 1, sizeof(size_t));
-	if (!bh)
+	if (!bl)
 		return -ENOMEM;
-	bl = bh + n;
-	dl = bl + n;
-	body = hdr;
-	for (i = 0; i < n; i++) {
-		Engram__V1__RowBlock b;
-
-		block_header(&b, &blocks[i]);
-		bh[i] = engram__v1__row_block__get_packed_size(&b);
-		if (blocks[i].count > SIZE_MAX / 4 / (blocks[i].row_bytes ? blocks[i].row_bytes : 1))
-			goto too_big;
-		dl[i] = (size_t)blocks[i].count * blocks[i].row_bytes;
-		if (blocks[i].shm)
-			bl[i] = bh[i];
-		else
-			bl[i] = bh[i] + 1 + ed_varint_size(dl[i]) + dl[i];
-		if (bl[i] > SIZE_MAX / 4 - body)
-			goto too_big;
-		body += 1 + ed_varint_size(bl[i]) + bl[i];
+	rows_header(&r, id, tokens, rpt);
+	if (rows_body(&r, blocks, n, bl, &body) < 0) {
+		free(bl);
+		return -E2BIG;
 	}
-	pre = ed_varint_size(body);
-	out->data = malloc(pre + body);
+	out->data = malloc(ed_varint_size(body) + body);
 	if (!out->data) {
-		free(bh);
+		free(bl);
 		return -ENOMEM;
 	}
 	p = out->data + ed_varint_put(out->data, body);
 	p += engram__v1__response__pack(&r, p);
-	for (i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++) {
 		Engram__V1__RowBlock b;
 
 		block_header(&b, &blocks[i]);
@@ -138,14 +165,11 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 		if (blocks[i].shm)
 			continue;
 		*p++ = TAG_DATA;
-		p += ed_varint_put(p, dl[i]);
+		p += ed_varint_put(p, (size_t)blocks[i].count * blocks[i].row_bytes);
 		blocks[i].rows = p;
-		p += dl[i];
+		p += (size_t)blocks[i].count * blocks[i].row_bytes;
 	}
 	out->len = (size_t)(p - out->data);
-	free(bh);
+	free(bl);
 	return 0;
-too_big:
-	free(bh);
-	return -E2BIG;
 }

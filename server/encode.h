@@ -44,6 +44,11 @@ struct ed_block {
 int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t rpt,
                    struct ed_block *blocks, size_t n);
 
+/* The bytes ed_encode_rows would allocate for these blocks (their count,
+ * row_bytes and shm set), or 0 when the size overflows. */
+size_t ed_encode_rows_size(uint64_t id, uint64_t tokens, uint32_t rpt,
+                           const struct ed_block *blocks, size_t n);
+
 /* Bytes of v as a varint, and writing it (returns bytes written). */
 size_t ed_varint_size(uint64_t v);
 size_t ed_varint_put(uint8_t *p, uint64_t v);

@@ -1,13 +1,18 @@
 /* listen.c - listeners. Sockets are made here rather than by libuv so that
  * systemd's inherited sockets and ours are handled alike: the main loop polls
  * each for readability and accepts with accept4, and a worker loop adopts the
- * connected fd. */
+ * connected fd.
+ *
+ * At the open-file limit accept fails while the listener stays readable, so
+ * polling on would spin: every listener then stops polling, and a timer
+ * tries again a little later; clients wait in the backlog meanwhile. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -19,6 +24,8 @@
 #include "log.h"
 
 #define MAX_LISTENERS 32
+#define RETRY_MS 100        /* accepting again after running out of fds */
+#define LOG_EVERY_MS 1000   /* at most one line about it per second */
 
 struct listener {
 	uv_poll_t poll;
@@ -29,6 +36,48 @@ struct listener {
 static struct listener listeners[MAX_LISTENERS];
 static size_t n_listeners;
 static void (*hand)(int fd);
+static uv_timer_t retry_timer;
+static uint64_t last_log_ms;       /* uv_now of the last line about the limit */
+static unsigned long unlogged;     /* failures since that line */
+
+static void on_readable(uv_poll_t *p, int status, int events);
+
+static void poll_all(int on)
+{
+	for (size_t i = 0; i < n_listeners; i++) {
+		if (on)
+			uv_poll_start(&listeners[i].poll, UV_READABLE, on_readable);
+		else
+			uv_poll_stop(&listeners[i].poll);
+	}
+}
+
+static void on_retry(uv_timer_t *t)
+{
+	(void)t;
+	poll_all(1);
+}
+
+/* Out of fds (or kernel memory): stop accepting for RETRY_MS, and say so
+ * at most once a second. */
+static void at_limit(int err)
+{
+	uint64_t now = uv_now(retry_timer.loop);
+	struct rlimit rl = { 0 };
+
+	poll_all(0);
+	uv_timer_start(&retry_timer, on_retry, RETRY_MS, 0);
+	if (last_log_ms && now - last_log_ms < LOG_EVERY_MS) {
+		unlogged++;
+		return;
+	}
+	getrlimit(RLIMIT_NOFILE, &rl);
+	ed_warn("accept: %s (open-file limit %llu); not accepting for %d ms (%lu more times "
+	        "since the last message)", strerror(err), (unsigned long long)rl.rlim_cur, RETRY_MS,
+	        unlogged);
+	last_log_ms = now;
+	unlogged = 0;
+}
 
 static void on_readable(uv_poll_t *p, int status, int events)
 {
@@ -41,12 +90,33 @@ static void on_readable(uv_poll_t *p, int status, int events)
 		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE)
-				ed_warn("accept: %s", strerror(errno));
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				at_limit(errno);
 			return;
 		}
 		hand(fd);
 	}
+}
+
+/* Each connection is an fd: take the most the hard limit allows. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	unsigned long long was;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	was = (unsigned long long)rl.rlim_cur;
+	if (rl.rlim_cur == rl.rlim_max) {
+		ed_info("open-file limit: %llu (the hard limit)", was);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		ed_warn("cannot raise the open-file limit from %llu: %s", was, strerror(errno));
+	else
+		ed_info("raised the open-file limit from %llu to %llu", was,
+		        (unsigned long long)rl.rlim_max);
 }
 
 static int open_unix(const char *path)
@@ -153,6 +223,8 @@ int ed_listen_open(uv_loop_t *loop, void (*on_fd)(int fd))
 	int n = sd_listen_fds(1);
 
 	hand = on_fd;
+	raise_fd_limit();
+	uv_timer_init(loop, &retry_timer);
 	for (int i = 0; i < n; i++) {
 		int fd = SD_LISTEN_FDS_START + i;
 
@@ -204,6 +276,8 @@ static void on_closed(uv_handle_t *h)
 
 void ed_listen_close(void)
 {
+	if (!uv_is_closing((uv_handle_t *)&retry_timer))
+		uv_close((uv_handle_t *)&retry_timer, NULL);
 	for (size_t i = 0; i < n_listeners; i++) {
 		uv_poll_stop(&listeners[i].poll);
 		uv_close((uv_handle_t *)&listeners[i].poll, on_closed);

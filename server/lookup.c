@@ -77,10 +77,11 @@ static void gather_done(uv_work_t *w, int status)
 	/* every piece is back: only now may the frame be replaced */
 	if (req->job_rc) {
 		ed_error("gather failed: %s", eg_strerror(req->job_rc));
-		if (req->sent)
-			req->abandon = 1; /* its head is out already: no error frame fits */
-		else
-			gather_failed(req, req->job_rc);
+		if (req->sent) {
+			ed_req_abandon(req); /* its head is out already: no error frame fits */
+			return;
+		}
+		gather_failed(req, req->job_rc);
 	}
 	ed_req_finish(req);
 }
@@ -134,11 +135,12 @@ static void gather(struct ed_req *req, const struct fill *f, const struct ed_blo
 				req->job_rc = j->rc;
 		}
 	}
-	if (req->pending > 0)
+	if (req->pending > 0) {
+		ed__req_to(req, ED_REQ_PENDING);
 		return;
+	}
 	if (req->job_rc)
 		gather_failed(req, req->job_rc);
-	req->done = 1;
 	return;
 sync:
 	for (size_t i = 0; i < n; i++) {
@@ -149,7 +151,6 @@ sync:
 			return;
 		}
 	}
-	req->done = 1;
 }
 
 /* A shm request: whether the connection has a shared buffer; 0, or -1 once
@@ -164,14 +165,12 @@ static int check_shm_attached(struct ed_req *req, uint64_t id)
 	return -1;
 }
 
-/* Lays out the frame and fills it; with shm, the rows go to the shared
- * buffer from shm_offset on, block after block. */
-static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
-                        const struct fill *f, const char *const *names, size_t n,
-                        int shm, uint64_t shm_offset)
+/* The blocks of a rows response; with shm their rows go to the shared
+ * buffer from shm_offset on, block after block. NULL once answered. */
+static struct ed_block *layout(struct ed_req *req, uint64_t id, const struct fill *f,
+                               const char *const *names, size_t n, int shm, uint64_t shm_offset)
 {
 	struct ed_block *b;
-	int rc;
 
 	if (shm) {
 		uint64_t need = 0;
@@ -183,21 +182,19 @@ static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32
 			             "rows of %llu bytes at shm_offset %llu do not fit the shared buffer of %zu bytes",
 			             (unsigned long long)need, (unsigned long long)shm_offset,
 			             req->shm_size);
-			return;
+			return NULL;
 		}
 	}
 	b = calloc(n, sizeof(*b));
-
 	if (!b) {
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory for the response");
-		return;
+		return NULL;
 	}
 	for (size_t i = 0; i < n; i++) {
 		b[i].table = names[i];
 		b[i].generation = f[i].s->meta->generation;
 		b[i].row_bytes = f[i].s->meta->row_bytes;
 		b[i].count = f[i].n;
-		req->rows += f[i].n;
 		if (shm) {
 			b[i].shm = 1;
 			b[i].shm_offset = shm_offset;
@@ -205,22 +202,57 @@ static void answer_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32
 			shm_offset += (uint64_t)f[i].n * b[i].row_bytes;
 		}
 	}
+	return b;
+}
+
+/* Asks the owner for what answering will hold: the frame of blocks b and
+ * 8 bytes per id (the slots asked, or the tokens and their hashed slots).
+ * Returns 0 to go on, or -1 once req is answered TOO_LARGE or WAITs. */
+static int admit(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
+                 const struct ed_block *b, size_t n, uint64_t ids)
+{
+	uint64_t frame = ed_encode_rows_size(id, tokens, rpt, b, n);
+	uint64_t bytes = frame && ids <= (UINT64_MAX - frame) / 8 ? frame + 8 * ids : UINT64_MAX;
+
+	if (bytes > ed_cfg.max_output_total) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
+		             "the answer needs %llu bytes, more than engramd holds for all answers together "
+		             "(%llu, --max-output-total); ask for fewer rows",
+		             (unsigned long long)bytes, (unsigned long long)ed_cfg.max_output_total);
+		return -1;
+	}
+	if (req->reserve && req->reserve(req, bytes) < 0) {
+		ed__req_to(req, ED_REQ_WAIT); /* the owner dispatches it again */
+		return -1;
+	}
+	return 0;
+}
+
+/* Allocates the frame and gathers the rows into it (or the shared buffer). */
+static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
+                      const struct fill *f, struct ed_block *b, size_t n, int shm)
+{
+	uint64_t rows = 0;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		rows += f[i].n;
 	rc = ed_encode_rows(&req->out, id, tokens, rpt, b, n);
 	if (rc) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
 		             "cannot allocate the response (%llu rows): %s; ask for fewer rows",
-		             (unsigned long long)req->rows, strerror(-rc));
-		req->rows = 0;
-	} else {
-		gather(req, f, b, n, shm);
+		             (unsigned long long)rows, strerror(-rc));
+		return;
 	}
-	free(b);
+	req->rows = rows;
+	gather(req, f, b, n, shm);
 }
 
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
 {
 	struct ed_table *t = ed_registry_find(lr->table);
 	const char *name = lr->table;
+	struct ed_block *b;
 	struct ed_snap *s;
 	struct fill f;
 
@@ -255,7 +287,10 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 	f.s = s;
 	f.slots = lr->slots;
 	f.n = lr->n_slots;
-	answer_rows(req, id, 0, 0, &f, &name, 1, lr->shm, lr->shm_offset);
+	b = layout(req, id, &f, &name, 1, lr->shm, lr->shm_offset);
+	if (b && admit(req, id, 0, 0, b, 1, lr->n_slots) == 0)
+		fill_rows(req, id, 0, 0, &f, b, 1, lr->shm);
+	free(b);
 }
 
 /* Checks the sequence layout; returns the number of returned tokens or -1
@@ -334,7 +369,10 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 	size_t nseq = tr->n_seq_lens ? tr->n_seq_lens : 1;
 	const uint32_t *ctx = tr->n_context ? tr->context : NULL;
 	struct fill *f = NULL;
+	struct ed_block *b = NULL;
 	int64_t out_tokens;
+	uint64_t ids = 0;
+	uint32_t rpt;
 	size_t n = tr->n_tables;
 
 	if (n == 0) {
@@ -357,8 +395,14 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 		goto out;
 	}
 	req->n_slot_bufs = n;
-	/* pin and check every table before hashing anything */
+	/* pin, check and admit every table before hashing anything */
 	if (pin_tables(req, id, tr, out_tokens, f) < 0)
+		goto out;
+	rpt = f[0].s->rows_per_token;
+	b = layout(req, id, f, (const char *const *)tr->tables, n, tr->shm, tr->shm_offset);
+	for (size_t i = 0; i < n; i++)
+		ids += f[i].n;
+	if (!b || admit(req, id, (uint64_t)out_tokens, rpt, b, n, ids + tr->n_tokens) < 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		size_t bad = 0;
@@ -384,8 +428,8 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 		}
 		f[i].slots = req->slot_bufs[i];
 	}
-	answer_rows(req, id, (uint64_t)out_tokens, f[0].s->rows_per_token, f,
-	            (const char *const *)tr->tables, n, tr->shm, tr->shm_offset);
+	fill_rows(req, id, (uint64_t)out_tokens, rpt, f, b, n, tr->shm);
 out:
+	free(b);
 	free(f);
 }

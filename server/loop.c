@@ -15,10 +15,13 @@ struct ed_worker {
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_timer_t drain_timer;
-	pthread_mutex_t lock;      /* guards fds and stop_asked */
+	pthread_mutex_t lock;      /* guards fds, stop_asked and the budget flags */
 	int *fds;
 	size_t n_fds, cap_fds;
 	int stop_asked;
+	int budget_wait;           /* a connection here waits for budget room */
+	int budget_kick;           /* room came: retry the waiting connections */
+	int wake_closed;           /* the wake handle is closing: send nothing */
 	int stopping;              /* loop thread's view */
 	size_t conns;
 	unsigned index;
@@ -42,6 +45,9 @@ static void maybe_finish(struct ed_worker *w)
 {
 	if (!w->stopping || w->conns > 0)
 		return;
+	pthread_mutex_lock(&w->lock);
+	w->wake_closed = 1;
+	pthread_mutex_unlock(&w->lock);
 	if (!uv_is_closing((uv_handle_t *)&w->wake))
 		uv_close((uv_handle_t *)&w->wake, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
@@ -73,6 +79,13 @@ static void walk_drain(uv_handle_t *h, void *arg)
 		ed_conn_drain(h);
 }
 
+static void walk_retry(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (is_conn(h))
+		ed_conn_retry(h);
+}
+
 static void walk_abort(uv_handle_t *h, void *arg)
 {
 	(void)arg;
@@ -93,7 +106,7 @@ static void on_drain_timeout(uv_timer_t *t)
 static void on_wake(uv_async_t *a)
 {
 	struct ed_worker *w = a->data;
-	int *fds, stop;
+	int *fds, stop, kick;
 	size_t n;
 
 	pthread_mutex_lock(&w->lock);
@@ -102,12 +115,16 @@ static void on_wake(uv_async_t *a)
 	w->fds = NULL;
 	w->n_fds = w->cap_fds = 0;
 	stop = w->stop_asked;
+	kick = w->budget_kick;
+	w->budget_kick = 0;
 	pthread_mutex_unlock(&w->lock);
 
 	if (stop && !w->stopping) {
 		w->stopping = 1;
 		uv_timer_start(&w->drain_timer, on_drain_timeout, ed_cfg.drain_timeout * 1000u, 0);
 	}
+	if (kick)
+		uv_walk(&w->loop, walk_retry, NULL);
 	for (size_t i = 0; i < n; i++)
 		ed_conn_open(w, fds[i]); /* closes at once when stopping */
 	free(fds);
@@ -184,10 +201,34 @@ void ed_workers_stop(void)
 	}
 }
 
-void ed_workers_join(void)
+void ed_worker_budget_wait(struct ed_worker *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->budget_wait = 1;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void ed_workers_budget_wake(void)
 {
 	for (unsigned i = 0; i < n_workers; i++) {
+		struct ed_worker *w = &workers[i];
+
+		pthread_mutex_lock(&w->lock);
+		if (w->budget_wait && !w->wake_closed) {
+			w->budget_wait = 0;
+			w->budget_kick = 1;
+			uv_async_send(&w->wake);
+		}
+		pthread_mutex_unlock(&w->lock);
+	}
+}
+
+void ed_workers_join(void)
+{
+	/* every thread first: a worker still draining may wake the others */
+	for (unsigned i = 0; i < n_workers; i++)
 		pthread_join(workers[i].thread, NULL);
+	for (unsigned i = 0; i < n_workers; i++) {
 		uv_loop_close(&workers[i].loop);
 		pthread_mutex_destroy(&workers[i].lock);
 	}

@@ -22,4 +22,10 @@ int ed_worker_stopping(const struct ed_worker *w);
 void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h);
 void ed_worker_conn_del(struct ed_worker *w, uv_handle_t *h);
 
+/* For budget.c: marks w as having a connection that waits for room in the
+ * output budget (any thread); and wakes every marked worker, which then
+ * retries its waiting connections (ed_conn_retry) on its loop. */
+void ed_worker_budget_wait(struct ed_worker *w);
+void ed_workers_budget_wake(void);
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "budget.h"
 #include "config.h"
 #include "metrics.h"
 #include "registry.h"
@@ -150,6 +151,11 @@ char *ed_metrics_render(size_t *len)
 	scalar(&t, "connections_total", "counter", "Client connections accepted since start.",
 	       ed_stat_get(connections_total));
 	requests(&t);
+	scalar(&t, "output_bytes", "gauge",
+	       "Answer bytes in memory (being gathered, queued or written), counted against --max-output-total.",
+	       ed_budget_used());
+	scalar(&t, "output_limit_bytes", "gauge", "--max-output-total: the bound on output_bytes.",
+	       ed_cfg.max_output_total);
 	scalar(&t, "rows_total", "counter", "Rows returned.", ed_stat_get(rows));
 	scalar(&t, "bytes_out_total", "counter", "Response bytes written to clients.",
 	       ed_stat_get(bytes_out));

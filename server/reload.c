@@ -90,9 +90,10 @@ void ed_do_reload(struct ed_req *req, uint64_t id, const Engram__V1__ReloadReque
 	j->only = only;
 	j->n = n;
 	req->jobs = j;
-	req->pending = 1;
 	if (uv_queue_work(req->loop, &j->work, reload_work, reload_done) != 0) {
-		req->pending = 0;
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "cannot queue the reload");
+		return;
 	}
+	req->pending = 1;
+	ed__req_to(req, ED_REQ_PENDING);
 }

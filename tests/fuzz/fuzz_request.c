@@ -192,7 +192,7 @@ static void check_answer(const struct ed_req *req)
 	    hdr + len != req->out.len)
 		abort();
 	r = engram__v1__response__unpack(NULL, len, req->out.data + hdr);
-	if (!r || (int)r->status != req->status || (r->status != 0) != (req->failed != 0))
+	if (!r || (int)r->status != req->status || (r->status != 0) != (req->status != 0))
 		abort();
 	if (r->id != (m ? m->id : 0))
 		abort();
@@ -218,7 +218,7 @@ static void check_answer(const struct ed_req *req)
 
 static void finished(struct ed_req *req)
 {
-	(void)req; /* done is set; the loop below notices */
+	(void)req; /* DONE (or ABANDONED); the loop below notices */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -240,9 +240,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		req->loop = &loop;
 		req->finish = finished;
 		ed_dispatch(req, data + off + hdr, (size_t)len);
-		if (!req->done)
+		if (req->state == ED_REQ_PENDING)
 			uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool gathers, reloads */
-		if (!req->done || req->pending)
+		if (req->state != ED_REQ_DONE || req->pending)
 			abort();
 		check_answer(req);
 		ed_req_free(req);

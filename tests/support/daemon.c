@@ -1,6 +1,7 @@
 /* daemon.c - a real engramd for the tests: spawned on a temporary unix
  * socket (and a free TCP port when asked), ready once it answers a ping;
- * and what a process holds, from /proc (memory, descriptors). */
+ * a connection to it spoken to by hand; and what a process holds, from
+ * /proc (memory, descriptors). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -146,6 +148,13 @@ static void set_path(char *dst, size_t len, const char *name)
 
 void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args)
 {
+	egt_daemon_opts o = { .with_tcp = with_tcp };
+
+	egt_daemon_start_with(d, &o, args);
+}
+
+void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *const *args)
+{
 	const char *bin = getenv("ENGRAMD");
 	const char *argv[64];
 	char unix_arg[300], tcp_arg[64];
@@ -163,7 +172,7 @@ void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args)
 	argv[n++] = bin;
 	argv[n++] = "--listen";
 	argv[n++] = unix_arg;
-	if (with_tcp) {
+	if (o->with_tcp) {
 		snprintf(d->tcp_addr, sizeof(d->tcp_addr), "tcp:127.0.0.1:%d", egt_free_port());
 		snprintf(tcp_arg, sizeof(tcp_arg), "%s", d->tcp_addr);
 		argv[n++] = "--listen";
@@ -188,6 +197,14 @@ void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args)
 		if (null >= 0) {
 			dup2(null, STDIN_FILENO);
 			dup2(null, STDOUT_FILENO);
+		}
+		if (o->nofile_hard) {
+			struct rlimit rl = { .rlim_cur = o->nofile_soft, .rlim_max = o->nofile_hard };
+
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+				fprintf(stderr, "setrlimit: %s\n", strerror(errno));
+				_exit(127);
+			}
 		}
 		execv(bin, (char *const *)argv);
 		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
@@ -236,4 +253,103 @@ int egt_daemon_stop(egt_daemon *d, int sig)
 	}
 	d->pid = 0;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* ---- a connection spoken to by hand -------------------------------------- */
+
+void egt_conn_open(egt_conn *c, const egt_daemon *d)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	memset(c, 0, sizeof(*c));
+	ck_assert_uint_lt(strlen(d->sock), sizeof(sa.sun_path));
+	memcpy(sa.sun_path, d->sock, strlen(d->sock) + 1);
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(c->fd, 0);
+	ck_assert_msg(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0, "connect %s: %s",
+	              d->sock, strerror(errno));
+}
+
+void egt_conn_send(egt_conn *c, const Engram__V1__Request *r)
+{
+	size_t n = engram__v1__request__get_packed_size(r), off = 0, h;
+	uint8_t *b = malloc(n + 10);
+
+	ck_assert_ptr_nonnull(b);
+	h = egt_varint_put(b, n);
+	engram__v1__request__pack(r, b + h);
+	while (off < h + n) {
+		ssize_t w = send(c->fd, b + off, h + n - off, MSG_NOSIGNAL);
+
+		ck_assert_msg(w > 0, "send: %s", strerror(errno));
+		off += (size_t)w;
+	}
+	free(b);
+}
+
+/* Reads what came within timeout_ms; 0 at EOF or timeout, else 1. */
+static int conn_fill(egt_conn *c, int timeout_ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+	ssize_t n;
+
+	if (c->cap - c->len < 65536) {
+		c->cap = c->cap ? 2 * c->cap : 1 << 20;
+		c->buf = realloc(c->buf, c->cap);
+		ck_assert_ptr_nonnull(c->buf);
+	}
+	if (poll(&p, 1, timeout_ms) != 1)
+		return 0;
+	n = read(c->fd, c->buf + c->len, c->cap - c->len);
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return 0;
+	ck_assert_msg(n > 0, "read: %s", strerror(errno));
+	c->len += (size_t)n;
+	return 1;
+}
+
+int egt_conn_ready(egt_conn *c, int timeout_ms)
+{
+	double deadline = now() + timeout_ms / 1000.0;
+	uint64_t body;
+	size_t h;
+
+	while (!egt_frame_parse(c->buf, c->len, &h, &body)) {
+		double left = deadline - now();
+
+		if (left <= 0 || !conn_fill(c, (int)(left * 1000) + 1))
+			return 0;
+	}
+	return 1;
+}
+
+Engram__V1__Response *egt_conn_recv(egt_conn *c, int timeout_ms)
+{
+	Engram__V1__Response *r;
+	uint64_t body;
+	size_t h;
+
+	if (!egt_conn_ready(c, timeout_ms)) {
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		char byte;
+
+		/* EOF, or nothing in time */
+		ck_assert_msg(poll(&p, 1, 0) == 1 && recv(c->fd, &byte, 1, MSG_PEEK) <= 0,
+		              "no response within %d ms", timeout_ms);
+		return NULL;
+	}
+	egt_frame_parse(c->buf, c->len, &h, &body);
+	r = engram__v1__response__unpack(NULL, body, c->buf + h);
+	ck_assert_msg(r != NULL, "a response frame does not unpack");
+	memmove(c->buf, c->buf + h + body, c->len - h - body);
+	c->len -= h + body;
+	return r;
+}
+
+void egt_conn_close(egt_conn *c)
+{
+	close(c->fd);
+	free(c->buf);
+	c->buf = NULL;
+	c->fd = -1;
 }

@@ -106,6 +106,38 @@ typedef struct egt_daemon {
  * answers a ping. Aborts the test on failure. */
 void egt_daemon_start(egt_daemon *d, int with_tcp, const char *const *args);
 
+/* How egt_daemon_start_with starts it; zero fields keep egt_daemon_start's
+ * behaviour. */
+typedef struct egt_daemon_opts {
+	int with_tcp;
+	/* RLIMIT_NOFILE set in the child before exec (soft, hard); 0: inherited */
+	unsigned long nofile_soft, nofile_hard;
+} egt_daemon_opts;
+void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *const *args);
+
+/* A blocking connection to the daemon's unix socket, spoken to by hand:
+ * requests are packed here, responses unpacked as they complete. */
+typedef struct egt_conn {
+	int fd;
+	uint8_t *buf;
+	size_t len, cap;
+} egt_conn;
+struct Engram__V1__Request;
+struct Engram__V1__Response;
+
+/* Connects to d; aborts the test on failure. */
+void egt_conn_open(egt_conn *c, const egt_daemon *d);
+/* Sends r as one frame (blocking until every byte is in the socket). */
+void egt_conn_send(egt_conn *c, const struct Engram__V1__Request *r);
+/* The next response (the caller frees it with
+ * engram__v1__response__free_unpacked), or NULL at EOF; aborts the test
+ * when none completes within timeout_ms. */
+struct Engram__V1__Response *egt_conn_recv(egt_conn *c, int timeout_ms);
+/* Whether a whole response arrived within timeout_ms (it is kept for
+ * egt_conn_recv); 0 also at EOF. */
+int egt_conn_ready(egt_conn *c, int timeout_ms);
+void egt_conn_close(egt_conn *c);
+
 /* Sends sig and waits for exit; returns the exit status (WEXITSTATUS) or
  * -1 when it died from a signal. */
 int egt_daemon_stop(egt_daemon *d, int sig);
