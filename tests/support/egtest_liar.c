@@ -24,6 +24,8 @@ struct egt_liar {
 
 void egt_reply_raw(struct egt_reply *r, const void *p, size_t n)
 {
+	if (n == 0)
+		return;
 	if (r->len + n > r->cap) {
 		size_t cap = (r->len + n) * 2;
 		uint8_t *d = realloc(r->data, cap);
