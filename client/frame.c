@@ -25,6 +25,8 @@ struct rows_state {
 	uint64_t id, status;
 };
 
+/* Skips the value of a field with key within limit bytes of the enclosing
+ * message (used counts what was consumed). */
 static int skip_field(eg_client *c, uint64_t key, uint64_t limit, uint64_t *used)
 {
 	uint64_t v, start = *used;
@@ -295,8 +297,11 @@ int egc__read_response(eg_client *c)
 	if (err == -ETIMEDOUT)
 		return err; /* nothing consumed: the connection stays usable */
 	if (err < 0) {
-		snprintf(why, sizeof(why), err == -ECONNRESET ? "connection to %s closed by the daemon"
-		         : "reading from %s failed", c->addr);
+		if (err == -ECONNRESET)
+			snprintf(why, sizeof(why), "connection to %s closed by the daemon", c->addr);
+		else
+			snprintf(why, sizeof(why), "reading from %s: %s", c->addr,
+			         eg_client_strerror(err));
 		egc__drop(c, err, why);
 		return err;
 	}

@@ -9,24 +9,11 @@ import os
 import sys
 
 import engram_pb2 as pb
+from seeds_request import frame, varint  # the framing, whatever the message
 
 (LOOKUP, LOOKUP_EMPTY, INFO_THEN_LOOKUP, TOKENS, SHM_LOOKUP, SHM_TOKENS, INFO, STATS,
  PING, RELOAD, PIPELINE, LOOKUP_SMALL) = range(12)
 ROW = 16
-
-
-def varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def frame(resp):
-    body = resp.SerializeToString()
-    return varint(len(body)) + body
 
 
 def rows(i, table, count, row_bytes=ROW, **kw):
