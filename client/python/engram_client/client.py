@@ -226,8 +226,9 @@ class Client:
 
     def _lookup_args(self, table, slots, decode, shm, shm_offset):
         offset = self._shm_offset(shm, shm_offset)
+        slots = np.asarray(slots)  # once: lists of millions are slow to convert
         body = wire.lookup_body(table, slots, offset)
-        return body, (table, decode, int(np.asarray(slots).size), offset)
+        return body, (table, decode, int(slots.size), offset)
 
     def _shm_offset(self, shm, offset):
         if not shm:
