@@ -32,6 +32,26 @@ static int save(const struct cli_args *a, const char *path, const eg_client_tabl
 	return cli_save_rows(who, path, &l, nrows, rows);
 }
 
+/* The rows are what was asked of t (libengram checks this too; the CLI
+ * holds them to the info it sized its buffers by, whatever the connection
+ * went through since). */
+static int block_ok(const struct cli_args *a, const eg_client_table *t, const eg_client_rows *r,
+                    uint64_t want)
+{
+	if (r->count == want && r->row_bytes == t->row_bytes)
+		return 1;
+	cli_error("%s: the daemon answered with %llu rows of %u bytes for %llu rows of %u "
+	          "bytes of table '%s'", a->cmd, (unsigned long long)r->count, r->row_bytes,
+	          (unsigned long long)want, t->row_bytes, t->name);
+	return 0;
+}
+
+/* Slots in batch b of a lookup of n. */
+static size_t batch_len(size_t n, size_t b)
+{
+	return n - b * BATCH_SLOTS < BATCH_SLOTS ? n - b * BATCH_SLOTS : BATCH_SLOTS;
+}
+
 static int fetch_rows(const struct cli_args *a, eg_client *c, const eg_client_table *t,
                       const uint64_t *slots, size_t n, unsigned char *rows)
 {
@@ -42,10 +62,8 @@ static int fetch_rows(const struct cli_args *a, eg_client *c, const eg_client_ta
 
 	while (done < nb) {
 		if (sent < nb && sent - done < WINDOW) {
-			size_t first = sent * BATCH_SLOTS, k = n - first;
+			size_t first = sent * BATCH_SLOTS, k = batch_len(n, sent);
 
-			if (k > BATCH_SLOTS)
-				k = BATCH_SLOTS;
 			err = eg_client_send_lookup(c, t->name, slots + first, k,
 			                            rows + first * t->row_bytes,
 			                            k * t->row_bytes, &tickets[sent % WINDOW]);
@@ -57,6 +75,8 @@ static int fetch_rows(const struct cli_args *a, eg_client *c, const eg_client_ta
 		err = eg_client_wait(c, tickets[done % WINDOW], &r);
 		if (err < 0)
 			return cli_query_fail(a, c, err);
+		if (!block_ok(a, t, &r, batch_len(n, done)))
+			return CLI_FAIL;
 		done++;
 	}
 	return CLI_OK;
@@ -300,6 +320,8 @@ static int tokens_out_alloc(const struct cli_args *a, eg_client *c, const struct
 			return CLI_FAIL;
 		}
 		o->tabs[i] = t;
+		if (!t->row_bytes || r->nout > SIZE_MAX / t->rows_per_token / t->row_bytes)
+			goto nomem;
 		o->sizes[i] = r->nout * t->rows_per_token * (size_t)t->row_bytes;
 		o->bufs[i] = malloc(o->sizes[i] ? o->sizes[i] : 1);
 		if (!o->bufs[i])
@@ -360,6 +382,9 @@ int cli_query_tokens(struct cli_args *a)
 		err = eg_client_wait_blocks(c, ticket, o.blocks, r.ntab);
 	if (err < 0)
 		rc = cli_query_fail(a, c, err);
+	for (size_t i = 0; i < r.ntab && rc == CLI_OK; i++)
+		if (!block_ok(a, o.tabs[i], &o.blocks[i], (uint64_t)r.nout * o.tabs[i]->rows_per_token))
+			rc = CLI_FAIL;
 	for (size_t i = 0; i < r.ntab && rc == CLI_OK; i++)
 		rc = emit_block(a, o.tabs[i], r.nout, o.bufs[i]);
 out:

@@ -8,10 +8,11 @@
 
 #include "egc_int.h"
 
-/* Sends req and waits for its response; on success *out holds the ticket
- * (with t->resp) for the caller to read and free. */
+/* Sends req and waits for its response (a frame of at most max_frame
+ * bytes); on success *out holds the ticket (with t->resp) for the caller to
+ * read and free. */
 static int call(eg_client *c, Engram__V1__Request *req, Engram__V1__Response__BodyCase want,
-                egc_ticket **out)
+                uint64_t max_frame, egc_ticket **out)
 {
 	const unsigned char *frame;
 	egc_ticket *t;
@@ -21,11 +22,12 @@ static int call(eg_client *c, Engram__V1__Request *req, Engram__V1__Response__Bo
 
 	if (!c)
 		return -EINVAL;
-	t = egc__ticket_new(c, EGC_KIND_MSG, 0);
+	t = egc__ticket_new(c, EGC_KIND_MSG, 0, NULL);
 	if (!t) {
 		egc__set_msg(c, "out of memory");
 		return -ENOMEM;
 	}
+	t->max_frame = max_frame;
 	id = t->id;
 	req->id = id;
 	if (egc__encode_msg(c, req, &frame, &len) < 0) {
@@ -94,10 +96,15 @@ int eg_client_info(eg_client *c, eg_client_table **tables, size_t *n)
 		return -EINVAL;
 	req.body_case = ENGRAM__V1__REQUEST__BODY_INFO;
 	req.info = &ir;
-	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_INFO, &t);
+	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_INFO, EGC_MSG_FRAME_MAX, &t);
 	if (err < 0)
 		return err;
 	info = t->resp->info;
+	err = egc__check_info(c, info);
+	if (err < 0) {
+		egc__ticket_free(t);
+		return err;
+	}
 	k = info->n_tables;
 	out = calloc(k ? k : 1, sizeof(*out));
 	if (!out)
@@ -144,7 +151,7 @@ int eg_client_stats_get(eg_client *c, eg_client_stats *out)
 		return -EINVAL;
 	req.body_case = ENGRAM__V1__REQUEST__BODY_STATS;
 	req.stats = &sr;
-	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_STATS, &t);
+	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_STATS, EGC_SMALL_FRAME_MAX, &t);
 	if (err < 0)
 		return err;
 	s = t->resp->stats;
@@ -169,7 +176,7 @@ int eg_client_ping(eg_client *c)
 
 	req.body_case = ENGRAM__V1__REQUEST__BODY_PING;
 	req.ping = &pr;
-	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_PONG, &t);
+	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_PONG, EGC_SMALL_FRAME_MAX, &t);
 	if (err < 0)
 		return err;
 	egc__ticket_free(t);
@@ -191,7 +198,7 @@ int eg_client_reload_tables(eg_client *c, const char *table, eg_client_reload *r
 	rr.table = (char *)(table ? table : "");
 	req.body_case = ENGRAM__V1__REQUEST__BODY_RELOAD;
 	req.reload = &rr;
-	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_RELOAD, &t);
+	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_RELOAD, EGC_MSG_FRAME_MAX, &t);
 	if (err < 0)
 		return err;
 	r = t->resp->reload;

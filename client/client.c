@@ -48,6 +48,7 @@ void eg_client_close(eg_client *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	egc__shm_release(c);
+	egc__forget_layouts(c);
 	for (i = 0; i < c->qlen; i++)
 		egc__ticket_free(c->q[i]);
 	free(c->q);
@@ -71,12 +72,14 @@ int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, siz
 	egc_ticket *t;
 	int err;
 
-	t = egc__ticket_new(c, EGC_KIND_ROWS, 1);
+	t = egc__ticket_new(c, EGC_KIND_ROWS, 1, &table);
 	if (!t) {
 		egc__set_msg(c, "out of memory");
 		return -ENOMEM;
 	}
 	t->shm = shm;
+	t->shm_offset = shm_offset;
+	t->want_count = n;
 	t->outs[0].buf = out;
 	t->outs[0].size = out_size;
 	err = egc__encode_lookup(c, t->id, table, slots, n, shm, shm_offset, &frame, &len);
@@ -127,12 +130,14 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 			return -EINVAL;
 		}
 	}
-	t = egc__ticket_new(c, EGC_KIND_ROWS, ntables);
+	t = egc__ticket_new(c, EGC_KIND_ROWS, ntables, tables);
 	if (!t) {
 		egc__set_msg(c, "out of memory");
 		return -ENOMEM;
 	}
 	t->shm = shm;
+	t->shm_offset = shm_offset;
+	t->tokens = 1;
 	for (i = 0; !shm && i < ntables; i++) {
 		t->outs[i].buf = outs[i];
 		t->outs[i].size = out_sizes[i];
@@ -157,6 +162,7 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 		tr.n_context = nseq;
 		tr.context = (uint32_t *)context;
 	}
+	t->want_tokens = egc__tokens_out(ntokens, tr.seq_lens, context, tr.n_seq_lens);
 	req.body_case = ENGRAM__V1__REQUEST__BODY_TOKENS;
 	req.tokens = &tr;
 	req.id = t->id;

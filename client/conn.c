@@ -186,6 +186,7 @@ int egc__dial(eg_client *c)
 
 	c->fd = -1;
 	c->rpos = c->rlen = 0;
+	egc__forget_layouts(c);
 	if (strncmp(c->addr, "unix:", 5) == 0)
 		err = dial_unix(c, c->addr + 5);
 	else if (strncmp(c->addr, "tcp:", 4) == 0)
@@ -244,12 +245,16 @@ void egc__drop(eg_client *c, int err, const char *why)
 
 /* ---- reading --------------------------------------------------------------- */
 
+/* The deadline is checked before every read, not only while waiting: a
+ * daemon that streams a huge frame without pause never lets poll() wait. */
 int egc__recv_some(eg_client *c, void *dst, size_t n, size_t *got)
 {
 	ssize_t r;
 	int err;
 
 	for (;;) {
+		if (c->deadline >= 0 && egc__now_ms() > c->deadline)
+			return -ETIMEDOUT;
 		r = recv(c->fd, dst, n, MSG_DONTWAIT);
 		if (r > 0) {
 			*got = (size_t)r;
@@ -366,5 +371,5 @@ int egc__varint(eg_client *c, uint64_t *out, uint64_t *used)
 			return 0;
 		}
 	}
-	return EGC_EPROTOCOL;
+	return egc__proto(c, "a varint longer than ten bytes");
 }

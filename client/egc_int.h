@@ -7,6 +7,9 @@
  *   frame.c   reading one Response frame: lookups are parsed by hand and their
  *             row bytes land straight in the caller's buffer; every other
  *             response is read whole and unpacked with protobuf-c
+ *   check.c   what a response must match before its rows are trusted: the
+ *             request (blocks, tables, counts, shm ranges) and the layouts
+ *             the daemon described on this connection
  *   ticket.c  the queue of outstanding requests, sending a request, waiting
  *   client.c  the public calls: connect, lookups, waits
  *   admin.c   the public calls: info, stats, ping, reload
@@ -21,10 +24,19 @@
 #include "engram.h"
 #include "engram.pb-c.h"
 
-/* Frames other than row blocks are read whole; refuse absurd ones. */
-#define EGC_MSG_FRAME_MAX (64u << 20)
+/* Frames other than row blocks are read whole: info and reload answers up to
+ * EGC_MSG_FRAME_MAX (engram.h), stats, ping and attach answers up to this. */
+#define EGC_SMALL_FRAME_MAX (64u << 10)
+/* Room in a rows frame for everything but the row bytes: the top-level
+ * fields and an error text, plus per block its header and the table name. */
+#define EGC_FRAME_SLACK (64u << 10)
+#define EGC_BLOCK_SLACK 128u
 #define EGC_RBUF_SIZE (64u << 10)
-#define EGC_MSG_MAX 256
+#define EGC_MSG_MAX 384
+/* Table layouts remembered per connection (see check.c). */
+#define EGC_LAYOUTS_MAX 256
+/* A token request whose seq_lens/context do not add up: no OK answer fits. */
+#define EGC_TOKENS_INVALID UINT64_MAX
 
 enum egc_kind {
 	EGC_KIND_ROWS, /* lookup or tokens: blocks go to the caller's buffers */
@@ -40,17 +52,41 @@ typedef struct egc_ticket {
 	int shm;           /* rows go to the client's shared buffer */
 	int err;           /* result once done */
 	char msg[EGC_MSG_MAX]; /* detail when err != 0 */
+	uint64_t max_frame; /* longest frame a true answer can be */
 	Engram__V1__Response *resp; /* EGC_KIND_MSG: the response, owned here */
+
+	/* EGC_KIND_ROWS: what was asked ... */
+	int tokens;          /* a TokensRequest (else a LookupRequest) */
+	uint64_t want_count; /* lookup: slots asked */
+	uint64_t want_tokens; /* tokens: tokens returned, or EGC_TOKENS_INVALID */
+	uint64_t shm_offset; /* shm: where the rows were asked for */
+	/* ... and what the frame said */
+	uint64_t got_tokens, got_rpt; /* Response.tokens, .rows_per_token */
+	uint64_t too_big, room; /* a block that did not fit (bytes) and its buffer */
 	size_t nblocks_got;
 	size_t nouts;
 	struct egc_out {
+		const char *table;    /* the name asked for (copied into the ticket) */
 		void *buf;
 		size_t size;
 		eg_client_rows rows;
+		uint64_t data_len;    /* bytes of RowBlock.data */
+		int ndata;            /* data fields seen (more than one is a lie) */
 		int in_shm;           /* the block said its rows are in the shared buffer */
 		uint64_t shm_offset;  /* ... at this offset */
+		uint64_t got_len;     /* length of the block's table name */
+		int name_bad;         /* ... and its bytes differ from the name asked */
+		char got_table[64];   /* its first bytes (NUL-terminated) */
 	} outs[];          /* EGC_KIND_ROWS: one per expected block */
 } egc_ticket;
+
+/* A table's row layout as the daemon described it on this connection. */
+struct egc_layout {
+	char *name;
+	uint32_t row_bytes;
+	uint32_t rows_per_token; /* valid when rpt_known */
+	int rpt_known;
+};
 
 struct eg_client {
 	char *addr;
@@ -77,12 +113,20 @@ struct eg_client {
 	void *shm_base;
 	size_t shm_size;
 
+	/* layouts learnt on the current connection (info, earlier blocks);
+	 * forgotten when it closes: another daemon may serve other tables */
+	struct egc_layout layouts[EGC_LAYOUTS_MAX];
+	size_t nlayouts;
+
+	const char *proto_why; /* static text: why the frame being read is malformed */
 	char errmsg[512];
 };
 
 /* errors.c */
 void egc__set_msg(eg_client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int egc__status_err(int status);
+/* Sets c->proto_why (a static string); returns EGC_EPROTOCOL. */
+int egc__proto(eg_client *c, const char *why);
 
 /* conn.c */
 int egc__dial(eg_client *c);
@@ -114,8 +158,27 @@ int egc__shm_reattach(eg_client *c);
 /* unmaps and closes the shared buffer */
 void egc__shm_release(eg_client *c);
 
-/* ticket.c; egc__send frees t when it fails */
-egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts);
+/* check.c */
+/* Checks a parsed rows frame of t against its request (and the layouts
+ * known); on a mismatch sets t->err = EGC_EPROTOCOL and t->msg. On success
+ * remembers the blocks' layouts. */
+void egc__check_rows(eg_client *c, egc_ticket *t);
+/* The longest frame a true answer to t can be, by the layouts known. */
+uint64_t egc__rows_frame_max(const eg_client *c, const egc_ticket *t);
+/* Checks every table of an info answer; 0 or EGC_EPROTOCOL with the detail
+ * in c->errmsg. On success the layouts replace those known. */
+int egc__check_info(eg_client *c, const Engram__V1__InfoResponse *info);
+/* Tokens returned by a token request (seq_lens NULL: one sequence of
+ * every token), or EGC_TOKENS_INVALID. */
+uint64_t egc__tokens_out(size_t ntokens, const uint32_t *seq_lens, const uint32_t *context,
+                         size_t nseq);
+/* Forgets the layouts learnt on the connection that just closed. */
+void egc__forget_layouts(eg_client *c);
+
+/* ticket.c; egc__send frees t when it fails. tables (nouts names, may be
+ * NULL) are copied into the ticket. */
+egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts,
+                            const char *const *tables);
 void egc__ticket_free(egc_ticket *t);
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
 int egc__push(eg_client *c, egc_ticket *t);

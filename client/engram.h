@@ -13,6 +13,24 @@
  * error in detail (including the daemon's message). The library never aborts
  * and never prints.
  *
+ * Trust: nothing the daemon sends is believed before it is checked against
+ * the request. A rows answer must hold one block per table asked, in order,
+ * named as asked, with the number of rows asked (slots, or tokens x rows per
+ * token), data of count x row_bytes bytes, and row_bytes within
+ * EGC_ROW_BYTES_MAX and equal to what the daemon described for the table on
+ * this connection (by an info answer or an earlier block); a shared-buffer
+ * answer must place its rows where they were asked, inside the buffer. An
+ * info answer must describe real layouts (row_bytes consistent with dtype,
+ * dim and scale_block, within the limits below). A frame longer than any true
+ * answer to its request is refused as soon as its length arrives. Any of
+ * these is EGC_EPROTOCOL, with eg_client_errmsg() naming what did not match;
+ * no size the daemon sends is allocated before it is checked. After
+ * EGC_EPROTOCOL the caller's row buffer holds undefined bytes.
+ *
+ * Timeouts: the client's timeout bounds each call as a whole, also while a
+ * frame keeps arriving; a call that times out in the middle of a frame drops
+ * the connection (the stream is out of step).
+ *
  * Reconnect: when the connection breaks, outstanding tickets fail with
  * -ECONNRESET (or -EPIPE); the next call reconnects to the same address once
  * before failing.
@@ -37,55 +55,107 @@ extern "C" {
 #define EGC_ETOOLARGE    (-29904) /* daemon: TOO_LARGE */
 #define EGC_EUNAVAILABLE (-29905) /* daemon: UNAVAILABLE */
 #define EGC_EINTERNAL    (-29906) /* daemon: INTERNAL */
-#define EGC_EPROTOCOL    (-29950) /* the daemon sent something unparseable */
+#define EGC_EPROTOCOL    (-29950) /* the daemon sent something unparseable, or an answer
+                                     that does not match the request (see Trust) */
 #define EGC_EADDR        (-29951) /* address string not unix:PATH or tcp:HOST:PORT */
 #define EGC_EBUFSIZE     (-29952) /* caller buffer too small for the rows */
 #define EGC_ETICKET      (-29953) /* unknown or already collected ticket */
 
+/* Limits the library holds answers to (beyond them no table engramd serves
+ * can be): larger values are EGC_EPROTOCOL. */
+#define EGC_ROW_BYTES_MAX      (16u << 20) /* bytes of one row */
+#define EGC_ROWS_PER_TOKEN_MAX 3840u       /* (max_ngram - 1) x heads = 15 x 256 */
+#define EGC_MSG_FRAME_MAX      (64u << 20) /* an info or reload answer; stats,
+                                              ping: 64 KiB */
+
+/* A connection to one daemon; opaque. */
 typedef struct eg_client eg_client;
 
-/* Connects to addr ("unix:/run/engramd.sock", "tcp:127.0.0.1:7070").
- * timeout_ms bounds connect and every later wait (0 = no limit).
- * On success *out is owned by the caller, freed with eg_client_close(). */
+/* Connects to a daemon.
+ * @param addr "unix:/run/engramd.sock", "unix:@abstract" or
+ *             "tcp:127.0.0.1:7070" (tcp:[::1]:7070 for IPv6); copied.
+ * @param timeout_ms bounds the connect and, later, every call (0 = no
+ *             limit; change it with eg_client_set_timeout()).
+ * @param[out] out the new client, owned by the caller and freed with
+ *             eg_client_close(); NULL on failure.
+ * @return 0, or EGC_EADDR (malformed or unresolvable address), -ETIMEDOUT,
+ *         a negative errno of socket()/connect() (-ECONNREFUSED, -ENOENT),
+ *         -ENOMEM, -EINVAL (addr or out NULL). On failure there is no client
+ *         to ask for a message. */
 ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client **out);
 
-/* Closes the connection and frees c; outstanding tickets are dropped. */
+/* Closes the connection and frees c (NULL is a no-op). Outstanding tickets
+ * are dropped: their buffers are no longer written once this returns. A
+ * shared buffer is unmapped: pointers into it become invalid. */
 ENGRAM_EXPORT void eg_client_close(eg_client *c);
 
-/* Per-call timeout for waits, in ms (0 = no limit). */
+/* Sets the per-call timeout in ms (0 or negative = no limit); applies from
+ * the next call on. NULL c is a no-op. */
 ENGRAM_EXPORT void eg_client_set_timeout(eg_client *c, int timeout_ms);
 
+/* Names an error code.
+ * @param err any code a libengram function returns (0, a negative errno or
+ *            EGC_E*); other values give "unknown error".
+ * @return a static string (never NULL, never freed, safe from any thread). */
 ENGRAM_EXPORT const char *eg_client_strerror(int err);
-/* Detail of the last failed call on c; valid until the next call on c. */
+
+/* Detail of the last failed call on c, in one line (the daemon's message,
+ * or what in an answer did not match its request).
+ * @return a string owned by c, valid until the next call on c or
+ *         eg_client_close(); "" when no call failed yet; "no client" when c
+ *         is NULL. */
 ENGRAM_EXPORT const char *eg_client_errmsg(const eg_client *c);
 
-/* Description of one served table (strings owned by the eg_client_info
- * array they came in). */
+/* Description of one served table. */
 typedef struct eg_client_table {
 	char *name;
-	uint64_t slots;
+	uint64_t slots;        /* >= 1 */
 	uint32_t dim;
-	char *dtype;          /* "f32", "f16", "bf16", "e4m3", "u8" */
+	char *dtype;           /* "f32", "f16", "bf16", "e4m3", "u8" (or a newer name) */
 	uint32_t scale_block;
-	uint32_t row_bytes;
+	uint32_t row_bytes;    /* 1 .. EGC_ROW_BYTES_MAX, consistent with dtype and dim */
 	uint64_t generation;
-	char *hash_kind;      /* "" when the table has no hash spec */
-	uint32_t rows_per_token;
+	char *hash_kind;       /* "" when the table has no hash spec */
+	uint32_t rows_per_token; /* 0 without a hash spec, else 1 .. EGC_ROWS_PER_TOKEN_MAX */
 	uint64_t chunk_slots;
 	char *path;
 } eg_client_table;
 
-/* Describes every served table. On success *tables (n of them) is owned by
- * the caller and freed with eg_client_info_free(). */
+/* Describes every served table (blocking). The layouts are remembered for
+ * this connection, so later answers are checked against them.
+ * @param[out] tables an array of *n tables, owned by the caller (strings
+ *             included) and freed with eg_client_info_free(); untouched on
+ *             failure.
+ * @param[out] n number of tables (may be 0).
+ * @return 0, or -EINVAL (a NULL argument), -ENOMEM, -ETIMEDOUT,
+ *         -ECONNRESET and other negative errnos of the connection, the
+ *         daemon's status as EGC_E*, EGC_EPROTOCOL (a table whose layout
+ *         cannot be; see eg_client_errmsg()). */
 ENGRAM_EXPORT int eg_client_info(eg_client *c, eg_client_table **tables, size_t *n);
+
+/* Frees an array from eg_client_info() (tables NULL is a no-op); n must be
+ * the count it returned. */
 ENGRAM_EXPORT void eg_client_info_free(eg_client_table *tables, size_t n);
 
+/* The daemon's counters (StatsResponse in proto/engram.proto). */
 typedef struct eg_client_stats {
 	uint64_t uptime_seconds, connections, requests, errors, rows, bytes_out,
 	         reloads, reload_failures;
 } eg_client_stats;
 
+/* Reads the daemon's counters (blocking).
+ * @param[out] out filled on success; owned by the caller; untouched on
+ *             failure.
+ * @return 0, or -EINVAL (c or out NULL), -ENOMEM, -ETIMEDOUT, -ECONNRESET
+ *         and other negative errnos of the connection, the daemon's status
+ *         as EGC_E*, EGC_EPROTOCOL (not a stats answer, or a frame over
+ *         64 KiB). */
 ENGRAM_EXPORT int eg_client_stats_get(eg_client *c, eg_client_stats *out);
+
+/* One round trip to the daemon (blocking), e.g. to check it is alive or to
+ * reconnect an idle client.
+ * @return 0 when the daemon answered with a Pong; otherwise as
+ *         eg_client_stats_get() (-EINVAL when c is NULL). */
 ENGRAM_EXPORT int eg_client_ping(eg_client *c);
 
 /* What a completed lookup returned. */
@@ -99,7 +169,11 @@ typedef struct eg_client_rows {
  * The slots array may be reused as soon as this returns.
  * out/out_size is the caller's buffer the rows will be written to when the
  * response is collected; it must stay valid until eg_client_wait() for this
- * ticket returns (or the client is closed). */
+ * ticket returns (or the client is closed).
+ * @return 0, or -EINVAL (c, table or ticket NULL; slots NULL with n > 0;
+ *         out NULL with out_size > 0), -ENOMEM, a negative errno of the
+ *         connection, or the daemon's status as EGC_E* when it refused the
+ *         request before it was sent whole. On failure no ticket exists. */
 ENGRAM_EXPORT int eg_client_send_lookup(eg_client *c, const char *table,
                                         const uint64_t *slots, size_t n,
                                         void *out, size_t out_size, uint64_t *ticket);
@@ -107,7 +181,11 @@ ENGRAM_EXPORT int eg_client_send_lookup(eg_client *c, const char *table,
 /* Sends a token lookup over ntables tables (see TokensRequest in
  * proto/engram.proto). outs[i]/out_sizes[i] receive table i's block
  * [tokens x rows_per_token x row_bytes]; same lifetime rule as above.
- * seq_lens may be NULL (one sequence), context may be NULL (none). */
+ * seq_lens may be NULL (one sequence), context may be NULL (none); with
+ * either, nseq is the number of sequences (1 when seq_lens is NULL).
+ * The arrays may be reused as soon as this returns.
+ * @return as eg_client_send_lookup() (-EINVAL also for ntables 0, a NULL
+ *         table name, or seq_lens/context without nseq). */
 ENGRAM_EXPORT int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntables,
                                         const int64_t *tokens, size_t ntokens,
                                         const uint32_t *seq_lens, const uint32_t *context,
@@ -116,14 +194,19 @@ ENGRAM_EXPORT int eg_client_send_tokens(eg_client *c, const char *const *tables,
 
 /* Waits for the response of ticket (responses of earlier tickets are read
  * and kept on the way). rows (may be NULL) receives the first block's
- * description; for token lookups blocks receives one per table (nblocks).
+ * description; for token lookups blocks receives one per table (nblocks;
+ * entries past the request's tables are zeroed). A ticket is collected once,
+ * whatever the result, except after -ETIMEDOUT before its response began:
+ * it may be waited for again.
  * Errors: the daemon's status as EGC_E*, -ETIMEDOUT, -ECONNRESET,
- * EGC_EBUFSIZE (the rows did not fit; nothing written), EGC_ETICKET. */
+ * EGC_EBUFSIZE (the rows did not fit; nothing written), EGC_ETICKET,
+ * EGC_EPROTOCOL (the answer does not match the request: see Trust),
+ * -EINVAL (c NULL, blocks NULL with nblocks > 0). */
 ENGRAM_EXPORT int eg_client_wait(eg_client *c, uint64_t ticket, eg_client_rows *rows);
 ENGRAM_EXPORT int eg_client_wait_blocks(eg_client *c, uint64_t ticket,
                                         eg_client_rows *blocks, size_t nblocks);
 
-/* Blocking lookup: send + wait. */
+/* Blocking lookup: send + wait; errors of both. */
 ENGRAM_EXPORT int eg_client_lookup(eg_client *c, const char *table, const uint64_t *slots,
                                    size_t n, void *out, size_t out_size, eg_client_rows *rows);
 
@@ -163,8 +246,10 @@ ENGRAM_EXPORT int eg_client_send_tokens_shm(eg_client *c, const char *const *tab
                                             uint64_t offset, uint64_t *ticket);
 
 /* Waits for an shm ticket: blocks[i] describes block i and data[i] points
- * at its rows inside the shared buffer (count x row_bytes bytes; not owned
- * by the caller). */
+ * at its rows inside the shared buffer (count x row_bytes bytes, checked to
+ * lie where the request put them; not owned by the caller). Errors as
+ * eg_client_wait(); EGC_ETICKET also for a ticket that is not an shm
+ * request. */
 ENGRAM_EXPORT int eg_client_wait_shm(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
                                      const void **data, size_t nblocks);
 
@@ -174,14 +259,23 @@ ENGRAM_EXPORT int eg_client_lookup_shm(eg_client *c, const char *table, const ui
                                        size_t n, uint64_t offset, eg_client_rows *rows,
                                        const void **data);
 
-/* Asks the daemon to reload table (NULL or "" = all). Fills up to nres
- * results (may be 0); *nout gets how many the daemon sent. */
+/* Outcome of a reload for one table. */
 typedef struct eg_client_reload {
-	char table[64];
+	char table[64];        /* truncated if longer */
 	uint64_t old_generation, new_generation;
-	int reloaded;
-	char error[256];
+	int reloaded;          /* a new snapshot was swapped in */
+	char error[256];       /* why a version was refused ("" if not; truncated) */
 } eg_client_reload;
+
+/* Asks the daemon to reload table (NULL or "" = all) and waits for the
+ * outcome (blocking).
+ * @param res room for nres results (may be NULL when nres is 0), owned by
+ *            the caller; the first min(nres, count) are filled.
+ * @param[out] nout (may be NULL) how many results the daemon sent, which
+ *            may exceed nres.
+ * @return 0 when the daemon answered (a refused version is a result with
+ *         error set, not a failure); otherwise -EINVAL (c NULL, res NULL
+ *         with nres > 0) or as eg_client_stats_get(). */
 ENGRAM_EXPORT int eg_client_reload_tables(eg_client *c, const char *table,
                                           eg_client_reload *res, size_t nres, size_t *nout);
 

@@ -46,6 +46,12 @@ int egc__status_err(int status)
 	return EGC_EPROTOCOL;
 }
 
+int egc__proto(eg_client *c, const char *why)
+{
+	c->proto_why = why;
+	return EGC_EPROTOCOL;
+}
+
 void egc__set_msg(eg_client *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -53,6 +59,10 @@ void egc__set_msg(eg_client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
 	va_end(ap);
+	/* one line of text whatever a daemon put into names and messages */
+	for (char *p = c->errmsg; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 }
 
 const char *eg_client_errmsg(const eg_client *c)

@@ -19,12 +19,10 @@
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
-/* Per frame: what the row parser learnt. */
+/* Per frame: what the row parser learnt besides what goes into the ticket. */
 struct rows_state {
 	egc_ticket *t;
 	uint64_t id, status;
-	uint64_t too_big, room; /* a block that did not fit (bytes) and its buffer */
-	int bad;                /* a block inconsistent with itself */
 };
 
 /* Skips the value of a field with key within limit bytes of the enclosing
@@ -49,10 +47,10 @@ static int skip_field(eg_client *c, uint64_t key, uint64_t limit, uint64_t *used
 			return err;
 		break;
 	default:
-		return EGC_EPROTOCOL;
+		return egc__proto(c, "a field of wire type 3, 4, 6 or 7 (not in proto3)");
 	}
 	if (*used - start > limit || v > limit - (*used - start))
-		return EGC_EPROTOCOL;
+		return egc__proto(c, "a field runs past the end of its message");
 	*used += v;
 	return egc__skip(c, v);
 }
@@ -65,7 +63,57 @@ static int read_key(eg_client *c, uint64_t *key, uint64_t *used, uint64_t len)
 
 	if (err < 0)
 		return err;
-	return *used >= len ? EGC_EPROTOCOL : 0;
+	return *used >= len ? egc__proto(c, "a field key without its value") : 0;
+}
+
+/* RowBlock.table, compared with the name asked as it streams in; the first
+ * bytes are kept for the message when they differ. */
+static int read_table_name(eg_client *c, struct egc_out *o, uint64_t v)
+{
+	size_t want = strlen(o->table), k;
+	uint64_t off = 0;
+	char buf[64];
+	int err;
+
+	o->got_len = v;
+	if (v != want)
+		o->name_bad = 1;
+	while (off < v) {
+		if (off && o->name_bad)
+			return egc__skip(c, v - off);
+		k = v - off < sizeof(buf) ? (size_t)(v - off) : sizeof(buf);
+		err = egc__read_exact(c, buf, k);
+		if (err < 0)
+			return err;
+		if (off == 0) {
+			memcpy(o->got_table, buf, k < sizeof(o->got_table) ? k : sizeof(o->got_table) - 1);
+			o->got_table[k < sizeof(o->got_table) ? k : sizeof(o->got_table) - 1] = '\0';
+		}
+		if (!o->name_bad && memcmp(buf, o->table + off, k) != 0)
+			o->name_bad = 1;
+		off += k;
+	}
+	return 0;
+}
+
+/* RowBlock.data: into the caller's buffer when it is a socket request, the
+ * first data field of the block, and fits; skipped otherwise (check.c then
+ * tells which). */
+static int read_data(eg_client *c, egc_ticket *t, struct egc_out *o, uint64_t dlen)
+{
+	if (!o)
+		return egc__skip(c, dlen);
+	o->data_len = dlen;
+	if (o->ndata++ || t->shm)
+		return egc__skip(c, dlen);
+	if (dlen > o->size || t->too_big) {
+		if (!t->too_big) {
+			t->too_big = dlen;
+			t->room = o->size;
+		}
+		return egc__skip(c, dlen);
+	}
+	return egc__read_exact(c, o->buf, (size_t)dlen);
 }
 
 static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
@@ -74,8 +122,8 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 	size_t idx = t->nblocks_got++;
 	struct egc_out *o = idx < t->nouts ? &t->outs[idx] : NULL;
 	eg_client_rows rows = { 0 };
-	uint64_t used = 0, key, v, dlen = 0, shm_offset = 0;
-	int err, wrote = 0, in_shm = 0;
+	uint64_t used = 0, key, v, shm_offset = 0;
+	int err, in_shm = 0;
 
 	while (used < len) {
 		err = read_key(c, &key, &used, len);
@@ -92,26 +140,22 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 			else if (key >> 3 == 2)
 				rows.generation = v;
 			else if (key >> 3 == 3)
-				rows.row_bytes = (uint32_t)v;
+				rows.row_bytes = (uint32_t)v; /* uint32 on the wire: the low bits */
 			else
 				rows.count = v;
-		} else if (key == (5 << 3 | WT_LEN)) {
-			err = egc__varint(c, &dlen, &used);
+		} else if (key == (5 << 3 | WT_LEN) || key == (1 << 3 | WT_LEN)) {
+			err = egc__varint(c, &v, &used);
 			if (err < 0)
 				return err;
-			if (used > len || dlen > len - used)
-				return EGC_EPROTOCOL;
-			used += dlen;
-			if (o && dlen <= o->size && !st->too_big) {
-				err = egc__read_exact(c, o->buf, (size_t)dlen);
-				wrote = 1;
-			} else {
-				if (o && !st->too_big) {
-					st->too_big = dlen;
-					st->room = o->size;
-				}
-				err = egc__skip(c, dlen);
-			}
+			if (used > len || v > len - used)
+				return egc__proto(c, "a row block field runs past the end of the block");
+			used += v;
+			if (key >> 3 == 5)
+				err = read_data(c, t, o, v);
+			else if (o)
+				err = read_table_name(c, o, v);
+			else
+				err = egc__skip(c, v);
 			if (err < 0)
 				return err;
 		} else {
@@ -121,30 +165,12 @@ static int read_block(eg_client *c, struct rows_state *st, uint64_t len)
 		}
 	}
 	if (used != len)
-		return EGC_EPROTOCOL;
-	if (!o)
-		return 0;
-	o->in_shm = in_shm;
-	o->shm_offset = shm_offset;
-	if (t->shm) {
-		/* rows in the shared buffer: inside it, and no data besides */
-		if (!in_shm || dlen != 0 || (rows.row_bytes && rows.count > UINT64_MAX / rows.row_bytes) ||
-		    shm_offset > c->shm_size ||
-		    rows.count * rows.row_bytes > c->shm_size - shm_offset)
-			st->bad = 1;
+		return egc__proto(c, "a varint runs past the end of a row block");
+	if (o) {
+		o->in_shm = in_shm;
+		o->shm_offset = shm_offset;
 		o->rows = rows;
-		return 0;
 	}
-	if (in_shm)
-		st->bad = 1;
-	if (wrote && rows.row_bytes == 0 && dlen != 0)
-		st->bad = 1;
-	if (wrote && rows.row_bytes != 0 &&
-	    (dlen % rows.row_bytes != 0 || rows.count != dlen / rows.row_bytes))
-		st->bad = 1;
-	if (!wrote && !st->too_big && rows.count != 0)
-		st->bad = 1;
-	o->rows = rows;
 	return 0;
 }
 
@@ -176,13 +202,20 @@ static int parse_rows(eg_client *c, struct rows_state *st, uint64_t len)
 		case 2 << 3 | WT_VARINT:
 			err = egc__varint(c, &st->status, &used);
 			break;
+		case 9 << 3 | WT_VARINT:
+			err = egc__varint(c, &st->t->got_tokens, &used);
+			break;
+		case 10 << 3 | WT_VARINT:
+			err = egc__varint(c, &st->t->got_rpt, &used);
+			st->t->got_rpt &= UINT32_MAX; /* uint32 on the wire */
+			break;
 		case 3 << 3 | WT_LEN:
 		case 8 << 3 | WT_LEN:
 			err = egc__varint(c, &v, &used);
 			if (err < 0)
 				return err;
 			if (used > len || v > len - used)
-				return EGC_EPROTOCOL;
+				return egc__proto(c, "a field runs past the end of the response");
 			used += v;
 			if (key >> 3 == 3)
 				err = read_error_text(c, st->t, v);
@@ -195,24 +228,7 @@ static int parse_rows(eg_client *c, struct rows_state *st, uint64_t len)
 		if (err < 0)
 			return err;
 	}
-	return used == len ? 0 : EGC_EPROTOCOL;
-}
-
-/* The ticket's result from a parsed rows frame (the stream is in step). */
-static void finish_rows(egc_ticket *t, const struct rows_state *st)
-{
-	if (st->status != 0)
-		return;
-	if (st->too_big) {
-		t->err = EGC_EBUFSIZE;
-		snprintf(t->msg, sizeof(t->msg),
-		         "rows of %llu bytes do not fit the caller's buffer of %llu bytes",
-		         (unsigned long long)st->too_big, (unsigned long long)st->room);
-	} else if (st->bad || t->nblocks_got > t->nouts) {
-		t->err = EGC_EPROTOCOL;
-		snprintf(t->msg, sizeof(t->msg),
-		         "daemon sent a row block inconsistent with the request");
-	}
+	return used == len ? 0 : egc__proto(c, "a varint runs past the end of the response");
 }
 
 static int read_msg(eg_client *c, egc_ticket *t, uint64_t len, uint64_t *id, uint64_t *status)
@@ -221,8 +237,6 @@ static int read_msg(eg_client *c, egc_ticket *t, uint64_t len, uint64_t *id, uin
 	Engram__V1__Response *r;
 	int err;
 
-	if (len > EGC_MSG_FRAME_MAX)
-		return EGC_EPROTOCOL;
 	buf = malloc(len ? (size_t)len : 1);
 	if (!buf)
 		return -ENOMEM;
@@ -234,13 +248,36 @@ static int read_msg(eg_client *c, egc_ticket *t, uint64_t len, uint64_t *id, uin
 	r = engram__v1__response__unpack(NULL, (size_t)len, buf);
 	free(buf);
 	if (!r)
-		return EGC_EPROTOCOL;
+		return egc__proto(c, "protobuf-c cannot unpack it as a Response");
 	*id = r->id;
 	*status = (uint64_t)r->status;
 	if (r->error)
 		snprintf(t->msg, sizeof(t->msg), "%s", r->error);
 	t->resp = r;
 	return 0;
+}
+
+/* Drops the connection after a failure inside a frame (the stream is out of
+ * step), with a message that says what went wrong. */
+static int drop_in_frame(eg_client *c, int err)
+{
+	char why[EGC_MSG_MAX];
+
+	if (err == -ECONNRESET) {
+		err = EGC_EPROTOCOL;
+		snprintf(why, sizeof(why), "%s closed the connection in the middle of a response "
+		         "(a truncated frame)", c->addr);
+	} else if (err == -ETIMEDOUT) {
+		snprintf(why, sizeof(why), "no complete response from %s within %d ms "
+		         "(it stopped or trickled in the middle of a frame)", c->addr, c->timeout_ms);
+	} else if (err == EGC_EPROTOCOL) {
+		snprintf(why, sizeof(why), "malformed response from %s: %s", c->addr,
+		         c->proto_why ? c->proto_why : "unparseable");
+	} else {
+		snprintf(why, sizeof(why), "reading from %s: %s", c->addr, eg_client_strerror(err));
+	}
+	egc__drop(c, err, why);
+	return err;
 }
 
 int egc__read_response(eg_client *c)
@@ -250,7 +287,7 @@ int egc__read_response(eg_client *c)
 	uint64_t len, used = 0, id = 0, status = 0;
 	unsigned char b;
 	int err;
-	char why[160];
+	char why[EGC_MSG_MAX];
 
 	if (!t) {
 		egc__drop(c, EGC_EPROTOCOL, "daemon sent a response nobody asked for");
@@ -259,12 +296,31 @@ int egc__read_response(eg_client *c)
 	err = egc__byte(c, &b);
 	if (err == -ETIMEDOUT)
 		return err; /* nothing consumed: the connection stays usable */
-	if (err < 0)
-		goto drop;
+	if (err < 0) {
+		if (err == -ECONNRESET)
+			snprintf(why, sizeof(why), "connection to %s closed by the daemon", c->addr);
+		else
+			snprintf(why, sizeof(why), "reading from %s: %s", c->addr,
+			         eg_client_strerror(err));
+		egc__drop(c, err, why);
+		return err;
+	}
 	c->rpos--;
+	c->proto_why = NULL;
 	err = egc__varint(c, &len, &used);
 	if (err < 0)
-		goto drop;
+		return drop_in_frame(c, err);
+	if (t->kind == EGC_KIND_ROWS) /* by the layouts known now, on this connection */
+		t->max_frame = egc__rows_frame_max(c, t);
+	if (len > t->max_frame) {
+		snprintf(why, sizeof(why),
+		         "daemon announced a response of %llu bytes to request %llu; "
+		         "a true answer has at most %llu",
+		         (unsigned long long)len, (unsigned long long)t->id,
+		         (unsigned long long)t->max_frame);
+		egc__drop(c, EGC_EPROTOCOL, why);
+		return EGC_EPROTOCOL;
+	}
 	t->msg[0] = '\0';
 	if (t->kind == EGC_KIND_MSG) {
 		err = read_msg(c, t, len, &id, &status);
@@ -274,7 +330,7 @@ int egc__read_response(eg_client *c)
 		status = st.status;
 	}
 	if (err < 0)
-		goto drop;
+		return drop_in_frame(c, err);
 	if (id != t->id && !(id == 0 && status != 0)) {
 		snprintf(why, sizeof(why), "daemon answered request %llu with id %llu",
 		         (unsigned long long)t->id, (unsigned long long)id);
@@ -284,7 +340,7 @@ int egc__read_response(eg_client *c)
 	t->done = 1;
 	t->err = egc__status_err((int)(status > 1000 ? 1000 : status));
 	if (t->err == 0 && t->kind == EGC_KIND_ROWS)
-		finish_rows(t, &st);
+		egc__check_rows(c, t);
 	if (t->err != 0 && !t->msg[0])
 		snprintf(t->msg, sizeof(t->msg), "daemon: %s", eg_client_strerror(t->err));
 	if (id == 0 && status != 0) {
@@ -294,13 +350,4 @@ int egc__read_response(eg_client *c)
 	}
 	egc__reap(c);
 	return 0;
-drop:
-	if (err == -ECONNRESET)
-		snprintf(why, sizeof(why), "connection to %s closed by the daemon", c->addr);
-	else if (err == EGC_EPROTOCOL)
-		snprintf(why, sizeof(why), "daemon sent a malformed response");
-	else
-		snprintf(why, sizeof(why), "reading from %s: %s", c->addr, eg_client_strerror(err));
-	egc__drop(c, err, why);
-	return err;
 }

@@ -84,12 +84,13 @@ int egc__shm_reattach(eg_client *c)
 
 	if (c->shm_fd < 0 || c->fd < 0)
 		return 0;
-	t = egc__ticket_new(c, EGC_KIND_MSG, 0);
+	t = egc__ticket_new(c, EGC_KIND_MSG, 0, NULL);
 	if (!t) {
 		err = -ENOMEM;
 		egc__set_msg(c, "out of memory");
 		goto fail;
 	}
+	t->max_frame = EGC_SMALL_FRAME_MAX;
 	a.size = c->shm_size;
 	req.id = t->id;
 	req.body_case = ENGRAM__V1__REQUEST__BODY_ATTACH_SHM;

@@ -13,18 +13,35 @@
 
 #include "egc_int.h"
 
-egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts)
+egc_ticket *egc__ticket_new(eg_client *c, enum egc_kind kind, size_t nouts,
+                            const char *const *tables)
 {
 	egc_ticket *t;
+	size_t names = 0, i, k;
+	char *p;
 
-	if (nouts > ((size_t)-1 - sizeof(*t)) / sizeof(t->outs[0]))
+	if (nouts > ((size_t)-1 / 2 - sizeof(*t)) / sizeof(t->outs[0]))
 		return NULL;
-	t = calloc(1, sizeof(*t) + nouts * sizeof(t->outs[0]));
+	for (i = 0; tables && i < nouts; i++) {
+		k = strlen(tables[i]) + 1;
+		if (k > (size_t)-1 / 2 - names)
+			return NULL;
+		names += k;
+	}
+	t = calloc(1, sizeof(*t) + nouts * sizeof(t->outs[0]) + names);
 	if (!t)
 		return NULL;
 	t->id = c->next_id++;
 	t->kind = kind;
 	t->nouts = nouts;
+	t->max_frame = EGC_MSG_FRAME_MAX;
+	p = (char *)&t->outs[nouts];
+	for (i = 0; tables && i < nouts; i++) {
+		k = strlen(tables[i]) + 1;
+		memcpy(p, tables[i], k);
+		t->outs[i].table = p;
+		p += k;
+	}
 	return t;
 }
 
@@ -131,7 +148,8 @@ static void read_leftovers(eg_client *c)
 {
 	int64_t saved = c->deadline;
 
-	c->deadline = egc__now_ms();
+	/* a moment, not zero: reads check the deadline by the millisecond */
+	c->deadline = egc__now_ms() + 2;
 	while (c->fd >= 0 && egc__head(c) && egc__read_response(c) == 0)
 		;
 	c->deadline = saved;

@@ -14,7 +14,12 @@
 //   c.close();
 //
 // Rows come back as the table's stored bytes (see docs of the table format);
-// decoding them is left to the caller.
+// decoding them is left to the caller. Nothing in an answer is believed
+// before it is checked against the request (one block per table asked, in
+// order and named as asked, the rows asked, count x rowBytes bytes, a real
+// row size; a frame no longer than a true answer can be): a mismatch fails
+// the call with a ProtocolError (a frame that cannot be read or is too long
+// drops the connection, failing every call waiting on it).
 //
 // As a program:  node engram.js ADDR info | lookup TABLE SLOT,... | tokens TABLE[,TABLE] ID,...
 'use strict';
@@ -30,7 +35,15 @@ const Response = root.lookupType('engram.v1.Response');
 const Status = root.lookupEnum('engram.v1.Status');
 
 // Numbers for 64-bit fields (safe below 2^53, plenty for slot counts).
-const TO_OBJECT = { longs: Number, enums: Number, defaults: true };
+const TO_OBJECT = { longs: Number, enums: Number, defaults: true, oneofs: true };
+
+// What no table engramd serves can exceed (libengram's limits, engram.h).
+const ROW_BYTES_MAX = 16 * 1024 * 1024;
+const ROWS_PER_TOKEN_MAX = 15 * 256;
+const MSG_FRAME_MAX = 64 * 1024 * 1024;      // info, reload
+const SMALL_FRAME_MAX = 64 * 1024;           // stats, ping
+const FRAME_SLACK = 64 * 1024;               // top-level fields and an error text
+const BLOCK_SLACK = 128;                     // a block's header besides its name
 
 class EngramError extends Error {
   constructor(status, message) {
@@ -40,6 +53,53 @@ class EngramError extends Error {
     this.statusName = status === null ? null : Status.valuesById[status];
     this.detail = message;
   }
+}
+
+// An answer that is unparseable or does not match its request.
+class ProtocolError extends EngramError {
+  constructor(message) {
+    super(null, message);
+    this.name = 'ProtocolError';
+  }
+}
+
+// Tokens that return rows, or null when seqLens/context do not add up.
+function tokensOut(ntokens, seqLens, context) {
+  const lens = seqLens.length ? seqLens.map(Number) : [ntokens];
+  const ctx = context.length ? context.map(Number) : lens.map(() => 0);
+  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  if (sum(lens) !== ntokens || ctx.length !== lens.length || ctx.some((c, i) => c > lens[i])) return null;
+  return ntokens - sum(ctx);
+}
+
+// Holds the blocks of r to a request for rows of tables: wants[i] rows of
+// table i (null: any multiple of tokens, 1..ROWS_PER_TOKEN_MAX per token).
+function checkBlocks(r, tables, wants, tokens) {
+  if (r.blocks.length !== tables.length) {
+    throw new ProtocolError(`daemon sent ${r.blocks.length} row blocks for ${tables.length} ` +
+                            `table${tables.length === 1 ? '' : 's'} asked`);
+  }
+  r.blocks.forEach((b, i) => {
+    const name = `block ${i} (table '${tables[i]}')`;
+    if (b.table !== tables[i]) {
+      throw new ProtocolError(`block ${i} is for table '${b.table}'; the request asked for '${tables[i]}'`);
+    }
+    if (!(b.row_bytes >= 1 && b.row_bytes <= ROW_BYTES_MAX)) {
+      throw new ProtocolError(`${name}: row_bytes ${b.row_bytes} is not a real row size (1..${ROW_BYTES_MAX})`);
+    }
+    const want = wants[i];
+    const per = tokens ? b.count / tokens : 0;
+    if (want === null ? !(tokens ? Number.isInteger(per) && per >= 1 && per <= ROWS_PER_TOKEN_MAX
+                                 : b.count === 0)
+                      : b.count !== want) {
+      throw new ProtocolError(`${name} holds ${b.count} rows; the request asked for ` +
+                              `${want === null ? `${tokens} tokens times 1..${ROWS_PER_TOKEN_MAX}` : want}`);
+    }
+    if (b.shm) throw new ProtocolError(`${name} says its rows are in a shared buffer; none was asked for`);
+    if (b.data.length !== b.count * b.row_bytes) {
+      throw new ProtocolError(`${name} has ${b.data.length} bytes of data for ${b.count} rows of ${b.row_bytes} bytes`);
+    }
+  });
 }
 
 function parseAddress(addr) {
@@ -111,25 +171,27 @@ class Client {
   }
 
   info() {
-    return this._call({ info: {} }).then((r) => r.info.tables);
+    return this._call({ info: {} }, MSG_FRAME_MAX, 'info').then((r) => r.info.tables);
   }
 
   stats() {
-    return this._call({ stats: {} }).then((r) => r.stats);
+    return this._call({ stats: {} }, SMALL_FRAME_MAX, 'stats').then((r) => r.stats);
   }
 
   ping() {
-    return this._call({ ping: {} }).then((r) => r.pong);
+    return this._call({ ping: {} }, SMALL_FRAME_MAX, 'pong').then((r) => r.pong);
   }
 
   reload(table = '') {
-    return this._call({ reload: { table } }).then((r) => r.reload.results);
+    return this._call({ reload: { table } }, MSG_FRAME_MAX, 'reload').then((r) => r.reload.results);
   }
 
   // Rows of slots: {data: Buffer (count * rowBytes), rowBytes, count, generation}.
   lookup(table, slots) {
-    return this._call({ lookup: { table, slots: Array.from(slots) } }).then((r) => {
-      if (r.blocks.length !== 1) throw new EngramError(null, 'lookup response without one row block');
+    slots = Array.from(slots);
+    const maxFrame = FRAME_SLACK + BLOCK_SLACK + Buffer.byteLength(table) + slots.length * ROW_BYTES_MAX;
+    return this._call({ lookup: { table, slots } }, maxFrame).then((r) => {
+      checkBlocks(r, [table], [slots.length], 0);
       return block(r.blocks[0]);
     });
   }
@@ -137,21 +199,31 @@ class Client {
   // Token lookup over tables: {tokens, rowsPerToken, blocks: [{table, data,
   // rowBytes, count, generation}]}, block i = [tokens x rows x rowBytes].
   tokens(tables, tokenIds, { seqLens = [], context = [] } = {}) {
-    const req = { tables: [].concat(tables), tokens: Array.from(tokenIds), seq_lens: seqLens, context };
-    return this._call({ tokens: req }).then((r) => ({
-      tokens: r.tokens,
-      rowsPerToken: r.rows_per_token,
-      blocks: r.blocks.map(block),
-    }));
+    tables = [].concat(tables);
+    const req = { tables, tokens: Array.from(tokenIds), seq_lens: seqLens, context };
+    const ntok = tokensOut(req.tokens.length, seqLens, context);
+    const maxFrame = tables.reduce((m, t) => m + BLOCK_SLACK + Buffer.byteLength(t) +
+                                   (ntok || 0) * ROWS_PER_TOKEN_MAX * ROW_BYTES_MAX, FRAME_SLACK);
+    return this._call({ tokens: req }, maxFrame).then((r) => {
+      if (ntok === null) throw new ProtocolError('daemon accepted a token request whose seq_lens and context do not add up');
+      if (r.tokens !== ntok) throw new ProtocolError(`daemon returned ${r.tokens} tokens; the request returns ${ntok}`);
+      if (!(r.rows_per_token >= 1 && r.rows_per_token <= ROWS_PER_TOKEN_MAX)) {
+        throw new ProtocolError(`daemon says ${r.rows_per_token} rows per token (1..${ROWS_PER_TOKEN_MAX} are real)`);
+      }
+      checkBlocks(r, tables, tables.map((_, i) => (i === 0 ? ntok * r.rows_per_token : null)), ntok);
+      return { tokens: r.tokens, rowsPerToken: r.rows_per_token, blocks: r.blocks.map(block) };
+    });
   }
 
-  _call(body) {
+  // Sends body; resolves with the Response (status OK, a frame of at most
+  // maxFrame bytes, and the body field `want` when given).
+  _call(body, maxFrame, want = null) {
     if (this.closed) return Promise.reject(new EngramError(null, 'client closed'));
     const id = this.nextId++;
     const msg = Request.fromObject({ id, ...body });
     const frame = Request.encodeDelimited(msg).finish();
     return new Promise((resolve, reject) => {
-      const p = { id, resolve, reject, timer: null };
+      const p = { id, resolve, reject, timer: null, maxFrame, want };
       if (this.timeout) {
         p.timer = setTimeout(() => {
           // a half-read stream cannot be resumed: drop the connection
@@ -178,6 +250,11 @@ class Client {
         const v = readVarint(buf, pos);
         if (v === null) break;
         const [len, start] = v;
+        const head = this.pending[0];
+        if (head && len > head.maxFrame) {
+          throw new ProtocolError(`daemon announced a response of ${len} bytes to request ${head.id}; ` +
+                                  `a true answer has at most ${head.maxFrame}`);
+        }
         if (start + len > buf.length) {
           this.need = start + len - pos;
           break;
@@ -205,6 +282,7 @@ class Client {
       throw new EngramError(null, 'responses out of step');
     }
     if (r.status !== 0) p.reject(new EngramError(r.status, r.error));
+    else if (p.want && r.body !== p.want) p.reject(new ProtocolError('daemon answered with the wrong kind of response'));
     else p.resolve(r);
   }
 
@@ -257,7 +335,7 @@ async function main(argv) {
   return 0;
 }
 
-module.exports = { Client, EngramError, parseAddress, Request, Response, Status };
+module.exports = { Client, EngramError, ProtocolError, parseAddress, Request, Response, Status };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((rc) => { process.exitCode = rc; }, (e) => {

@@ -109,7 +109,7 @@ class ShmCase(unittest.TestCase):
         with ec.Client(self.d.unix, timeout=20) as c:
             body = wire.lookup_body("f32", [1], shm_offset=0)
             with self.assertRaises(ec.BadRequest) as cm:
-                c._call("lookup", wire.REQ_LOOKUP, body, ("f32", False))
+                c._call("lookup", wire.REQ_LOOKUP, body, ("f32", False, 1, 0))
             self.assertIn("attach_shm", cm.exception.message)
         # a non-memfd fd (a socket) is refused, the daemon goes on
         a, b = socket.socketpair()

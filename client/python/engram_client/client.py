@@ -35,11 +35,11 @@ import time
 
 import numpy as np
 
-from . import wire
+from . import check, wire
 from ._pb import pb
 from .errors import (EngramConnectionError, EngramError, EngramTimeout, NotFound,
                      ProtocolError, from_status)
-from .rows import Layout, rows_array
+from .rows import DTYPES, Layout, rows_array
 
 TableInfo = collections.namedtuple(
     "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
@@ -51,14 +51,25 @@ Pong = collections.namedtuple("Pong", "protocol_version server_version")
 ReloadResult = collections.namedtuple(
     "ReloadResult", "table old_generation new_generation reloaded error path")
 
-# Largest response frame accepted; anything bigger means a corrupt stream.
+# Largest response frame accepted whatever the request (each request also
+# bounds its answer: check.frame_limit).
 DEFAULT_MAX_FRAME = 1 << 34
 # Row data is placed at this alignment in memory (first block of a frame).
 _ALIGN = 64
 _READ_AHEAD = 1 << 16
+# A frame whose length is bounded only by what no table can exceed (its
+# tables' layouts not known yet) starts in a buffer this big.
+_GROW_FROM = 64 << 20
 
 _POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT
+
+
+def _aligned(n, off):
+    """A uint8 array of n bytes whose byte off (None: any) is 64-byte aligned."""
+    buf = np.empty(n + _ALIGN, dtype=np.uint8)
+    shift = 0 if off is None else -(buf.ctypes.data + off) % _ALIGN
+    return buf[shift:shift + n]
 
 
 def parse_address(addr):
@@ -118,7 +129,8 @@ class Client:
         self._rbuf = bytearray(_READ_AHEAD)
         self._rmv = memoryview(self._rbuf)
         self._rpos = self._rend = 0
-        self._layouts = {}
+        self._layouts = {}      # {table: Layout} and {table: rows per token},
+        self._rpts = {}         # from info on the current connection
         self._lock = threading.RLock()
         self._shm_fd = None     # the shared buffer's memfd, once attached
         self._shm_map = None    # its mmap, and a uint8 array over it
@@ -204,13 +216,19 @@ class Client:
         attach_shm) the daemon writes the rows into the shared buffer at
         shm_offset and the result is a view of it, valid until the next shm
         call writing over that range."""
-        body = wire.lookup_body(table, slots, self._shm_offset(shm, shm_offset))
-        return self._call("lookup", wire.REQ_LOOKUP, body, (table, decode))
+        return self._call("lookup", wire.REQ_LOOKUP,
+                          *self._lookup_args(table, slots, decode, shm, shm_offset))
 
     def lookup_async(self, table, slots, decode=False, shm=False, shm_offset=0):
         """Sends a lookup now; Future whose result() is lookup()'s value."""
-        body = wire.lookup_body(table, slots, self._shm_offset(shm, shm_offset))
-        return self._submit("lookup", wire.REQ_LOOKUP, body, (table, decode))
+        return self._submit("lookup", wire.REQ_LOOKUP,
+                            *self._lookup_args(table, slots, decode, shm, shm_offset))
+
+    def _lookup_args(self, table, slots, decode, shm, shm_offset):
+        offset = self._shm_offset(shm, shm_offset)
+        slots = np.asarray(slots)  # once: lists of millions are slow to convert
+        body = wire.lookup_body(table, slots, offset)
+        return body, (table, decode, int(slots.size), offset)
 
     def _shm_offset(self, shm, offset):
         if not shm:
@@ -262,7 +280,8 @@ class Client:
         if ids.ndim == 2 and seq_lens is None:
             seq_lens = [ids.shape[1]] * ids.shape[0]
         body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context, shm_offset)
-        return body, (tables, decode)
+        ntok = check.tokens_out(int(ids.size), seq_lens, context)
+        return body, (tables, decode, ntok, shm_offset)
 
     def _call(self, kind, field, body, args=None):
         fut = self._submit(kind, field, body, args)
@@ -329,6 +348,8 @@ class Client:
         except OSError as e:
             raise EngramConnectionError(f"connecting to {self.addr}: {e.strerror or e}") from None
         self._sock = s
+        # another daemon may serve other layouts: learn them again
+        self._layouts, self._rpts = {}, {}
         self._poll = select.poll()
         self._poll.register(s.fileno(), _POLLIN | _POLLOUT)
         self._rpos = self._rend = 0
@@ -475,26 +496,40 @@ class Client:
                 if self._rend - self._rpos >= 10:
                     raise
                 self._fill(deadline)
-        if length > self.max_frame:
-            raise ProtocolError(f"response frame of {length} bytes is over the limit")
+        fut = self._pending[0]
+        limit, exact = check.frame_limit(fut.kind, fut._args, self._layouts, self._rpts)
+        limit = min(self.max_frame, limit)
+        if length > limit:
+            raise ProtocolError(f"daemon announced a response of {length} bytes to request "
+                                f"{fut.id}; a true answer has at most {limit}")
         self._rpos = pos
+        try:
+            # a length only bounded loosely is not allocated at once
+            return self._read_body(length, deadline, length if exact else _GROW_FROM)
+        except EngramConnectionError:
+            raise ProtocolError(f"{self.addr} closed the connection in the middle of a "
+                                f"response (a truncated frame)") from None
+
+    def _read_body(self, length, deadline, room):
+        """The length bytes of a frame whose length prefix is read, in a
+        buffer of room bytes at first, doubled as the bytes come."""
         want = min(length, 256)
         while self._rend - self._rpos < want:
             self._fill(deadline)
         take = min(self._rend - self._rpos, length)
         off = wire.first_data_offset(self._rbuf, self._rpos, self._rpos + take)
-        buf = np.empty(length + _ALIGN, dtype=np.uint8)
-        shift = 0 if off is None else -(buf.ctypes.data + off) % _ALIGN
-        frame = buf[shift:shift + length]
+        frame = _aligned(min(length, max(room, take)), off)
         frame[:take] = np.frombuffer(self._rbuf, np.uint8, take, self._rpos)
         self._rpos += take
         if self._rpos == self._rend:
             self._rpos = self._rend = 0
         got = take
-        if got < length:
-            mv = memoryview(frame)
-            while got < length:
-                got += self._recv_into(mv[got:], deadline)
+        while got < length:
+            if got == len(frame):
+                bigger = _aligned(min(length, 2 * got), off)
+                bigger[:got] = frame
+                frame = bigger
+            got += self._recv_into(memoryview(frame)[got:], deadline)
         return frame
 
     def _read_one(self, deadline):
@@ -518,43 +553,30 @@ class Client:
         if kind == "attach":
             return None
         if kind == "lookup":
-            table, decode = fut._args
-            if not hdr.blocks:  # an empty lookup may come back without a block
-                blk = wire.Block()
-                blk.row_bytes = self._layout(table, None).row_bytes
-                hdr.blocks.append(blk)
-            if len(hdr.blocks) != 1:
-                raise ProtocolError(f"lookup response has {len(hdr.blocks)} row blocks")
+            table, decode, nslots, shm_offset = fut._args
+            check.block_list(hdr.blocks, [table])
             blk = hdr.blocks[0]
+            lay = self._layout(table, blk.row_bytes)
+            check.block_rows(0, blk, nslots, shm_offset, self._shm_size())
             fut.generations = {table: blk.generation}
-            return self._block_rows(frame, blk, table, decode, blk.count)
+            return self._block_rows(frame, blk, lay, decode)
         if kind == "tokens":
-            tables, decode = fut._args
-            if len(hdr.blocks) != len(tables):
-                raise ProtocolError(f"token response has {len(hdr.blocks)} row blocks "
-                                    f"for {len(tables)} tables")
-            ntok = hdr.tokens
-            out, gens = {}, {}
-            for table, blk in zip(tables, hdr.blocks):
-                if ntok:
-                    if blk.count % ntok:
-                        raise ProtocolError(f"{blk.count} rows is not a multiple of "
-                                            f"{ntok} tokens")
-                    per = blk.count // ntok
-                else:
-                    per = hdr.rows_per_token
-                rows = self._block_rows(frame, blk, table, decode, blk.count)
-                out[table] = rows.reshape((ntok, per) + rows.shape[1:])
-                gens[table] = blk.generation
-            fut.generations = gens
-            return out
-        msg = pb.Response.FromString(frame.tobytes())
+            return self._token_rows(fut, frame, hdr)
+        try:
+            msg = pb.Response.FromString(frame.tobytes())
+        except Exception as e:  # protobuf's DecodeError, or worse
+            raise ProtocolError(f"malformed response from {self.addr}: {e}") from None
+        body = {"info": "info", "stats": "stats", "ping": "pong", "reload": "reload"}.get(kind)
+        if body is not None and msg.WhichOneof("body") != body:
+            raise ProtocolError("daemon answered with the wrong kind of response")
         if kind == "info":
+            check.info_tables(msg.info.tables)
             tables = [TableInfo(t.name, t.slots, t.dim, t.dtype, t.scale_block, t.row_bytes,
                                 t.generation, t.hash_kind, t.rows_per_token, t.path,
                                 t.chunk_slots) for t in msg.info.tables]
             self._layouts = {t.name: Layout(t.dtype, t.dim, t.scale_block, t.row_bytes)
-                             for t in tables if t.dtype}
+                             for t in tables if t.dtype in DTYPES}
+            self._rpts = {t.name: t.rows_per_token for t in tables}
             return tables
         if kind == "stats":
             s = msg.stats
@@ -579,19 +601,39 @@ class Client:
                                 f"info says {lay.row_bytes}")
         return lay
 
-    def _block_rows(self, frame, blk, table, decode, count):
-        if blk.shm:
-            size = count * blk.row_bytes
-            if self._shm is None or blk.data_len or blk.shm_offset + size > len(self._shm):
-                raise ProtocolError(f"shared-buffer block of {size} bytes at "
-                                    f"{blk.shm_offset} lies outside the buffer")
+    def _token_rows(self, fut, frame, hdr):
+        """{table: [tokens, rows_per_token, ...]} of a checked token answer."""
+        tables, decode, ntok, shm_offset = fut._args
+        if ntok is None:
+            raise ProtocolError("daemon accepted a token request whose seq_lens and "
+                                "context do not add up")
+        check.block_list(hdr.blocks, tables)
+        if hdr.tokens != ntok:
+            raise ProtocolError(f"daemon returned {hdr.tokens} tokens; the request "
+                                f"returns {ntok}")
+        out, gens = {}, {}
+        for i, (table, blk) in enumerate(zip(tables, hdr.blocks)):
             lay = self._layout(table, blk.row_bytes)
-            data = self._shm[blk.shm_offset:blk.shm_offset + size]
-            return rows_array(data, count, lay, decode)
-        if blk.data_len != count * blk.row_bytes:
-            raise ProtocolError(f"row block of {blk.data_len} bytes for {count} rows "
-                                f"of {blk.row_bytes}")
-        lay = self._layout(table, blk.row_bytes)
-        data = frame[blk.data_off:blk.data_off + blk.data_len]
-        return rows_array(data, count, lay, decode)
+            per = self._rpts.get(table, 0)
+            if i == 0 and hdr.rows_per_token != per:
+                raise ProtocolError(f"daemon says {hdr.rows_per_token} rows per token, "
+                                    f"table {table!r} has {per}")
+            shm_offset = check.block_rows(i, blk, ntok * per, shm_offset, self._shm_size())
+            rows = self._block_rows(frame, blk, lay, decode)
+            out[table] = rows.reshape((ntok, per) + rows.shape[1:])
+            gens[table] = blk.generation
+        fut.generations = gens
+        return out
 
+    def _shm_size(self):
+        return 0 if self._shm is None else len(self._shm)
+
+    def _block_rows(self, frame, blk, lay, decode):
+        """The rows of a checked block: a view of the shared buffer or of
+        the frame."""
+        size = blk.count * blk.row_bytes
+        if blk.shm:
+            data = self._shm[blk.shm_offset:blk.shm_offset + size]
+        else:
+            data = frame[blk.data_off:blk.data_off + size]
+        return rows_array(data, blk.count, lay, decode)
