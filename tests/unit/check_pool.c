@@ -1,0 +1,172 @@
+/* check_pool.c - the gather threads' lanes (server/pool.c): an urgent task
+ * never waits for bulk tasks queued before it, only for the ones already
+ * running; parked tasks are finished from another thread; every done runs
+ * on the mailbox's loop. */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <uv.h>
+
+#include "egtest.h"
+#include "pool.h"
+
+#define N_BULK 20
+
+struct probe {
+	struct ed_task t;
+	int id;
+	int park;              /* work parks; finished by a helper thread */
+};
+
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open, blocker_running;
+static int order[64];
+static atomic_int n_order;
+static int done_ids[64], n_done;
+static uv_thread_t loop_thread_id;
+static int done_on_wrong_thread;
+static uv_loop_t loop;
+static struct ed_mailbox box;
+
+static int probe_work(struct ed_task *t)
+{
+	struct probe *p = (struct probe *)t;
+
+	if (p->id == 0) {
+		/* the first task holds the only thread until the test opens the gate */
+		pthread_mutex_lock(&gate_lock);
+		blocker_running = 1;
+		pthread_cond_broadcast(&gate_cond);
+		while (!gate_open)
+			pthread_cond_wait(&gate_cond, &gate_lock);
+		pthread_mutex_unlock(&gate_lock);
+	}
+	order[atomic_fetch_add(&n_order, 1)] = p->id;
+	return p->park ? ED_TASK_PARKED : ED_TASK_DONE;
+}
+
+static void probe_done(struct ed_task *t)
+{
+	struct probe *p = (struct probe *)t;
+	uv_thread_t self = uv_thread_self();
+
+	if (!uv_thread_equal(&self, &loop_thread_id))
+		done_on_wrong_thread = 1;
+	done_ids[n_done++] = p->id;
+	if (n_done == N_BULK + 3)
+		ed_mailbox_close(&box);
+}
+
+static void *finisher(void *arg)
+{
+	ed_task_finish(arg);
+	return NULL;
+}
+
+static void submit(struct probe *p, int id, enum ed_lane lane, int park)
+{
+	p->t.work = probe_work;
+	p->t.done = probe_done;
+	p->t.home = &box;
+	p->t.lane = lane;
+	p->id = id;
+	p->park = park;
+	ed_pool_submit(&p->t);
+}
+
+START_TEST(urgent_overtakes_queued_bulk)
+{
+	static struct probe probes[N_BULK + 3];
+	pthread_t fin;
+
+	loop_thread_id = uv_thread_self();
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
+	ck_assert_int_eq(ed_pool_start(1), 0);
+	submit(&probes[0], 0, ED_LANE_BULK, 0);
+	pthread_mutex_lock(&gate_lock);
+	while (!blocker_running)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	for (int i = 1; i <= N_BULK; i++)
+		submit(&probes[i], i, ED_LANE_BULK, 0);
+	submit(&probes[N_BULK + 1], 100, ED_LANE_URGENT, 0);
+	submit(&probes[N_BULK + 2], 101, ED_LANE_URGENT, 1); /* parks */
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+
+	/* wait until every work ran, then finish the parked one from elsewhere */
+	while (atomic_load(&n_order) < N_BULK + 3)
+		uv_run(&loop, UV_RUN_NOWAIT);
+	ck_assert_int_eq(pthread_create(&fin, NULL, finisher, &probes[N_BULK + 2].t), 0);
+	pthread_join(fin, NULL);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ed_pool_stop();
+	uv_loop_close(&loop);
+
+	/* the running bulk task first, then both urgent ones, then the bulk
+	 * tasks in the order they were queued */
+	ck_assert_int_eq(order[0], 0);
+	ck_assert_int_eq(order[1], 100);
+	ck_assert_int_eq(order[2], 101);
+	for (int i = 1; i <= N_BULK; i++)
+		ck_assert_int_eq(order[2 + i], i);
+	ck_assert_int_eq(n_done, N_BULK + 3);
+	ck_assert_int_eq(done_on_wrong_thread, 0);
+	/* the parked task's done ran last, once finished by the other thread */
+	ck_assert_int_eq(done_ids[n_done - 1], 101);
+}
+END_TEST
+
+START_TEST(queue_counts_by_lane)
+{
+	static struct probe probes[4];
+	unsigned long q[ED_LANES];
+
+	loop_thread_id = uv_thread_self();
+	gate_open = blocker_running = 0;
+	atomic_store(&n_order, 0);
+	n_done = 0;
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
+	ck_assert_int_eq(ed_pool_start(1), 0);
+	submit(&probes[0], 0, ED_LANE_BULK, 0);
+	pthread_mutex_lock(&gate_lock);
+	while (!blocker_running)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+	submit(&probes[1], 1, ED_LANE_BULK, 0);
+	submit(&probes[2], 2, ED_LANE_BULK, 0);
+	submit(&probes[3], 3, ED_LANE_URGENT, 0);
+	ed_pool_queued(q);
+	ck_assert_uint_eq(q[ED_LANE_URGENT], 1);
+	ck_assert_uint_eq(q[ED_LANE_BULK], 2);
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+	while (n_done < 4)
+		uv_run(&loop, UV_RUN_ONCE);
+	ed_mailbox_close(&box);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	ed_pool_stop();
+	uv_loop_close(&loop);
+	ed_pool_queued(q);
+	ck_assert_uint_eq(q[ED_LANE_URGENT] + q[ED_LANE_BULK], 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("pool");
+	TCase *tc = tcase_create("lanes");
+
+	tcase_add_test(tc, urgent_overtakes_queued_bulk);
+	tcase_add_test(tc, queue_counts_by_lane);
+	suite_add_tcase(s, tc);
+	return egt_run_suite(s);
+}
