@@ -103,7 +103,7 @@ static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t
 		return;
 	}
 	req->rows = rows;
-	gather(req, f, b, n, shm);
+	ed_gather(req, f, b, n, shm);
 }
 
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
