@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,7 +259,7 @@ END_TEST
  * exactly the rows of the generation it names. */
 struct reader {
 	const char *addr;
-	volatile int *stop;
+	atomic_int *stop;
 	int checked;
 };
 
@@ -270,7 +271,7 @@ static void *read_loop(void *arg)
 	eg_client *c;
 
 	ck_assert_int_eq(eg_client_connect(rd->addr, 10000, &c), 0);
-	for (uint64_t round = 0; !*rd->stop; round++) {
+	for (uint64_t round = 0; !atomic_load(rd->stop); round++) {
 		eg_client_rows r;
 
 		pick_slots(slots, N, round % 5 + 10);
@@ -292,7 +293,7 @@ static void *read_loop(void *arg)
 START_TEST(row_cache_exact_under_concurrent_reloads)
 {
 	char *dir = egt_path("t");
-	volatile int stop = 0;
+	atomic_int stop = 0;
 	struct reader rd[2];
 	pthread_t th[2];
 	egt_daemon d;
@@ -312,7 +313,7 @@ START_TEST(row_cache_exact_under_concurrent_reloads)
 		reload(c, g);
 		usleep(50000);
 	}
-	stop = 1;
+	atomic_store(&stop, 1);
 	for (int i = 0; i < 2; i++) {
 		pthread_join(th[i], NULL);
 		ck_assert_int_gt(rd[i].checked, 0);
