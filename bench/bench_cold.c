@@ -17,7 +17,9 @@
  * buffered, QD32 and QD1), so both warm the cache alike.
  *
  * With --depths it repeats the engramd run for each --io-depth and writes
- * "depth rows/s" lines to --data (for bench/plot.gp).
+ * "depth rows/s" lines to --data (for bench/plot.gp). When $BENCH_OUT is
+ * set (make bench), the depths default to 1,2,4,8,16,32,64,128 and the data
+ * goes to $BENCH_OUT/cold_depth.dat.
  *
  * Target (issue 9): engramd >= 0.8 x fio QD32 buffered. The ratio is last on
  * its line. */
@@ -102,6 +104,13 @@ int main(int argc, char **argv)
 		default: bu_die("usage: bench_cold [--slots N] [--row-bytes B] [--batch K] [--rows R] "
 		                "[--depths LIST] [--table DIR] [--data FILE]");
 		}
+	}
+	if (getenv("BENCH_OUT") && !depths) {
+		static char path[4096];
+
+		depths = "1,2,4,8,16,32,64,128";
+		snprintf(path, sizeof(path), "%s/cold_depth.dat", getenv("BENCH_OUT"));
+		data = path;
 	}
 	if (!dir) {
 		dir = bu_path("t");

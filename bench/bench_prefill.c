@@ -10,7 +10,8 @@
  * (default 10) alone, then again while a second client, on its own
  * connection, sends blocking 1,048,576-row lookups back to back. With
  * --data, the sorted latencies go to PREFIX.alone and PREFIX.prefill (one
- * value in ms per line, for bench/plot.gp).
+ * value in ms per line, for bench/plot.gp); $BENCH_OUT (make bench) sets
+ * PREFIX to $BENCH_OUT/decode_latency.
  *
  * Targets (issue 9): p99 under prefill <= 4 x p99 alone and <= 10 ms. The
  * ratio is last on its line. */
@@ -114,6 +115,12 @@ int main(int argc, char **argv)
 		default: bu_die("usage: bench_prefill [--slots N] [--row-bytes B] [--seconds S] "
 		                "[--data PREFIX]");
 		}
+	}
+	if (!data && getenv("BENCH_OUT")) {
+		static char prefix[4096];
+
+		snprintf(prefix, sizeof(prefix), "%s/decode_latency", getenv("BENCH_OUT"));
+		data = prefix;
 	}
 	dir = bu_path("t");
 	bu_create_table(dir, n_slots, row_bytes, 3);

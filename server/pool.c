@@ -1,8 +1,11 @@
 /* pool.c - gather threads with an urgent and a bulk lane; mailboxes. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
@@ -13,7 +16,9 @@ struct lane {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
+/* urgent threads wait on wake[URGENT], bulk threads on wake[BULK] */
+static pthread_cond_t wake[ED_LANES] = { PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER };
+static unsigned idle[ED_LANES];
 static struct lane lanes[ED_LANES];
 static pthread_t *threads;
 static unsigned n_threads;
@@ -30,9 +35,11 @@ static void push(struct lane *l, struct ed_task *t)
 	l->n++;
 }
 
-static struct ed_task *pop(void)
+/* The next task a thread of lane `mine` may run: urgent first; urgent
+ * threads run nothing else. */
+static struct ed_task *pop(enum ed_lane mine)
 {
-	for (int i = 0; i < ED_LANES; i++) {
+	for (int i = 0; i <= (int)mine; i++) {
 		struct lane *l = &lanes[i];
 		struct ed_task *t = l->head;
 
@@ -49,15 +56,21 @@ static struct ed_task *pop(void)
 
 static void *pool_main(void *arg)
 {
-	(void)arg;
+	enum ed_lane mine = (enum ed_lane)(intptr_t)arg;
+
+	/* lowering one's own priority needs no privilege */
+	if (mine == ED_LANE_BULK)
+		setpriority(PRIO_PROCESS, (id_t)gettid(), ED_BULK_NICE);
 	pthread_mutex_lock(&lock);
 	for (;;) {
-		struct ed_task *t = pop();
+		struct ed_task *t = pop(mine);
 
 		if (!t) {
 			if (stopping)
 				break;
-			pthread_cond_wait(&wake, &lock);
+			idle[mine]++;
+			pthread_cond_wait(&wake[mine], &lock);
+			idle[mine]--;
 			continue;
 		}
 		pthread_mutex_unlock(&lock);
@@ -71,11 +84,12 @@ static void *pool_main(void *arg)
 
 int ed_pool_start(unsigned n)
 {
-	threads = calloc(n, sizeof(*threads));
+	threads = calloc(2 * n, sizeof(*threads));
 	if (!threads)
 		return -ENOMEM;
-	for (unsigned i = 0; i < n; i++) {
-		int rc = pthread_create(&threads[i], NULL, pool_main, NULL);
+	for (unsigned i = 0; i < 2 * n; i++) {
+		intptr_t lane = i < n ? ED_LANE_URGENT : ED_LANE_BULK;
+		int rc = pthread_create(&threads[i], NULL, pool_main, (void *)lane);
 
 		if (rc) {
 			ed_error("cannot start gather thread %u: %s", i, strerror(rc));
@@ -91,7 +105,8 @@ void ed_pool_stop(void)
 {
 	pthread_mutex_lock(&lock);
 	stopping = 1;
-	pthread_cond_broadcast(&wake);
+	pthread_cond_broadcast(&wake[ED_LANE_URGENT]);
+	pthread_cond_broadcast(&wake[ED_LANE_BULK]);
 	pthread_mutex_unlock(&lock);
 	for (unsigned i = 0; i < n_threads; i++)
 		pthread_join(threads[i], NULL);
@@ -103,9 +118,14 @@ void ed_pool_stop(void)
 
 void ed_pool_submit(struct ed_task *t)
 {
+	enum ed_lane lane = t->lane == ED_LANE_URGENT ? ED_LANE_URGENT : ED_LANE_BULK;
+
 	pthread_mutex_lock(&lock);
-	push(&lanes[t->lane == ED_LANE_URGENT ? ED_LANE_URGENT : ED_LANE_BULK], t);
-	pthread_cond_signal(&wake);
+	push(&lanes[lane], t);
+	/* an urgent task wakes an urgent thread, or else a bulk one */
+	if (lane == ED_LANE_URGENT && !idle[ED_LANE_URGENT] && idle[ED_LANE_BULK])
+		lane = ED_LANE_BULK;
+	pthread_cond_signal(&wake[lane]);
 	pthread_mutex_unlock(&lock);
 }
 

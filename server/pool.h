@@ -3,11 +3,14 @@
  *
  * libuv's own thread pool runs jobs first come, first served: a decode step
  * (a few thousand rows) queued behind the pieces of a prefill (a million
- * rows) waits for all of them. Here a task names its lane; an idle thread
- * always takes an URGENT task before a BULK one, so a small request waits
- * for at most the pieces already running (one per thread), each bounded in
- * size by its submitter. Reloads still use libuv's pool: they are rare and
- * must not hold up gathers.
+ * rows) waits for all of them. Here a task names its lane, and each lane
+ * has threads of its own: urgent threads run only URGENT tasks, so a small
+ * request never waits for a piece of a large one, not even a running one;
+ * bulk threads run BULK tasks (and URGENT ones first, when there are any),
+ * at a lower CPU priority (nice ED_BULK_NICE), so that on a busy host the
+ * decode steps and the event loops get the cores first while prefills still
+ * progress. Reloads still use libuv's pool: they are rare and must not hold
+ * up gathers.
  *
  * A task runs its work on a pool thread, then its done on the loop that
  * owns its mailbox. work may instead park the task (ED_TASK_PARKED) when
@@ -32,7 +35,10 @@ struct ed_task {
 	enum ed_lane lane;
 };
 
-/* Starts n pool threads (n >= 1). Returns 0 or a negative errno. */
+#define ED_BULK_NICE 5
+
+/* Starts n urgent and n bulk threads (n >= 1). Returns 0 or a negative
+ * errno. */
 int ed_pool_start(unsigned n);
 /* Finishes queued tasks, then joins the threads. */
 void ed_pool_stop(void);

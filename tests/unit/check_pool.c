@@ -1,7 +1,7 @@
 /* check_pool.c - the gather threads' lanes (server/pool.c): an urgent task
- * never waits for bulk tasks queued before it, only for the ones already
- * running; parked tasks are finished from another thread; every done runs
- * on the mailbox's loop. */
+ * waits for no bulk task, neither queued nor running; bulk tasks run in
+ * order; parked tasks are finished from another thread; every done runs on
+ * the mailbox's loop. */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,16 +34,19 @@ static int probe_work(struct ed_task *t)
 {
 	struct probe *p = (struct probe *)t;
 
-	if (p->id == 0) {
-		/* the first task holds the only thread until the test opens the gate */
+	if (p->id == 0 || p->id == 50) {
+		/* blockers hold their thread until the test opens the gate */
 		pthread_mutex_lock(&gate_lock);
-		blocker_running = 1;
+		blocker_running++;
 		pthread_cond_broadcast(&gate_cond);
 		while (!gate_open)
 			pthread_cond_wait(&gate_cond, &gate_lock);
 		pthread_mutex_unlock(&gate_lock);
 	}
-	order[atomic_fetch_add(&n_order, 1)] = p->id;
+	pthread_mutex_lock(&gate_lock);
+	order[atomic_load(&n_order)] = p->id;
+	atomic_fetch_add(&n_order, 1);
+	pthread_mutex_unlock(&gate_lock);
 	return p->park ? ED_TASK_PARKED : ED_TASK_DONE;
 }
 
@@ -76,7 +79,23 @@ static void submit(struct probe *p, int id, enum ed_lane lane, int park)
 	ed_pool_submit(&p->t);
 }
 
-START_TEST(urgent_overtakes_queued_bulk)
+static void wait_blockers(int n)
+{
+	pthread_mutex_lock(&gate_lock);
+	while (blocker_running < n)
+		pthread_cond_wait(&gate_cond, &gate_lock);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+static void open_gate(void)
+{
+	pthread_mutex_lock(&gate_lock);
+	gate_open = 1;
+	pthread_cond_broadcast(&gate_cond);
+	pthread_mutex_unlock(&gate_lock);
+}
+
+START_TEST(urgent_never_waits_for_bulk)
 {
 	static struct probe probes[N_BULK + 3];
 	pthread_t fin;
@@ -84,22 +103,21 @@ START_TEST(urgent_overtakes_queued_bulk)
 	loop_thread_id = uv_thread_self();
 	ck_assert_int_eq(uv_loop_init(&loop), 0);
 	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
-	ck_assert_int_eq(ed_pool_start(1), 0);
+	ck_assert_int_eq(ed_pool_start(1), 0); /* one urgent, one bulk thread */
 	submit(&probes[0], 0, ED_LANE_BULK, 0);
-	pthread_mutex_lock(&gate_lock);
-	while (!blocker_running)
-		pthread_cond_wait(&gate_cond, &gate_lock);
-	pthread_mutex_unlock(&gate_lock);
+	wait_blockers(1);
 	for (int i = 1; i <= N_BULK; i++)
 		submit(&probes[i], i, ED_LANE_BULK, 0);
 	submit(&probes[N_BULK + 1], 100, ED_LANE_URGENT, 0);
 	submit(&probes[N_BULK + 2], 101, ED_LANE_URGENT, 1); /* parks */
+	/* both urgent tasks run while a bulk piece holds its thread */
+	while (atomic_load(&n_order) < 2)
+		uv_run(&loop, UV_RUN_NOWAIT);
 	pthread_mutex_lock(&gate_lock);
-	gate_open = 1;
-	pthread_cond_broadcast(&gate_cond);
+	ck_assert_int_eq(order[0], 100);
+	ck_assert_int_eq(order[1], 101);
 	pthread_mutex_unlock(&gate_lock);
-
-	/* wait until every work ran, then finish the parked one from elsewhere */
+	open_gate();
 	while (atomic_load(&n_order) < N_BULK + 3)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	ck_assert_int_eq(pthread_create(&fin, NULL, finisher, &probes[N_BULK + 2].t), 0);
@@ -108,12 +126,8 @@ START_TEST(urgent_overtakes_queued_bulk)
 	ed_pool_stop();
 	uv_loop_close(&loop);
 
-	/* the running bulk task first, then both urgent ones, then the bulk
-	 * tasks in the order they were queued */
-	ck_assert_int_eq(order[0], 0);
-	ck_assert_int_eq(order[1], 100);
-	ck_assert_int_eq(order[2], 101);
-	for (int i = 1; i <= N_BULK; i++)
+	/* then the running bulk task, then the others in the order queued */
+	for (int i = 0; i <= N_BULK; i++)
 		ck_assert_int_eq(order[2 + i], i);
 	ck_assert_int_eq(n_done, N_BULK + 3);
 	ck_assert_int_eq(done_on_wrong_thread, 0);
@@ -124,7 +138,7 @@ END_TEST
 
 START_TEST(queue_counts_by_lane)
 {
-	static struct probe probes[4];
+	static struct probe probes[5];
 	unsigned long q[ED_LANES];
 
 	loop_thread_id = uv_thread_self();
@@ -135,21 +149,16 @@ START_TEST(queue_counts_by_lane)
 	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
 	ck_assert_int_eq(ed_pool_start(1), 0);
 	submit(&probes[0], 0, ED_LANE_BULK, 0);
-	pthread_mutex_lock(&gate_lock);
-	while (!blocker_running)
-		pthread_cond_wait(&gate_cond, &gate_lock);
-	pthread_mutex_unlock(&gate_lock);
-	submit(&probes[1], 1, ED_LANE_BULK, 0);
-	submit(&probes[2], 2, ED_LANE_BULK, 0);
-	submit(&probes[3], 3, ED_LANE_URGENT, 0);
+	submit(&probes[1], 50, ED_LANE_URGENT, 0);
+	wait_blockers(2); /* both threads held */
+	submit(&probes[2], 1, ED_LANE_BULK, 0);
+	submit(&probes[3], 2, ED_LANE_BULK, 0);
+	submit(&probes[4], 3, ED_LANE_URGENT, 0);
 	ed_pool_queued(q);
 	ck_assert_uint_eq(q[ED_LANE_URGENT], 1);
 	ck_assert_uint_eq(q[ED_LANE_BULK], 2);
-	pthread_mutex_lock(&gate_lock);
-	gate_open = 1;
-	pthread_cond_broadcast(&gate_cond);
-	pthread_mutex_unlock(&gate_lock);
-	while (n_done < 4)
+	open_gate();
+	while (n_done < 5)
 		uv_run(&loop, UV_RUN_ONCE);
 	ed_mailbox_close(&box);
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -165,7 +174,7 @@ int main(void)
 	Suite *s = suite_create("pool");
 	TCase *tc = tcase_create("lanes");
 
-	tcase_add_test(tc, urgent_overtakes_queued_bulk);
+	tcase_add_test(tc, urgent_never_waits_for_bulk);
 	tcase_add_test(tc, queue_counts_by_lane);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
