@@ -9,6 +9,9 @@
 set -u
 BUILD=${1:-build}
 export ENGRAMD="${ENGRAMD:-$PWD/$BUILD/engramd}" ENGRAM="${ENGRAM:-$PWD/$BUILD/engram}"
+# figures' data and PNGs (bench/plot.gp)
+export BENCH_OUT="${BENCH_OUT:-$PWD/$BUILD/bench-report}"
+mkdir -p "$BENCH_OUT"
 
 if [ ! -x "$ENGRAMD" ]; then
 	echo "bench: $ENGRAMD is missing; run make first" >&2
@@ -39,6 +42,10 @@ echo "== bench_python.py"
 if ! "$PYTHON" bench/bench_python.py; then
 	echo "bench: bench_python.py failed" >&2
 	failed=$((failed + 1))
+fi
+if command -v gnuplot >/dev/null 2>&1 && [ -f "$BENCH_OUT/cold_depth.dat" ] &&
+	[ -f "$BENCH_OUT/decode_latency.alone" ]; then
+	gnuplot -e "dir='$BENCH_OUT'" bench/plot.gp && echo && echo "bench: figures in $BENCH_OUT"
 fi
 echo
 echo "bench: $ran benchmarks run, $failed failed"

@@ -25,6 +25,8 @@ struct ed_config ed_cfg = {
 	.socket_mode = 0660,
 	.verify = ED_VERIFY_NEW,
 	.drain_timeout = 10,
+	.io_depth = 64,
+	.urgent_rows = 16384,
 };
 
 static int parse_size(const char *s, uint64_t *out)
@@ -80,6 +82,7 @@ static int add_table(const char *arg)
 	}
 	ed_cfg.tables = xrealloc(ed_cfg.tables, (ed_cfg.n_tables + 1) * sizeof(*t));
 	t = &ed_cfg.tables[ed_cfg.n_tables++];
+	memset(t, 0, sizeof(*t));
 	t->name = strndup(arg, (size_t)(eq - arg));
 	t->dir = strdup(eq + 1);
 	if (!t->name || !t->dir) {
@@ -106,6 +109,71 @@ static int set_log_level(const char *arg)
 		return 1;
 	ed_log_set_level(level);
 	return 0;
+}
+
+/* --cache-bytes / --page-budget NAME=SIZE wait until every table is known. */
+struct per_table {
+	char *name;
+	uint64_t v;
+	int page;            /* --page-budget, else --cache-bytes */
+};
+static struct per_table *per_table;
+static size_t n_per_table;
+
+/* [NAME=]SIZE: a table's own budget, or the one shared by the others */
+static int table_size(const char *val, int page)
+{
+	const char *eq = strchr(val, '=');
+	uint64_t v;
+
+	if (parse_size(eq ? eq + 1 : val, &v) < 0 || (eq && (v == 0 || eq == val)))
+		return 1;
+	if (!eq) {
+		*(page ? &ed_cfg.page_budget : &ed_cfg.cache_bytes) = v;
+		return 0;
+	}
+	per_table = xrealloc(per_table, (n_per_table + 1) * sizeof(*per_table));
+	per_table[n_per_table].name = strndup(val, (size_t)(eq - val));
+	per_table[n_per_table].v = v;
+	per_table[n_per_table].page = page;
+	if (!per_table[n_per_table++].name)
+		exit(1);
+	return 0;
+}
+
+static int set_cache_bytes(const char *val)
+{
+	return table_size(val, 0);
+}
+
+static int set_page_budget(const char *val)
+{
+	return table_size(val, 1);
+}
+
+static int apply_per_table(void)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n_per_table; i++) {
+		struct per_table *p = &per_table[i];
+		size_t k = 0;
+
+		while (k < ed_cfg.n_tables && strcmp(ed_cfg.tables[k].name, p->name) != 0)
+			k++;
+		if (k == ed_cfg.n_tables && !rc) {
+			ed_error("%s names no table: '%s'", p->page ? "page-budget" : "cache-bytes",
+			         p->name);
+			rc = -1;
+		} else if (k < ed_cfg.n_tables) {
+			*(p->page ? &ed_cfg.tables[k].page_budget : &ed_cfg.tables[k].cache_bytes) = p->v;
+		}
+		free(p->name);
+	}
+	free(per_table);
+	per_table = NULL;
+	n_per_table = 0;
+	return rc;
 }
 
 static int read_file(const char *path, int depth);
@@ -171,6 +239,17 @@ static const struct setting settings[] = {
 	  .help = "how long SIGTERM waits for in-flight requests (default 10)" },
 	{ "http", "HOST:PORT", K_STR, F(http),
 	  .help = "serve GET /metrics (Prometheus) and /healthz over HTTP" },
+	{ "cache-bytes", "[NAME=]SIZE", K_CALL, .call = set_cache_bytes,
+	  .help = "row cache: keep hot rows in SIZE of DRAM, filled by direct\n"
+	          "reads (for tables much larger than RAM); without NAME=,\n"
+	          "shared by the tables without their own, by size" },
+	{ "page-budget", "[NAME=]SIZE", K_CALL, .call = set_page_budget,
+	  .help = "page-cache mode: keep at most SIZE of a table's pages\n"
+	          "resident (default: no limit, the kernel decides)" },
+	{ "io-depth", "N", K_UINT, F(io_depth), 1, 4096,
+	  .help = "disk reads in flight at once (default 64)" },
+	{ "urgent-rows", "N", K_SIZE, F(urgent_rows), 0, UINT64_MAX,
+	  .help = "requests of at most N rows go before larger ones (default 16384)" },
 	{ "config", "FILE", K_FILE,
 	  .help = "read `key = value` lines, keys as the flags above" },
 	{ "log-level", "LEVEL", K_CALL, .call = set_log_level,
@@ -375,6 +454,8 @@ int ed_config_parse(int argc, char **argv)
 		ed_error("no table to serve: give --table NAME=DIR");
 		return -1;
 	}
+	if (apply_per_table() < 0)
+		return -1;
 	if (ed_cfg.max_output_total == 0) {
 		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 

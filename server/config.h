@@ -15,6 +15,8 @@ enum { ED_VERIFY_NONE, ED_VERIFY_NEW, ED_VERIFY_ALL };
 struct ed_table_arg {
 	char *name;
 	char *dir;
+	uint64_t cache_bytes;   /* --cache-bytes NAME=SIZE; 0 = a share of the global one */
+	uint64_t page_budget;   /* --page-budget NAME=SIZE; 0 = a share of the global one */
 };
 
 struct ed_config {
@@ -33,6 +35,10 @@ struct ed_config {
 	int verify;             /* ED_VERIFY_*: when to recompute every chunk checksum */
 	unsigned drain_timeout; /* seconds SIGTERM waits for in-flight work */
 	char *http;             /* "HOST:PORT" for /metrics and /healthz; NULL = off */
+	uint64_t cache_bytes;   /* row cache DRAM shared by tables without their own; 0 = none */
+	uint64_t page_budget;   /* page-cache mode: pages kept resident, shared the same way */
+	unsigned io_depth;      /* reads in flight at once */
+	uint64_t urgent_rows;   /* requests of at most this many rows go first */
 };
 
 /* The settings in force; filled once by ed_config_parse, read-only after. */

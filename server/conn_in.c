@@ -49,6 +49,7 @@ static struct ed_req *req_new(struct ed_conn *c)
 	}
 	r->owner = c;
 	r->loop = ed_worker_loop(c->w);
+	r->mailbox = ed_worker_mailbox(c->w);
 	r->finish = req_done;
 	r->progress = ed__conn_send_head;
 	r->reserve = ed__conn_reserve;

@@ -34,6 +34,7 @@
 #include "encode.h"
 
 struct ed_snap;
+struct ed_mailbox;
 
 enum ed_req_state {
 	ED_REQ_NEW,       /* being dispatched */
@@ -49,6 +50,8 @@ struct ed_req {
 	struct ed_req *next;         /* the owner's queue, in request order */
 	void *owner;                 /* the connection; not used here */
 	uv_loop_t *loop;             /* where thread-pool work is queued and finishes */
+	struct ed_mailbox *mailbox;  /* where gather pieces finish (on loop); NULL:
+	                                gather on the loop */
 	void (*finish)(struct ed_req *req); /* called on loop when a PENDING request
 	                                 became DONE or ABANDONED */
 	void (*progress)(struct ed_req *req); /* optional: called on loop while

@@ -1,157 +1,15 @@
 /* lookup.c - rows by slot (Lookup) and by token n-gram (Tokens): checks,
- * hashing, and the gather into the response frame. */
+ * hashing, and laying out the response frame that gather.c fills. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "config.h"
+#include "gather.h"
 #include "handlers.h"
 #include "log.h"
 #include "registry.h"
-
-/* Row bytes one thread-pool job gathers, at least. */
-#define PIECE_BYTES (512u << 10)
-
-struct gather_job {
-	uv_work_t work;
-	struct ed_req *req;
-	const eg_snapshot *snap;
-	const uint64_t *slots;
-	size_t n;
-	uint8_t *dst;
-	size_t end;      /* frame offset just past this piece's rows */
-	int done;
-	int rc;
-};
-
-/* The pieces of one response, in frame order (req->jobs). */
-struct gather_set {
-	size_t n, next; /* jobs[0..next) are done */
-	struct gather_job jobs[];
-};
-
-/* One block to fill: rows of slots[0..n-1] of snapshot s. */
-struct fill {
-	struct ed_snap *s;
-	const uint64_t *slots;
-	size_t n;
-};
-
-static void gather_failed(struct ed_req *req, int rc)
-{
-	Engram__V1__Request *m = req->msg;
-
-	ed_req_failf(req, m->id, ENGRAM__V1__STATUS__INTERNAL, "gathering rows failed: %s",
-	             eg_strerror(rc));
-}
-
-static void gather_work(uv_work_t *w)
-{
-	struct gather_job *j = w->data;
-
-	j->rc = eg_snapshot_gather(j->snap, j->slots, j->n, j->dst, NULL);
-}
-
-static void gather_done(uv_work_t *w, int status)
-{
-	struct gather_job *j = w->data;
-	struct ed_req *req = j->req;
-	struct gather_set *set = req->jobs;
-
-	if (!req->job_rc)
-		req->job_rc = j->rc ? j->rc : status;
-	j->done = 1;
-	while (set->next < set->n && set->jobs[set->next].done)
-		set->next++;
-	if (--req->pending > 0) {
-		/* end is 0 for rows gathered into the shared buffer: the frame
-		 * only leaves once every row is written */
-		if (!req->job_rc && set->next > 0 && set->jobs[set->next - 1].end) {
-			req->ready = set->jobs[set->next - 1].end;
-			if (req->progress)
-				req->progress(req);
-		}
-		return;
-	}
-	/* every piece is back: only now may the frame be replaced */
-	if (req->job_rc) {
-		ed_error("gather failed: %s", eg_strerror(req->job_rc));
-		if (req->sent) {
-			ed_req_abandon(req); /* its head is out already: no error frame fits */
-			return;
-		}
-		gather_failed(req, req->job_rc);
-	}
-	ed_req_finish(req);
-}
-
-/* Copies the rows of every block into the frame: here when small, else in
- * pieces on the thread pool (parallel page-ins for cold rows, and the loop
- * stays free for small requests of other connections). */
-static void gather(struct ed_req *req, const struct fill *f, const struct ed_block *b, size_t n,
-                   int shm)
-{
-	size_t total = 0, n_jobs = 0, piece, k = 0;
-	struct gather_set *set;
-
-	for (size_t i = 0; i < n; i++)
-		total += f[i].n * b[i].row_bytes;
-	/* a gather into the shared buffer spares the loop the socket write of
-	 * the same bytes: it may take twice as many here */
-	if (total <= (shm ? 2 * (size_t)ED_GATHER_ASYNC_BYTES : ED_GATHER_ASYNC_BYTES))
-		goto sync;
-	piece = total / 16 > PIECE_BYTES ? total / 16 : PIECE_BYTES;
-	for (size_t i = 0; i < n; i++) {
-		size_t rows = piece / b[i].row_bytes + 1;
-		n_jobs += (f[i].n + rows - 1) / rows;
-	}
-	set = calloc(1, sizeof(*set) + n_jobs * sizeof(set->jobs[0]));
-	if (!set)
-		goto sync; /* slower, still correct */
-	set->n = n_jobs;
-	req->jobs = set;
-	for (size_t i = 0; i < n; i++) {
-		size_t rows = piece / b[i].row_bytes + 1;
-
-		for (size_t off = 0; off < f[i].n; off += rows, k++) {
-			struct gather_job *j = &set->jobs[k];
-
-			j->work.data = j;
-			j->req = req;
-			j->snap = f[i].s->snap;
-			j->slots = f[i].slots + off;
-			j->n = f[i].n - off < rows ? f[i].n - off : rows;
-			j->dst = b[i].rows + off * b[i].row_bytes;
-			j->end = shm ? 0 : (size_t)(j->dst - req->out.data) + j->n * b[i].row_bytes;
-			/* after_work callbacks never run inside uv_queue_work */
-			if (uv_queue_work(req->loop, &j->work, gather_work, gather_done) == 0) {
-				req->pending++;
-				continue;
-			}
-			gather_work(&j->work);
-			j->done = 1;
-			if (j->rc && !req->job_rc)
-				req->job_rc = j->rc;
-		}
-	}
-	if (req->pending > 0) {
-		ed__req_to(req, ED_REQ_PENDING);
-		return;
-	}
-	if (req->job_rc)
-		gather_failed(req, req->job_rc);
-	return;
-sync:
-	for (size_t i = 0; i < n; i++) {
-		int rc = eg_snapshot_gather(f[i].s->snap, f[i].slots, f[i].n, b[i].rows, NULL);
-
-		if (rc) {
-			gather_failed(req, rc);
-			return;
-		}
-	}
-}
 
 /* A shm request: whether the connection has a shared buffer; 0, or -1 once
  * answered. */
@@ -167,7 +25,7 @@ static int check_shm_attached(struct ed_req *req, uint64_t id)
 
 /* The blocks of a rows response; with shm their rows go to the shared
  * buffer from shm_offset on, block after block. NULL once answered. */
-static struct ed_block *layout(struct ed_req *req, uint64_t id, const struct fill *f,
+static struct ed_block *layout(struct ed_req *req, uint64_t id, const struct ed_fill *f,
                                const char *const *names, size_t n, int shm, uint64_t shm_offset)
 {
 	struct ed_block *b;
@@ -230,7 +88,7 @@ static int admit(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
 
 /* Allocates the frame and gathers the rows into it (or the shared buffer). */
 static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t rpt,
-                      const struct fill *f, struct ed_block *b, size_t n, int shm)
+                      const struct ed_fill *f, struct ed_block *b, size_t n, int shm)
 {
 	uint64_t rows = 0;
 	int rc;
@@ -245,7 +103,7 @@ static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t
 		return;
 	}
 	req->rows = rows;
-	gather(req, f, b, n, shm);
+	ed_gather(req, f, b, n, shm);
 }
 
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
@@ -254,7 +112,7 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 	const char *name = lr->table;
 	struct ed_block *b;
 	struct ed_snap *s;
-	struct fill f;
+	struct ed_fill f;
 
 	if (!t) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND, "no table named '%s' is served",
@@ -326,7 +184,7 @@ static int64_t check_sequences(struct ed_req *req, uint64_t id, const Engram__V1
 
 /* Pins every table of tr and sizes its block; 0, or -1 once answered. */
 static int pin_tables(struct ed_req *req, uint64_t id, const Engram__V1__TokensRequest *tr,
-                      int64_t out_tokens, struct fill *f)
+                      int64_t out_tokens, struct ed_fill *f)
 {
 	uint64_t total_rows = 0;
 
@@ -368,7 +226,7 @@ void ed_do_tokens(struct ed_req *req, uint64_t id, const Engram__V1__TokensReque
 	const uint32_t *seq = tr->n_seq_lens ? tr->seq_lens : &one_seq;
 	size_t nseq = tr->n_seq_lens ? tr->n_seq_lens : 1;
 	const uint32_t *ctx = tr->n_context ? tr->context : NULL;
-	struct fill *f = NULL;
+	struct ed_fill *f = NULL;
 	struct ed_block *b = NULL;
 	int64_t out_tokens;
 	uint64_t ids = 0;

@@ -9,12 +9,14 @@
 #include "conn.h"
 #include "log.h"
 #include "loop.h"
+#include "pool.h"
 
 struct ed_worker {
 	pthread_t thread;
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_timer_t drain_timer;
+	struct ed_mailbox mailbox;
 	pthread_mutex_t lock;      /* guards fds, stop_asked and the budget flags */
 	int *fds;
 	size_t n_fds, cap_fds;
@@ -36,6 +38,11 @@ uv_loop_t *ed_worker_loop(struct ed_worker *w)
 	return &w->loop;
 }
 
+struct ed_mailbox *ed_worker_mailbox(struct ed_worker *w)
+{
+	return &w->mailbox;
+}
+
 int ed_worker_stopping(const struct ed_worker *w)
 {
 	return w->stopping;
@@ -52,6 +59,8 @@ static void maybe_finish(struct ed_worker *w)
 		uv_close((uv_handle_t *)&w->wake, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	/* no connection is left, so no request has a piece out */
+	ed_mailbox_close(&w->mailbox);
 }
 
 void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h)
@@ -155,7 +164,8 @@ int ed_workers_start(unsigned n)
 		pthread_mutex_init(&w->lock, NULL);
 		if ((rc = uv_loop_init(&w->loop)) ||
 		    (rc = uv_async_init(&w->loop, &w->wake, on_wake)) ||
-		    (rc = uv_timer_init(&w->loop, &w->drain_timer))) {
+		    (rc = uv_timer_init(&w->loop, &w->drain_timer)) ||
+		    (rc = ed_mailbox_init(&w->loop, &w->mailbox))) {
 			ed_error("worker %u: %s", i, uv_strerror(rc));
 			return -1;
 		}

@@ -18,6 +18,8 @@ void ed_workers_join(void);
 /* For conn.c: the worker's loop, and (un)registering a connection so that a
  * stop can reach it. */
 uv_loop_t *ed_worker_loop(struct ed_worker *w);
+/* Where gather pieces of this loop's requests come back (pool.h). */
+struct ed_mailbox *ed_worker_mailbox(struct ed_worker *w);
 int ed_worker_stopping(const struct ed_worker *w);
 void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h);
 void ed_worker_conn_del(struct ed_worker *w, uv_handle_t *h);

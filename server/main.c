@@ -6,15 +6,20 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "gather.h"
 #include "http.h"
+#include "io.h"
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "notify.h"
+#include "pager.h"
+#include "pool.h"
 #include "registry.h"
 #include "stats.h"
 
@@ -104,6 +109,35 @@ static void on_signal(uv_signal_t *h, int signum)
 	shutdown_begin(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
+/* The gather threads (one per core: more only time-share the cores), the
+ * disk reader and the residency refresh. Without io_uring (an old kernel,
+ * or a seccomp filter) cold rows are paged in through the map, one fault at
+ * a time: slower, still correct. */
+static int io_start(unsigned threads)
+{
+	int rc = ed_io_start(ed_cfg.io_depth, ED_GATHER_MAX_READ);
+
+	if (rc)
+		ed_warn("no io_uring (%s): cold rows are read one page fault at a time",
+		        strerror(-rc));
+	else if ((rc = ed_pager_start())) {
+		ed_error("cannot start the residency thread: %s", strerror(-rc));
+		return -1;
+	}
+	if ((rc = ed_pool_start(threads))) {
+		ed_error("cannot start the gather threads: %s", strerror(-rc));
+		return -1;
+	}
+	return 0;
+}
+
+static void io_stop(void)
+{
+	ed_pool_stop();
+	ed_io_stop();
+	ed_pager_stop();
+}
+
 static unsigned default_threads(void)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -126,7 +160,6 @@ static void signals_init(void)
 int main(int argc, char **argv)
 {
 	unsigned threads;
-	char pool[16];
 	int rc;
 
 	ed_stats.started = (uint64_t)time(NULL);
@@ -140,15 +173,11 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 32 << 20);
 	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 	threads = ed_cfg.threads ? ed_cfg.threads : default_threads();
-	/* The thread pool runs big gathers and reloads. One thread per core:
-	 * more only time-share the cores, and a streamed response's head then
-	 * waits for pieces behind it (measured: bench_daemon, 65536-slot
-	 * batches, 0.40 of in-process with 4 threads, 0.47 with 2, on 2 cores).
-	 * Tables mostly cold on NVMe gain from more (UV_THREADPOOL_SIZE). */
-	if (!getenv("UV_THREADPOOL_SIZE")) {
-		snprintf(pool, sizeof(pool), "%u", threads < 2 ? 2 : threads > 64 ? 64 : threads);
-		setenv("UV_THREADPOOL_SIZE", pool, 1);
-	}
+	/* libuv's pool only runs reloads now; gathers have their own threads */
+	if (!getenv("UV_THREADPOOL_SIZE"))
+		setenv("UV_THREADPOOL_SIZE", "2", 1);
+	if (io_start(threads) < 0)
+		return 1;
 	/* before the tables load: /healthz says "starting" while they do */
 	if (ed_cfg.http && ed_http_start(ed_cfg.http) < 0)
 		return 1;
@@ -181,10 +210,12 @@ int main(int argc, char **argv)
 	uv_run(main_loop, UV_RUN_DEFAULT);
 	uv_loop_close(main_loop);
 	ed_http_stop();
+	io_stop();
 	ed_registry_close();
 	ed_info("stopped");
 	return 0;
 fail:
 	ed_http_stop();
+	io_stop();
 	return 1;
 }

@@ -8,7 +8,10 @@
 #include "budget.h"
 #include "config.h"
 #include "metrics.h"
+#include "pager.h"
+#include "pool.h"
 #include "registry.h"
+#include "rowcache.h"
 #include "stats.h"
 
 struct text {
@@ -87,23 +90,54 @@ static void requests(struct text *t)
 	       ed_stat_get(errors));
 }
 
-static void latency(struct text *t)
+static void histogram(struct text *t, const char *name, const char *help,
+                      const atomic_uint_fast64_t *counts, const atomic_uint_fast64_t *sum_ns)
 {
 	unsigned long long cum = 0;
 
-	header(t, "lookup_latency_seconds", "histogram",
-	       "Lookup and tokens requests, from the complete request frame to the response written.");
+	header(t, name, "histogram", help);
 	for (unsigned i = 0; i < ED_LATENCY_BUCKETS; i++) {
-		cum += ed_stat_get(latency[i]);
+		cum += atomic_load_explicit(&counts[i], memory_order_relaxed);
 		if (i < ED_LATENCY_BUCKETS - 1)
-			put(t, "engramd_lookup_latency_seconds_bucket{le=\"%g\"} %llu\n",
+			put(t, "engramd_%s_bucket{le=\"%g\"} %llu\n", name,
 			    (double)ed_latency_bounds_us[i] * 1e-6, cum);
 		else
-			put(t, "engramd_lookup_latency_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+			put(t, "engramd_%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
 	}
-	put(t, "engramd_lookup_latency_seconds_sum %.9f\n",
-	    (double)ed_stat_get(latency_sum_ns) * 1e-9);
-	put(t, "engramd_lookup_latency_seconds_count %llu\n", cum);
+	put(t, "engramd_%s_sum %.9f\n", name,
+	    (double)atomic_load_explicit(sum_ns, memory_order_relaxed) * 1e-9);
+	put(t, "engramd_%s_count %llu\n", name, cum);
+}
+
+static void latency(struct text *t)
+{
+	histogram(t, "lookup_latency_seconds",
+	          "Lookup and tokens requests, from the complete request frame to the response written.",
+	          ed_stats.latency, &ed_stats.latency_sum_ns);
+}
+
+/* The I/O path: rows found in memory or read first, the disk reads. */
+static void io(struct text *t)
+{
+	unsigned long q[ED_LANES];
+
+	scalar(t, "rows_warm_total", "counter",
+	       "Rows found in memory (resident pages, or the row cache) when gathered.",
+	       ed_stat_get(warm_rows));
+	scalar(t, "rows_cold_total", "counter", "Rows read from disk before they were gathered.",
+	       ed_stat_get(cold_rows));
+	scalar(t, "disk_reads_total", "counter", "Reads of table files by the I/O thread.",
+	       ed_stat_get(disk_reads));
+	scalar(t, "disk_read_bytes_total", "counter", "Bytes read from table files by the I/O thread.",
+	       ed_stat_get(disk_read_bytes));
+	scalar(t, "disk_reads_inflight", "gauge", "Reads in the kernel now (at most --io-depth).",
+	       ed_stat_get(io_inflight));
+	histogram(t, "disk_read_latency_seconds", "One read of cold rows, from submission to completion.",
+	          ed_stats.io_latency, &ed_stats.io_latency_sum_ns);
+	ed_pool_queued(q);
+	header(t, "gather_queue", "gauge", "Pieces of responses waiting for a gather thread, by lane.");
+	put(t, "engramd_gather_queue{lane=\"urgent\"} %lu\n", q[ED_LANE_URGENT]);
+	put(t, "engramd_gather_queue{lane=\"bulk\"} %lu\n", q[ED_LANE_BULK]);
 }
 
 /* One gauge per loaded table. */
@@ -124,6 +158,55 @@ static void per_table(struct text *t, size_t loaded, const char *name, const cha
 	}
 }
 
+/* One value per loaded table with a row cache (which < 0: by pager). */
+static void per_table_cache(struct text *t, size_t loaded, const char *name, const char *type,
+                            const char *help, int which)
+{
+	header(t, name, type, help);
+	for (size_t i = 0; i < loaded; i++) {
+		struct ed_table *tb = ed_registry_at(i);
+		struct ed_snap *s = ed_table_pin(tb);
+		struct ed_rowcache_stats rs;
+		struct ed_pager_stats ps;
+		unsigned long long v;
+
+		if (which >= 0 && !s->cache) {
+			ed_snap_unpin(s);
+			continue;
+		}
+		if (which < 0 && (s->cache || !s->pager)) {
+			ed_snap_unpin(s);
+			continue;
+		}
+		if (which >= 0)
+			ed_rowcache_stats(s->cache, &rs);
+		else
+			ed_pager_stats(s->pager, &ps);
+		v = which == 0 ? rs.hits : which == 1 ? rs.misses : which == 2 ? rs.evictions
+		  : which == 3 ? rs.entries : which == 4 ? rs.bytes
+		  : which == -1 ? ps.resident_pages : ps.evicted_pages;
+		put(t, "engramd_%s{table=\"", name);
+		label(t, ed_table_name(tb));
+		put(t, "\"} %llu\n", v);
+		ed_snap_unpin(s);
+	}
+}
+
+static void caches(struct text *t, size_t loaded)
+{
+	per_table_cache(t, loaded, "cache_hits_total", "counter", "Row cache hits.", 0);
+	per_table_cache(t, loaded, "cache_misses_total", "counter", "Row cache misses.", 1);
+	per_table_cache(t, loaded, "cache_evictions_total", "counter",
+	                "Rows the row cache dropped to make room.", 2);
+	per_table_cache(t, loaded, "cache_rows", "gauge", "Rows held by the row cache.", 3);
+	per_table_cache(t, loaded, "cache_memory_bytes", "gauge",
+	                "DRAM the row cache allocated (its budget, bookkeeping included).", 4);
+	per_table_cache(t, loaded, "resident_pages", "gauge",
+	                "Page-cache mode: pages of the data file known to be resident.", -1);
+	per_table_cache(t, loaded, "page_evictions_total", "counter",
+	                "Page-cache mode: pages dropped to stay within --page-budget.", -2);
+}
+
 static void tables(struct text *t)
 {
 	size_t loaded = ed_registry_loaded();
@@ -134,6 +217,7 @@ static void tables(struct text *t)
 	per_table(t, loaded, "table_generation", "Generation of the snapshot served.", 0);
 	per_table(t, loaded, "table_slots", "Slots (rows) of the snapshot served.", 1);
 	per_table(t, loaded, "table_row_bytes", "Bytes per row.", 2);
+	caches(t, loaded);
 }
 
 char *ed_metrics_render(size_t *len)
@@ -165,6 +249,7 @@ char *ed_metrics_render(size_t *len)
 	       "Table versions a reload refused (the old one kept serving).",
 	       ed_stat_get(reload_failures));
 	latency(&t);
+	io(&t);
 	tables(&t);
 	if (t.oom) {
 		free(t.p);

@@ -5,15 +5,21 @@
  * dropping the last reference in between. The swap itself is one atomic
  * store under that mutex; it is held for nanoseconds, once per request. */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "io.h"
 #include "log.h"
+#include "pager.h"
 #include "registry.h"
+#include "rowcache.h"
 #include "stats.h"
 
 /* An open LMDB environment, shared by every snapshot read from it: LMDB
@@ -22,11 +28,17 @@ struct ed_env {
 	struct ed_env *next;
 	unsigned refs;          /* snapshots using it; under env_lock */
 	eg_table *table;
+	struct ed_pager *pager; /* NULL without the I/O thread */
+	int direct_fd;          /* -1 when O_DIRECT is refused (tmpfs) */
+	uint32_t dio_align;
 };
 
 struct ed_table {
 	char name[EG_NAME_MAX + 1];
 	char *dir;                        /* as configured; may be a symlink */
+	uint64_t page_budget;             /* --page-budget share; 0 = none */
+	struct ed_rowcache *cache;        /* NULL: page-cache mode */
+	uint32_t epoch;                   /* last epoch handed out; under reload_lock */
 	pthread_mutex_t pin_lock;
 	struct ed_snap *_Atomic cur;
 	char refused_path[PATH_MAX];      /* last refused version, for quiet polls */
@@ -51,8 +63,34 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The I/O path's view of a new environment: page residency, and the file
+ * opened again for direct reads. Without them rows are read through the
+ * map, as before; that is slower, never wrong. */
+static void io_open(struct ed_env *e, uint64_t page_budget)
+{
+	struct statx sx;
+	int rc;
+
+	e->direct_fd = -1;
+	e->dio_align = 4096;
+	if (!ed_io_running())
+		return;
+	if ((rc = ed_pager_new(e->table, page_budget, &e->pager)))
+		ed_warn("%s: no page residency tracking: %s", eg_table_path(e->table), strerror(-rc));
+	rc = eg_table_open_data(e->table, O_DIRECT);
+	if (rc < 0) {
+		ed_debug("%s: no direct reads: %s", eg_table_path(e->table), strerror(-rc));
+		return;
+	}
+	e->direct_fd = rc;
+	if (statx(rc, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align &&
+	    sx.stx_dio_mem_align <= 4096)
+		e->dio_align = sx.stx_dio_offset_align;
+}
+
 /* Finds the open environment of resolved dir, or opens it. */
-static int env_get(const char *resolved, struct ed_env **out)
+static int env_get(const char *resolved, uint64_t page_budget, struct ed_env **out)
 {
 	struct ed_env *e;
 	int rc = 0;
@@ -75,6 +113,7 @@ static int env_get(const char *resolved, struct ed_env **out)
 		e = NULL;
 		goto out;
 	}
+	io_open(e, page_budget);
 	e->refs = 1;
 	e->next = envs;
 	envs = e;
@@ -98,12 +137,16 @@ static void env_put(struct ed_env *e)
 	*p = e->next;
 	pthread_mutex_unlock(&env_lock);
 	ed_info("closed table environment %s", eg_table_path(e->table));
+	ed_pager_free(e->pager);
+	if (e->direct_fd >= 0)
+		close(e->direct_fd);
 	eg_table_close(e->table);
 	free(e);
 }
 
 static void snap_free(struct ed_snap *s)
 {
+	free(s->epochs);
 	if (s->hash)
 		eg_hash_free(s->hash);
 	if (s->snap)
@@ -113,9 +156,34 @@ static void snap_free(struct ed_snap *s)
 	free(s);
 }
 
+/* Row-cache epochs of s's chunks: a chunk keeps its epoch while its rows
+ * stay where they were in the same environment (LMDB copies a patched chunk
+ * to new pages, and cannot reuse the old ones while old, the current
+ * snapshot, is open); every other chunk gets a fresh one. Called with
+ * reload_lock held, or before serving. */
+static int snap_epochs(struct ed_table *t, struct ed_snap *s, const struct ed_snap *old)
+{
+	uint32_t fresh;
+
+	if (!t->cache)
+		return 0;
+	s->epochs = malloc((s->dir.nchunks ? s->dir.nchunks : 1) * sizeof(*s->epochs));
+	if (!s->epochs)
+		return -ENOMEM;
+	fresh = ++t->epoch;
+	for (uint64_t c = 0; c < s->dir.nchunks; c++) {
+		int same = old && old->env == s->env && old->epochs && c < old->dir.nchunks &&
+		           old->dir.chunks[c] == s->dir.chunks[c];
+
+		s->epochs[c] = same ? old->epochs[c] : fresh;
+	}
+	s->cache = t->cache;
+	return 0;
+}
+
 /* Opens a snapshot of the table at resolved dir and parses its hash spec. */
-static int snap_open(const char *resolved, int verify, struct ed_snap **out, char *err,
-                     size_t errlen)
+static int snap_open(const char *resolved, int verify, uint64_t page_budget, struct ed_snap **out,
+                     char *err, size_t errlen)
 {
 	struct ed_snap *s = calloc(1, sizeof(*s));
 	int rc;
@@ -125,7 +193,7 @@ static int snap_open(const char *resolved, int verify, struct ed_snap **out, cha
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	rc = env_get(resolved, &s->env);
+	rc = env_get(resolved, page_budget, &s->env);
 	if (rc) {
 		snprintf(err, errlen, "cannot open %s: %s", resolved, eg_strerror(rc));
 		goto fail;
@@ -137,6 +205,10 @@ static int snap_open(const char *resolved, int verify, struct ed_snap **out, cha
 	}
 	s->meta = eg_snapshot_meta(s->snap);
 	s->path = eg_table_path(s->env->table);
+	eg_snapshot_rowdir(s->snap, &s->dir);
+	s->pager = s->env->pager;
+	s->direct_fd = s->env->direct_fd;
+	s->dio_align = s->env->dio_align;
 	if (s->meta->hash_spec) {
 		char why[200] = "";
 
@@ -181,6 +253,60 @@ static const char *incompatible(const eg_meta *a, const eg_meta *b)
 	return NULL;
 }
 
+static uint64_t table_bytes(const struct ed_table *t)
+{
+	const struct ed_snap *s = atomic_load(&t->cur);
+
+	return s->meta->slots * s->meta->row_bytes;
+}
+
+/* A table's share of a budget: its own (NAME=SIZE), or a part of the
+ * daemon-wide one in proportion to its size among the tables without one. */
+static uint64_t share(uint64_t own, uint64_t total, uint64_t bytes, uint64_t pool_bytes)
+{
+	if (own)
+		return own;
+	if (!total || !pool_bytes)
+		return 0;
+	return (uint64_t)((double)total * (double)bytes / (double)pool_bytes);
+}
+
+/* Row caches and page budgets, once every table's size is known. */
+static int setup_budgets(void)
+{
+	uint64_t cache_pool = 0, page_pool = 0;
+
+	for (size_t i = 0; i < n_tables; i++) {
+		cache_pool += ed_cfg.tables[i].cache_bytes ? 0 : table_bytes(&tables[i]);
+		page_pool += ed_cfg.tables[i].page_budget ? 0 : table_bytes(&tables[i]);
+	}
+	for (size_t i = 0; i < n_tables; i++) {
+		struct ed_table *t = &tables[i];
+		struct ed_snap *s = atomic_load(&t->cur);
+		uint64_t bytes = table_bytes(t);
+		uint64_t c = share(ed_cfg.tables[i].cache_bytes, ed_cfg.cache_bytes, bytes, cache_pool);
+		int rc;
+
+		t->page_budget = share(ed_cfg.tables[i].page_budget, ed_cfg.page_budget, bytes,
+		                       page_pool);
+		if (c && ed_io_running()) {
+			if ((rc = ed_rowcache_new(s->meta->row_bytes, c, &t->cache)) ||
+			    (rc = snap_epochs(t, s, NULL))) {
+				ed_error("table %s: cannot make a row cache of %llu bytes: %s", t->name,
+				         (unsigned long long)c, strerror(-rc));
+				return rc;
+			}
+			ed_info("table %s: row cache of %llu MiB", t->name,
+			        (unsigned long long)(c >> 20));
+		} else if (t->page_budget && s->pager) {
+			ed_pager_set_budget(s->pager, t->page_budget);
+			ed_info("table %s: page budget of %llu MiB", t->name,
+			        (unsigned long long)(t->page_budget >> 20));
+		}
+	}
+	return 0;
+}
+
 int ed_registry_open(void)
 {
 	char err[PATH_MAX + 200];
@@ -202,20 +328,27 @@ int ed_registry_open(void)
 			ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
 			return -errno;
 		}
-		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL, &s, err, sizeof(err));
+		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL, 0, &s, err, sizeof(err));
 		if (rc) {
 			ed_error("table %s: %s", t->name, err);
 			return rc;
 		}
 		atomic_store(&t->cur, s);
-		atomic_store_explicit(&n_loaded, i + 1, memory_order_release);
 		ed_info("table %s: serving %s generation %llu, %llu slots x %u bytes (%s dim %u)%s%s",
 		        t->name, s->path, (unsigned long long)s->meta->generation,
 		        (unsigned long long)s->meta->slots, s->meta->row_bytes,
 		        eg_dtype_name(s->meta->dtype), s->meta->dim,
 		        s->hash ? ", hash " : "", s->hash ? eg_hash_kind(s->hash) : "");
 	}
+	if (setup_budgets() < 0)
+		return -1;
+	atomic_store_explicit(&n_loaded, n_tables, memory_order_release);
 	return 0;
+}
+
+struct ed_rowcache *ed_table_cache(const struct ed_table *t)
+{
+	return t->cache;
 }
 
 void ed_registry_close(void)
@@ -226,6 +359,7 @@ void ed_registry_close(void)
 
 		if (s)
 			ed_snap_unpin(s);
+		ed_rowcache_free(tables[i].cache);
 		pthread_mutex_destroy(&tables[i].pin_lock);
 	}
 	free(tables);
@@ -322,7 +456,7 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	 * place was checksummed by its writer chunk by chunk */
 	verify = ed_cfg.verify == ED_VERIFY_ALL ||
 	         (ed_cfg.verify == ED_VERIFY_NEW && strcmp(resolved, old->path) != 0);
-	if (snap_open(resolved, verify, &s, res->error, sizeof(res->error))) {
+	if (snap_open(resolved, verify, t->page_budget, &s, res->error, sizeof(res->error))) {
 		refuse(t, quiet, resolved, 0, res);
 		goto out;
 	}
@@ -341,6 +475,12 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 		goto out;
 	}
 
+	if (snap_epochs(t, s, old)) {
+		snprintf(res->error, sizeof(res->error), "out of memory for the row cache epochs");
+		refuse(t, quiet, resolved, s->meta->generation, res);
+		snap_free(s);
+		goto out;
+	}
 	/* the swap as pinning readers see it: waiting for the lock included */
 	t2 = now_ns();
 	pthread_mutex_lock(&t->pin_lock);

@@ -17,6 +17,8 @@
 #include "eg_table.h"
 
 struct ed_env;
+struct ed_pager;
+struct ed_rowcache;
 
 /* One served version of a table; immutable while pinned. */
 struct ed_snap {
@@ -27,11 +29,19 @@ struct ed_snap {
 	eg_hash *hash;              /* parsed meta->hash_spec; NULL without one */
 	uint32_t rows_per_token;    /* 0 without a hash spec */
 	const char *path;           /* resolved directory */
+	/* the I/O path (gather.h) */
+	eg_rowdir dir;              /* where rows are in the data file */
+	struct ed_pager *pager;     /* page residency of the data file, or NULL */
+	int direct_fd;              /* data file opened O_DIRECT, or -1 */
+	uint32_t dio_align;         /* offset and length alignment of direct reads */
+	struct ed_rowcache *cache;  /* the table's row cache, or NULL (page-cache mode) */
+	uint32_t *epochs;           /* with a cache: per chunk, equal epoch = equal bytes */
 };
 
 struct ed_table;
 
-/* Opens every configured table (ed_cfg). Logs and returns <0 on failure. */
+/* Opens every configured table (ed_cfg), with its row cache when it has a
+ * budget. Logs and returns <0 on failure. */
 int ed_registry_open(void);
 /* Drops the current snapshots; call after every pin is gone. */
 void ed_registry_close(void);
@@ -67,5 +77,8 @@ struct ed_reload_result {
  * quiet: do not log or count a refusal of the version refused last time
  * (for the --watch poll). */
 void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res);
+
+/* The table's row cache, or NULL. */
+struct ed_rowcache *ed_table_cache(const struct ed_table *t);
 
 #endif

@@ -20,12 +20,23 @@ void ed_stat_answered(int status)
 	ed_stat_add(by_status[i], 1);
 }
 
-void ed_stat_latency(uint64_t ns)
+static unsigned bucket(uint64_t ns)
 {
 	unsigned i = 0;
 
 	while (i < ED_LATENCY_BUCKETS - 1 && ns > ed_latency_bounds_us[i] * 1000)
 		i++;
-	ed_stat_add(latency[i], 1);
+	return i;
+}
+
+void ed_stat_latency(uint64_t ns)
+{
+	ed_stat_add(latency[bucket(ns)], 1);
 	ed_stat_add(latency_sum_ns, ns);
+}
+
+void ed_stat_io_latency(uint64_t ns)
+{
+	ed_stat_add(io_latency[bucket(ns)], 1);
+	ed_stat_add(io_latency_sum_ns, ns);
 }

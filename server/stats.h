@@ -22,6 +22,14 @@ struct ed_stats {
 	/* lookup and tokens requests, frame complete to response written */
 	atomic_uint_fast64_t latency[ED_LATENCY_BUCKETS];
 	atomic_uint_fast64_t latency_sum_ns;
+	/* the I/O path (gather.c, io.c) */
+	atomic_uint_fast64_t warm_rows;          /* found in memory (page or row cache) */
+	atomic_uint_fast64_t cold_rows;          /* read from disk first */
+	atomic_uint_fast64_t disk_reads;
+	atomic_uint_fast64_t disk_read_bytes;
+	atomic_uint_fast64_t io_inflight;        /* reads in the kernel now */
+	atomic_uint_fast64_t io_latency[ED_LATENCY_BUCKETS];   /* one read, submit to completion */
+	atomic_uint_fast64_t io_latency_sum_ns;
 	uint64_t started;                        /* unix seconds, set once at start */
 };
 
@@ -38,5 +46,7 @@ extern const uint64_t ed_latency_bounds_us[ED_LATENCY_BUCKETS - 1];
 void ed_stat_answered(int status);
 /* Counts one lookup/tokens latency. */
 void ed_stat_latency(uint64_t ns);
+/* Counts one disk read's latency (same buckets). */
+void ed_stat_io_latency(uint64_t ns);
 
 #endif

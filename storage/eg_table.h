@@ -123,6 +123,37 @@ const void *eg_snapshot_row(const eg_snapshot *s, uint64_t slot);
 int eg_snapshot_gather(const eg_snapshot *s, const uint64_t *slots, size_t n,
                        void *out, size_t *bad);
 
+/* Where a snapshot's rows live, for callers that read the data file
+ * themselves instead of through the map (the daemon's I/O path). The row of
+ * slot s starts at chunks[s >> shift] + (s & mask) * row_bytes; that address
+ * minus map is its byte offset in data.mdb. Only addresses are computed from
+ * it: nothing is read through the map. Valid while the snapshot is open. */
+typedef struct eg_rowdir {
+	const uint8_t *const *chunks;
+	uint64_t nchunks;
+	unsigned shift;
+	uint64_t mask;
+	uint32_t row_bytes;
+	uint64_t slots;
+	const uint8_t *map;    /* start of the data file's mapping; NULL when it
+	                          could not be found (then offsets are unknown) */
+	uint64_t file_bytes;   /* size of data.mdb when the snapshot began */
+} eg_rowdir;
+
+/* Fills *out for s. */
+void eg_snapshot_rowdir(const eg_snapshot *s, eg_rowdir *out);
+
+/* File offset of slot's row (slot < slots). */
+static inline uint64_t eg_rowdir_offset(const eg_rowdir *d, uint64_t slot)
+{
+	return (uint64_t)(d->chunks[slot >> d->shift] - d->map) + (slot & d->mask) * d->row_bytes;
+}
+
+/* Opens t's data file (data.mdb) anew with open(2) flags (O_RDONLY is
+ * implied; O_DIRECT for reads past the page cache). Returns the descriptor,
+ * owned by the caller, or a negative errno. */
+int eg_table_open_data(const eg_table *t, int flags);
+
 /* Recomputes every chunk checksum. Calls bad_chunk(arg, chunk) for each
  * mismatch (may be NULL). Returns 0 when all match, EG_ECHECKSUM otherwise. */
 int eg_snapshot_verify(const eg_snapshot *s,

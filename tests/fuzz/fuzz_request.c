@@ -2,10 +2,11 @@
  * client sends on one connection; it is split into frames by the daemon's
  * own splitter (server/frame.c) and every frame goes through ed_dispatch
  * against three small real tables (built at start-up in a temporary
- * directory), thread-pool gathers and reloads included. Every answer must be
+ * directory), gathers on the gather threads, cold reads through the I/O
+ * thread into a row cache too small for its table, and reloads included. Every answer must be
  * one well-formed Response frame, and the rows of an OK answer must be the
  * rows the tables hold. */
-// fuzz-sources: server/shm.c server/frame.c server/dispatch.c server/lookup.c server/info.c server/reload.c server/encode.c server/registry.c server/config.c server/log.c server/stats.c storage/*.c $BUILD/gen/engram.pb-c.c
+// fuzz-sources: server/shm.c server/frame.c server/dispatch.c server/lookup.c server/gather.c server/pool.c server/io.c server/pager.c server/rowcache.c server/info.c server/reload.c server/encode.c server/registry.c server/config.c server/log.c server/stats.c storage/*.c $BUILD/gen/engram.pb-c.c
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,11 @@
 #include "eg_table.h"
 #include "engram.pb-c.h"
 #include "frame.h"
+#include "gather.h"
+#include "io.h"
 #include "log.h"
+#include "pager.h"
+#include "pool.h"
 #include "registry.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -46,6 +51,7 @@ static char tmpdir[] = "/tmp/fuzz_request.XXXXXX";
 static eg_hash *hashes[N_TABLES];
 static uint8_t *want_rows[N_TABLES]; /* every row of each table, as built */
 static uv_loop_t loop;
+static struct ed_mailbox mailbox;
 
 static uint8_t pattern(size_t table, uint64_t slot, uint32_t j)
 {
@@ -62,6 +68,9 @@ static int rm_one(const char *path, const struct stat *st, int flag, struct FTW 
 
 static void cleanup(void)
 {
+	ed_pool_stop();
+	ed_io_stop();
+	ed_pager_stop();
 	ed_registry_close();
 	for (size_t i = 0; i < N_TABLES; i++) {
 		eg_hash_free(hashes[i]);
@@ -126,10 +135,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	args[n++] = (char *)"--max-rows=65536";
 	args[n++] = (char *)"--max-frame=1M";
 	args[n++] = (char *)"--log-level=error";
+	args[n++] = (char *)"--cache-bytes=plain=16K";
 	args[n] = NULL;
-	if (ed_config_parse(n, args) != 0 || ed_registry_open() != 0)
+	if (ed_config_parse(n, args) != 0 || ed_io_start(8, ED_GATHER_MAX_READ) ||
+	    ed_pager_start() || ed_pool_start(2) || ed_registry_open() != 0)
 		abort();
-	if (uv_loop_init(&loop))
+	if (uv_loop_init(&loop) || ed_mailbox_init(&loop, &mailbox))
 		abort();
 	atexit(cleanup);
 	return 0;
@@ -238,10 +249,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!req)
 			abort();
 		req->loop = &loop;
+		req->mailbox = &mailbox;
 		req->finish = finished;
 		ed_dispatch(req, data + off + hdr, (size_t)len);
-		if (req->state == ED_REQ_PENDING)
-			uv_run(&loop, UV_RUN_DEFAULT); /* thread-pool gathers, reloads */
+		while (req->state == ED_REQ_PENDING)
+			uv_run(&loop, UV_RUN_ONCE); /* gather pieces, reloads */
 		if (req->state != ED_REQ_DONE || req->pending)
 			abort();
 		check_answer(req);

@@ -1,0 +1,337 @@
+/* check_cold.c - rows that are not in memory, served by the real engramd:
+ * read by the I/O thread in page-cache mode and into the row cache, exact
+ * against the fill formula (egt_row_bytes) for rows that straddle pages and
+ * the short last chunk; the row cache never serves a row of another
+ * version, across patches, published versions and concurrent reloads. */
+#include <check.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "egtest.h"
+#include "engram.h"
+
+/* 100-byte rows: one in 40 crosses a page boundary; 50,037 slots leave a
+ * short last chunk of 885 rows. */
+#define ROW 100
+#define SLOTS 50037
+#define CHUNK 1024
+#define SEED 7
+#define N 3000
+
+static void evict(const char *dir)
+{
+	char path[512];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	fd = open(path, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fdatasync(fd), 0);
+	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+}
+
+/* One metric's value from GET /metrics on 127.0.0.1:port (first sample
+ * whose line starts with name); -1 when absent. */
+static double metric(int port, const char *name)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+	                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	static char buf[1 << 17];
+	const char *req = "GET /metrics HTTP/1.0\r\n\r\n";
+	size_t got = 0;
+	ssize_t r;
+	char *p;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while (got < sizeof(buf) - 1 && (r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)r;
+	close(fd);
+	buf[got] = '\0';
+	for (p = buf; (p = strstr(p, name)); p++) {
+		if ((p == buf || p[-1] == '\n') && (p[strlen(name)] == ' ' || p[strlen(name)] == '{'))
+			return atof(strchr(p, ' ') + 1);
+	}
+	return -1;
+}
+
+/* Random slots plus the edges: first, last, both rows around a chunk
+ * boundary, rows of the short last chunk. */
+static void pick_slots(uint64_t *s, size_t n, uint64_t seed)
+{
+	uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		s[i] = x % SLOTS;
+	}
+	s[0] = 0;
+	s[1] = SLOTS - 1;
+	s[2] = CHUNK - 1;
+	s[3] = CHUNK;
+	s[4] = (SLOTS / CHUNK) * CHUNK;
+	s[5] = s[9]; /* a duplicate */
+}
+
+/* The row of slot a daemon must serve: patched slots (even ones below
+ * patched_below) carry seed patch_seed. */
+static void want_row(uint64_t slot, uint64_t seed, uint64_t patched_below, uint64_t patch_seed,
+                     uint8_t *out)
+{
+	int patched = slot < patched_below && slot % 2 == 0;
+
+	egt_row_bytes(patched ? patch_seed : seed, slot, ROW, out);
+}
+
+static void check_lookup(eg_client *c, const uint64_t *slots, size_t n, uint64_t seed,
+                         uint64_t gen, uint64_t patched_below, uint64_t patch_seed)
+{
+	uint8_t *rows = malloc(n * ROW), want[ROW];
+	eg_client_rows r;
+
+	ck_assert_int_eq(eg_client_lookup(c, "t", slots, n, rows, n * ROW, &r), 0);
+	ck_assert_uint_eq(r.count, n);
+	ck_assert_uint_eq(r.generation, gen);
+	for (size_t i = 0; i < n; i++) {
+		want_row(slots[i], seed, patched_below, patch_seed, want);
+		ck_assert_msg(memcmp(rows + i * ROW, want, ROW) == 0,
+		              "slot %llu (index %zu) differs from the fill formula",
+		              (unsigned long long)slots[i], i);
+	}
+	free(rows);
+}
+
+static void start(egt_daemon *d, const char *dir, int port, const char *cache)
+{
+	char table[600], http[64];
+	const char *args[8] = { "--table", table, "--http", http, NULL, NULL, NULL };
+
+	snprintf(table, sizeof(table), "t=%s", dir);
+	snprintf(http, sizeof(http), "127.0.0.1:%d", port);
+	if (cache) {
+		args[4] = "--cache-bytes";
+		args[5] = cache;
+	}
+	egt_daemon_start(d, 0, args);
+}
+
+static void cold_exact(const char *cache)
+{
+	char *dir = egt_path("t");
+	uint64_t *slots = malloc(N * sizeof(*slots));
+	int port = egt_free_port();
+	egt_daemon d;
+	eg_client *c;
+
+	egt_make_table(dir, "t", SLOTS, ROW, CHUNK, SEED);
+	evict(dir);
+	start(&d, dir, port, cache);
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	for (int round = 0; round < 3; round++) {
+		pick_slots(slots, N, (uint64_t)round % 2 + 1); /* rounds 0 and 2 ask the same */
+		check_lookup(c, slots, N, SEED, 1, 0, 0);
+	}
+	/* the rows really came through the I/O thread */
+	ck_assert_double_gt(metric(port, "engramd_rows_cold_total"), 0);
+	ck_assert_double_gt(metric(port, "engramd_disk_reads_total"), 0);
+	ck_assert_double_gt(metric(port, "engramd_disk_read_latency_seconds_count"), 0);
+	if (cache) {
+		ck_assert_double_gt(metric(port, "engramd_cache_hits_total"), 0);
+		ck_assert_double_gt(metric(port, "engramd_cache_misses_total"), 0);
+	}
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+	free(slots);
+}
+
+START_TEST(page_cache_mode_cold_rows_exact)
+{
+	cold_exact(NULL);
+}
+END_TEST
+
+/* A cache of about a tenth of the table: rows are evicted and read again. */
+START_TEST(row_cache_mode_cold_rows_exact)
+{
+	cold_exact("512K");
+}
+END_TEST
+
+/* Patch even slots below 20000 with rows of seed 100 + generation. */
+static void patch(const char *dir, uint64_t gen_after)
+{
+	size_t n = 10000;
+	uint64_t *slots = malloc(n * sizeof(*slots));
+	uint8_t *rows = malloc(n * ROW);
+	uint64_t g = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		slots[i] = 2 * i;
+		egt_row_bytes(100 + gen_after, slots[i], ROW, rows + i * ROW);
+	}
+	ck_assert_int_eq(eg_table_update(dir, slots, n, rows, NULL, &g), 0);
+	ck_assert_uint_eq(g, gen_after);
+	free(slots);
+	free(rows);
+}
+
+static void reload(eg_client *c, uint64_t want_gen)
+{
+	eg_client_reload res;
+	size_t n = 0;
+
+	ck_assert_int_eq(eg_client_reload_tables(c, "t", &res, 1, &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_str_eq(res.error, "");
+	ck_assert_uint_eq(res.new_generation, want_gen);
+}
+
+START_TEST(row_cache_follows_patches_and_publish)
+{
+	char *v1 = egt_path("v1"), *v2 = egt_path("v2"), *link = egt_path("cur");
+	uint64_t *slots = malloc(N * sizeof(*slots));
+	int port = egt_free_port();
+	egt_daemon d;
+	eg_client *c;
+	eg_meta m = { 0 };
+	eg_builder *b;
+	uint64_t slot = 0;
+
+	egt_make_table(v1, "t", SLOTS, ROW, CHUNK, SEED);
+	ck_assert_int_eq(symlink(v1, link), 0);
+	/* a cache that holds the whole table: every row asked twice is a hit */
+	start(&d, link, port, "64M");
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	pick_slots(slots, N, 3);
+	check_lookup(c, slots, N, SEED, 1, 0, 0);
+	check_lookup(c, slots, N, SEED, 1, 0, 0);
+	ck_assert_double_gt(metric(port, "engramd_cache_hits_total"), N - 1);
+
+	/* patches in place: the patched rows change, the cached others stay */
+	patch(v1, 2);
+	reload(c, 2);
+	check_lookup(c, slots, N, SEED, 2, 20000, 102);
+	patch(v1, 3);
+	reload(c, 3);
+	check_lookup(c, slots, N, SEED, 3, 20000, 103);
+	check_lookup(c, slots, N, SEED, 3, 20000, 103);
+
+	/* a published version of other rows: nothing cached may survive */
+	snprintf(m.name, sizeof(m.name), "t");
+	m.slots = SLOTS;
+	m.dim = ROW;
+	m.dtype = EG_DTYPE_U8;
+	m.chunk_slots = CHUNK;
+	m.generation = 10;
+	ck_assert_int_eq(eg_builder_open(v2, &m, &b), 0);
+	for (uint64_t k = 0; k < eg_builder_chunks(b); k++) {
+		uint8_t *rows;
+
+		ck_assert_int_eq(eg_builder_next_chunk(b, (void **)&rows), 0);
+		for (uint64_t r = 0; r < eg_builder_chunk_rows(b, k); r++, slot++)
+			egt_row_bytes(SEED + 1, slot, ROW, rows + r * ROW);
+	}
+	ck_assert_int_eq(eg_builder_finish(b), 0);
+	ck_assert_int_eq(unlink(link), 0);
+	ck_assert_int_eq(symlink(v2, link), 0);
+	reload(c, 10);
+	check_lookup(c, slots, N, SEED + 1, 10, 0, 0);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+	free(slots);
+}
+END_TEST
+
+/* Readers while a writer patches and the daemon reloads: each response is
+ * exactly the rows of the generation it names. */
+struct reader {
+	const char *addr;
+	atomic_int *stop;
+	int checked;
+};
+
+static void *read_loop(void *arg)
+{
+	struct reader *rd = arg;
+	uint64_t *slots = malloc(N * sizeof(*slots));
+	uint8_t *rows = malloc(N * ROW), want[ROW];
+	eg_client *c;
+
+	ck_assert_int_eq(eg_client_connect(rd->addr, 10000, &c), 0);
+	for (uint64_t round = 0; !atomic_load(rd->stop); round++) {
+		eg_client_rows r;
+
+		pick_slots(slots, N, round % 5 + 10);
+		ck_assert_int_eq(eg_client_lookup(c, "t", slots, N, rows, N * ROW, &r), 0);
+		for (size_t i = 0; i < N; i++) {
+			want_row(slots[i], SEED, r.generation > 1 ? 20000 : 0, 100 + r.generation, want);
+			ck_assert_msg(memcmp(rows + i * ROW, want, ROW) == 0,
+			              "generation %llu slot %llu: a row of another version",
+			              (unsigned long long)r.generation, (unsigned long long)slots[i]);
+		}
+		rd->checked++;
+	}
+	eg_client_close(c);
+	free(slots);
+	free(rows);
+	return NULL;
+}
+
+START_TEST(row_cache_exact_under_concurrent_reloads)
+{
+	char *dir = egt_path("t");
+	atomic_int stop = 0;
+	struct reader rd[2];
+	pthread_t th[2];
+	egt_daemon d;
+	eg_client *c;
+
+	egt_make_table(dir, "t", SLOTS, ROW, CHUNK, SEED);
+	evict(dir);
+	start(&d, dir, egt_free_port(), "1M");
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	for (int i = 0; i < 2; i++) {
+		rd[i] = (struct reader){ .addr = d.addr, .stop = &stop };
+		ck_assert_int_eq(pthread_create(&th[i], NULL, read_loop, &rd[i]), 0);
+	}
+	for (uint64_t g = 2; g <= 8; g++) {
+		patch(dir, g);
+		evict(dir);
+		reload(c, g);
+		usleep(50000);
+	}
+	atomic_store(&stop, 1);
+	for (int i = 0; i < 2; i++) {
+		pthread_join(th[i], NULL);
+		ck_assert_int_gt(rd[i].checked, 0);
+	}
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("cold");
+	TCase *tc = tcase_create("cold");
+
+	tcase_add_test(tc, page_cache_mode_cold_rows_exact);
+	tcase_add_test(tc, row_cache_mode_cold_rows_exact);
+	tcase_add_test(tc, row_cache_follows_patches_and_publish);
+	tcase_add_test(tc, row_cache_exact_under_concurrent_reloads);
+	suite_add_tcase(s, tc);
+	return egt_run_suite(s);
+}
