@@ -130,11 +130,19 @@ int cli_query_stats(struct cli_args *a)
 		rc = cli_query_fail(a, c, err);
 	} else {
 		const char *names[] = { "uptime_seconds", "connections", "requests", "errors",
-		                        "rows", "bytes_out", "reloads", "reload_failures" };
+		                        "rows", "bytes_out", "reloads", "reload_failures",
+		                        "rows_warm", "rows_cold", "disk_reads", "disk_read_bytes",
+		                        "disk_reads_inflight", "disk_read_p50_us", "disk_read_p99_us",
+		                        "cache_hits", "cache_misses", "cache_evictions", "cache_rows",
+		                        "cache_bytes" };
 		const uint64_t vals[] = { s.uptime_seconds, s.connections, s.requests, s.errors,
-		                          s.rows, s.bytes_out, s.reloads, s.reload_failures };
+		                          s.rows, s.bytes_out, s.reloads, s.reload_failures,
+		                          s.rows_warm, s.rows_cold, s.disk_reads, s.disk_read_bytes,
+		                          s.disk_reads_inflight, s.disk_read_p50_us, s.disk_read_p99_us,
+		                          s.cache_hits, s.cache_misses, s.cache_evictions, s.cache_rows,
+		                          s.cache_bytes };
 
-		for (size_t i = 0; i < 8; i++) {
+		for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 			if (a->json)
 				printf("%s\"%s\": %llu", i ? ", " : "{", names[i],
 				       (unsigned long long)vals[i]);

@@ -139,6 +139,24 @@ nomem:
 	return -ENOMEM;
 }
 
+/* The bucket bound below which a share q of the disk reads fall. */
+static uint64_t quantile_us(const Engram__V1__StatsResponse *s, double q)
+{
+	uint64_t total = 0, cum = 0;
+
+	for (size_t i = 0; i < s->n_disk_read_latency_counts; i++)
+		total += s->disk_read_latency_counts[i];
+	if (total == 0)
+		return 0;
+	for (size_t i = 0; i < s->n_disk_read_latency_counts; i++) {
+		cum += s->disk_read_latency_counts[i];
+		if ((double)cum >= q * (double)total)
+			return i < s->n_disk_read_latency_le_us ? s->disk_read_latency_le_us[i]
+			                                        : UINT64_MAX;
+	}
+	return UINT64_MAX;
+}
+
 int eg_client_stats_get(eg_client *c, eg_client_stats *out)
 {
 	Engram__V1__StatsRequest sr = ENGRAM__V1__STATS_REQUEST__INIT;
@@ -163,6 +181,18 @@ int eg_client_stats_get(eg_client *c, eg_client_stats *out)
 	out->bytes_out = s->bytes_out;
 	out->reloads = s->reloads;
 	out->reload_failures = s->reload_failures;
+	out->rows_warm = s->rows_warm;
+	out->rows_cold = s->rows_cold;
+	out->disk_reads = s->disk_reads;
+	out->disk_read_bytes = s->disk_read_bytes;
+	out->disk_reads_inflight = s->disk_reads_inflight;
+	out->cache_hits = s->cache_hits;
+	out->cache_misses = s->cache_misses;
+	out->cache_evictions = s->cache_evictions;
+	out->cache_rows = s->cache_rows;
+	out->cache_bytes = s->cache_bytes;
+	out->disk_read_p50_us = quantile_us(s, 0.50);
+	out->disk_read_p99_us = quantile_us(s, 0.99);
 	egc__ticket_free(t);
 	return 0;
 }

@@ -141,6 +141,15 @@ ENGRAM_EXPORT void eg_client_info_free(eg_client_table *tables, size_t n);
 typedef struct eg_client_stats {
 	uint64_t uptime_seconds, connections, requests, errors, rows, bytes_out,
 	         reloads, reload_failures;
+	/* the I/O path: rows found in memory / read from disk first, reads of
+	 * table files, reads in flight now */
+	uint64_t rows_warm, rows_cold, disk_reads, disk_read_bytes, disk_reads_inflight;
+	/* row caches, summed over the tables that have one */
+	uint64_t cache_hits, cache_misses, cache_evictions, cache_rows, cache_bytes;
+	/* disk read latency: the bucket bound (us) at or below which half and
+	 * 99% of the reads since start took; 0 before the first read,
+	 * UINT64_MAX when past the largest bound */
+	uint64_t disk_read_p50_us, disk_read_p99_us;
 } eg_client_stats;
 
 /* Reads the daemon's counters (blocking).

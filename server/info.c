@@ -5,6 +5,7 @@
 #include "config.h"
 #include "handlers.h"
 #include "registry.h"
+#include "rowcache.h"
 #include "stats.h"
 
 void ed_do_info(struct ed_req *req, uint64_t id)
@@ -53,8 +54,42 @@ out:
 	free(ti);
 }
 
+/* The I/O path's counters, and the row caches summed over the tables. */
+static void io_stats(Engram__V1__StatsResponse *st, uint64_t *le, uint64_t *counts)
+{
+	size_t loaded = ed_registry_loaded();
+
+	st->rows_warm = ed_stat_get(warm_rows);
+	st->rows_cold = ed_stat_get(cold_rows);
+	st->disk_reads = ed_stat_get(disk_reads);
+	st->disk_read_bytes = ed_stat_get(disk_read_bytes);
+	st->disk_reads_inflight = ed_stat_get(io_inflight);
+	for (size_t i = 0; i < loaded; i++) {
+		struct ed_rowcache *c = ed_table_cache(ed_registry_at(i));
+		struct ed_rowcache_stats rs;
+
+		if (!c)
+			continue;
+		ed_rowcache_stats(c, &rs);
+		st->cache_hits += rs.hits;
+		st->cache_misses += rs.misses;
+		st->cache_evictions += rs.evictions;
+		st->cache_rows += rs.entries;
+		st->cache_bytes += rs.bytes;
+	}
+	for (unsigned i = 0; i < ED_LATENCY_BUCKETS; i++) {
+		le[i] = i < ED_LATENCY_BUCKETS - 1 ? ed_latency_bounds_us[i] : UINT64_MAX;
+		counts[i] = ed_stat_get(io_latency[i]);
+	}
+	st->n_disk_read_latency_le_us = ED_LATENCY_BUCKETS - 1;
+	st->disk_read_latency_le_us = le;
+	st->n_disk_read_latency_counts = ED_LATENCY_BUCKETS;
+	st->disk_read_latency_counts = counts;
+}
+
 void ed_do_stats(struct ed_req *req, uint64_t id)
 {
+	uint64_t le[ED_LATENCY_BUCKETS], counts[ED_LATENCY_BUCKETS];
 	Engram__V1__StatsResponse st = ENGRAM__V1__STATS_RESPONSE__INIT;
 	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
 
@@ -66,6 +101,7 @@ void ed_do_stats(struct ed_req *req, uint64_t id)
 	st.bytes_out = ed_stat_get(bytes_out);
 	st.reloads = ed_stat_get(reloads);
 	st.reload_failures = ed_stat_get(reload_failures);
+	io_stats(&st, le, counts);
 	r.id = id;
 	r.body_case = ENGRAM__V1__RESPONSE__BODY_STATS;
 	r.stats = &st;

@@ -152,6 +152,23 @@ static void cold_exact(const char *cache)
 		ck_assert_double_gt(metric(port, "engramd_cache_hits_total"), 0);
 		ck_assert_double_gt(metric(port, "engramd_cache_misses_total"), 0);
 	}
+	/* and `engram stats` / eg_client_stats_get say the same */
+	{
+		eg_client_stats st;
+
+		ck_assert_int_eq(eg_client_stats_get(c, &st), 0);
+		ck_assert_uint_eq(st.rows_cold, (uint64_t)metric(port, "engramd_rows_cold_total"));
+		ck_assert_uint_eq(st.rows_warm + st.rows_cold, 3 * N);
+		ck_assert_uint_gt(st.disk_reads, 0);
+		ck_assert_uint_ge(st.disk_read_bytes, st.disk_reads * 512);
+		ck_assert_uint_gt(st.disk_read_p99_us, 0);
+		ck_assert_uint_ge(st.disk_read_p99_us, st.disk_read_p50_us);
+		if (cache) {
+			ck_assert_uint_eq(st.cache_hits + st.cache_misses, 3 * N);
+			ck_assert_uint_gt(st.cache_rows, 0);
+			ck_assert_uint_le(st.cache_bytes, 512 * 1024);
+		}
+	}
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 	free(slots);
