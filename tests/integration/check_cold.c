@@ -187,6 +187,41 @@ START_TEST(row_cache_mode_cold_rows_exact)
 }
 END_TEST
 
+/* A page budget of 1 MiB on a 5 MB table: rows stay exact while engramd
+ * keeps dropping pages to stay inside it. */
+START_TEST(page_budget_holds)
+{
+	char *dir = egt_path("t");
+	uint64_t *slots = malloc(N * sizeof(*slots));
+	char table[600], http[64];
+	const char *args[] = { "--table", table, "--http", http, "--page-budget", "1M", NULL };
+	int port = egt_free_port();
+	double resident, evicted;
+	egt_daemon d;
+	eg_client *c;
+
+	egt_make_table(dir, "t", SLOTS, ROW, CHUNK, SEED);
+	evict(dir);
+	snprintf(table, sizeof(table), "t=%s", dir);
+	snprintf(http, sizeof(http), "127.0.0.1:%d", port);
+	egt_daemon_start(&d, 0, args);
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	for (int round = 0; round < 6; round++) {
+		pick_slots(slots, N, (uint64_t)round + 20);
+		check_lookup(c, slots, N, SEED, 1, 0, 0);
+		resident = metric(port, "engramd_resident_pages");
+		/* the budget, plus what one piece's reads may add before the
+		 * clock runs (pages of 4 KiB) */
+		ck_assert_double_le(resident, 256 + 512);
+	}
+	evicted = metric(port, "engramd_page_evictions_total");
+	ck_assert_double_gt(evicted, 0);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+	free(slots);
+}
+END_TEST
+
 /* Patch even slots below 20000 with rows of seed 100 + generation. */
 static void patch(const char *dir, uint64_t gen_after)
 {
@@ -347,6 +382,7 @@ int main(void)
 
 	tcase_add_test(tc, page_cache_mode_cold_rows_exact);
 	tcase_add_test(tc, row_cache_mode_cold_rows_exact);
+	tcase_add_test(tc, page_budget_holds);
 	tcase_add_test(tc, row_cache_follows_patches_and_publish);
 	tcase_add_test(tc, row_cache_exact_under_concurrent_reloads);
 	suite_add_tcase(s, tc);
