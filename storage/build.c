@@ -96,9 +96,9 @@ static int classify(const char *path, const char *data)
 	}
 	if (mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &dbi))
 		goto out;
-	rc = mdb_dbi_open(txn, EG__DB_META, 0, &dbi);
+	rc = eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &dbi));
 	if (rc == MDB_NOTFOUND ||
-	    (rc == 0 && mdb_get(txn, dbi, &k, &v) == MDB_NOTFOUND))
+	    (rc == 0 && eg__mdb(mdb_get(txn, dbi, &k, &v)) == MDB_NOTFOUND))
 		kind = DIR_DEAD_BUILD;
 out:
 	if (txn)
@@ -214,22 +214,22 @@ int eg_builder_open(const char *dir, const eg_meta *meta, eg_builder **out)
 	size = map_size(&b->meta);
 	if (b->meta.slots * b->meta.row_bytes >= eg__build_writemap_min)
 		flags |= MDB_WRITEMAP;
-	if ((rc = mdb_env_create(&b->env)))
-		goto lmdb_fail;
+	if ((rc = eg__mdb(mdb_env_create(&b->env))))
+		goto fail_files;
 	mdb_env_set_maxdbs(b->env, EG__MAXDBS);
 	mdb_env_set_maxreaders(b->env, EG__MAXREADERS);
-	if ((rc = mdb_env_set_mapsize(b->env, size)) ||
-	    (rc = mdb_env_open(b->env, b->path, flags, 0644)) ||
-	    (rc = mdb_txn_begin(b->env, NULL, 0, &b->txn)) ||
-	    (rc = mdb_dbi_open(b->txn, EG__DB_ROWS, MDB_CREATE | MDB_INTEGERKEY, &b->rows)) ||
-	    (rc = mdb_dbi_open(b->txn, EG__DB_SUMS, MDB_CREATE | MDB_INTEGERKEY, &b->sums)))
-		goto lmdb_fail;
+	if ((rc = eg__mdb(mdb_env_set_mapsize(b->env, size))) ||
+	    (rc = eg__mdb(mdb_env_open(b->env, b->path, flags, 0644))) ||
+	    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_ROWS, MDB_CREATE | MDB_INTEGERKEY,
+	                               &b->rows))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_SUMS, MDB_CREATE | MDB_INTEGERKEY,
+	                               &b->sums))))
+		goto fail_files;
 	*out = b;
 	return 0;
-lmdb_fail:
-	rc = eg__rc(rc);
-	if (b->path)
-		remove_files(b->path);
+fail_files:
+	remove_files(b->path);
 fail:
 	builder_free(b);
 	return rc;
@@ -264,7 +264,7 @@ static int seal_chunk(eg_builder *b)
 		return 0;
 	eg__put_le64(sum, XXH3_64bits(b->cur, b->cur_bytes));
 	b->cur = NULL;
-	if ((rc = eg__rc(eg__put(b->txn, b->sums, &k, &v, MDB_APPEND))))
+	if ((rc = eg__mdb(eg__put(b->txn, b->sums, &k, &v, MDB_APPEND))))
 		return rc;
 	if (b->progress)
 		b->progress(b->progress_arg, b->next, b->nchunks);
@@ -273,7 +273,7 @@ static int seal_chunk(eg_builder *b)
 
 static int commit(eg_builder *b)
 {
-	int rc = eg__rc(eg__commit(b->txn));
+	int rc = eg__mdb(eg__commit(b->txn));
 
 	b->txn = NULL; /* a failed commit has freed the transaction too */
 	b->txn_bytes = b->txn_chunks = 0;
@@ -294,12 +294,12 @@ int eg_builder_next_chunk(eg_builder *b, void **rows)
 		return EG_EINVAL;
 	if (b->txn_bytes >= eg__build_commit_bytes || b->txn_chunks >= COMMIT_CHUNKS) {
 		if ((rc = commit(b)) ||
-		    (rc = eg__rc(mdb_txn_begin(b->env, NULL, 0, &b->txn))))
+		    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))))
 			goto fail;
 	}
 	v.mv_size = eg__chunk_rows(&b->meta, key) * b->meta.row_bytes;
 	v.mv_data = NULL;
-	if ((rc = eg__rc(eg__put(b->txn, b->rows, &k, &v, MDB_APPEND | MDB_RESERVE))))
+	if ((rc = eg__mdb(eg__put(b->txn, b->rows, &k, &v, MDB_APPEND | MDB_RESERVE))))
 		goto fail;
 	b->cur = v.mv_data;
 	b->cur_bytes = v.mv_size;
@@ -325,12 +325,12 @@ static int finish(eg_builder *b)
 	if (b->next != b->nchunks)
 		return EG_EINVAL;
 	if ((rc = seal_chunk(b)) || (rc = commit(b)) ||
-	    (rc = eg__rc(mdb_env_sync(b->env, 1))) ||
-	    (rc = eg__rc(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
-	    (rc = eg__rc(mdb_dbi_open(b->txn, EG__DB_META, MDB_CREATE, &meta))) ||
+	    (rc = eg__mdb(mdb_env_sync(b->env, 1))) ||
+	    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_META, MDB_CREATE, &meta))) ||
 	    (rc = eg__meta_write(b->txn, meta, &b->meta)) ||
 	    (rc = commit(b)) ||
-	    (rc = eg__rc(mdb_env_sync(b->env, 1))))
+	    (rc = eg__mdb(mdb_env_sync(b->env, 1))))
 		return rc;
 	fd = open(b->path, O_RDONLY | O_DIRECTORY);
 	if (fd >= 0) {

@@ -11,8 +11,11 @@
  * read by many threads at once. A builder or an update belongs to one thread.
  *
  * Errors: every function that can fail returns int, 0 on success, and on
- * failure either a negative errno value, an LMDB error code (positive, see
- * lmdb.h), or one of the EG_E* codes below. eg_strerror() names any of them.
+ * failure a negative value: a negative errno value (-ENOENT, -ENOSPC, -EIO,
+ * ...), an LMDB MDB_* code (MDB_MAP_FULL, MDB_CORRUPTED, ...: negative, in
+ * [MDB_KEYEXIST, MDB_LAST_ERRCODE] of lmdb.h) or one of the EG_E* codes
+ * below. Never a positive value: what LMDB returns positive (errno values)
+ * comes out negated. eg_strerror() names any of them.
  */
 #ifndef EG_TABLE_H
 #define EG_TABLE_H

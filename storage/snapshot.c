@@ -18,10 +18,10 @@ static int load_rows(eg_snapshot *s)
 	uint64_t i = 0, key;
 	int rc;
 
-	if ((rc = mdb_cursor_open(s->txn, s->t->rows, &c)))
-		return eg__rc(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), i++) {
+	if ((rc = eg__mdb(mdb_cursor_open(s->txn, s->t->rows, &c))))
+		return rc;
+	for (rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_FIRST)); rc == 0;
+	     rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_NEXT)), i++) {
 		if (k.mv_size != sizeof key)
 			break;
 		memcpy(&key, k.mv_data, sizeof key);
@@ -32,7 +32,7 @@ static int load_rows(eg_snapshot *s)
 	}
 	mdb_cursor_close(c);
 	if (rc && rc != MDB_NOTFOUND)
-		return eg__rc(rc);
+		return rc;
 	return rc == MDB_NOTFOUND && i == s->nchunks ? 0 : EG_EFORMAT;
 }
 
@@ -43,10 +43,10 @@ static int load_sums(eg_snapshot *s)
 	uint64_t i = 0, key;
 	int rc;
 
-	if ((rc = mdb_cursor_open(s->txn, s->t->sums, &c)))
-		return eg__rc(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), i++) {
+	if ((rc = eg__mdb(mdb_cursor_open(s->txn, s->t->sums, &c))))
+		return rc;
+	for (rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_FIRST)); rc == 0;
+	     rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_NEXT)), i++) {
 		if (k.mv_size != sizeof key || v.mv_size != 8)
 			break;
 		memcpy(&key, k.mv_data, sizeof key);
@@ -56,7 +56,7 @@ static int load_sums(eg_snapshot *s)
 	}
 	mdb_cursor_close(c);
 	if (rc && rc != MDB_NOTFOUND)
-		return eg__rc(rc);
+		return rc;
 	return rc == MDB_NOTFOUND && i == s->nchunks ? 0 : EG_EFORMAT;
 }
 
@@ -65,19 +65,19 @@ static int load_sums(eg_snapshot *s)
  * it is done only when no other snapshot of t is open. */
 static int begin(eg_table *t, MDB_txn **txn)
 {
-	int rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn);
+	int rc = eg__mdb(mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn));
 
 	if (rc == MDB_MAP_RESIZED) {
 		pthread_mutex_lock(&t->lock);
 		if (t->live == 1 && (rc = eg__table_adopt_map(t)) == 0)
-			rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn);
+			rc = eg__mdb(mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn));
 		pthread_mutex_unlock(&t->lock);
 	}
-	if (rc == 0 && (rc = eg__check_file_size(t->env))) {
+	if (rc == 0 && (rc = eg__check_file_size(t->env, NULL))) {
 		mdb_txn_abort(*txn);
 		*txn = NULL;
 	}
-	return eg__rc(rc);
+	return rc;
 }
 
 static int same_layout(const eg_meta *a, const eg_meta *b)

@@ -43,8 +43,9 @@ struct eg_snapshot {
 };
 
 /* Failure seams: every write of the builder and of eg_table_update goes
- * through these, so tests can inject -ENOSPC or MDB_MAP_FULL. They default
- * to mdb_put and mdb_txn_commit. */
+ * through these, so tests can inject what LMDB returns on a full disk or
+ * map (ENOSPC, positive, or MDB_MAP_FULL). They default to mdb_put and
+ * mdb_txn_commit; their results pass through eg__mdb like any LMDB call. */
 extern int (*eg__put)(MDB_txn *txn, MDB_dbi dbi, MDB_val *key, MDB_val *data,
                       unsigned int flags);
 extern int (*eg__commit)(MDB_txn *txn);
@@ -52,8 +53,13 @@ extern int (*eg__commit)(MDB_txn *txn);
 extern uint64_t eg__build_commit_bytes; /* commit after this many chunk bytes */
 extern uint64_t eg__build_writemap_min; /* MDB_WRITEMAP from this table size */
 
-/* LMDB returns errno values positive; this library returns them negative. */
-static inline int eg__rc(int rc)
+/* The one conversion of LMDB's error convention: LMDB returns errno values
+ * positive (ENOSPC, EIO, ENOENT...) and its own MDB_* codes negative; this
+ * library returns errno values negative (eg_table.h). Every int an mdb_*
+ * call (or a seam above) returns goes through eg__mdb right where it is
+ * returned, before it is compared with anything, so inside storage/ an
+ * error is always in the library's range and never positive. */
+static inline int eg__mdb(int rc)
 {
 	return rc > 0 ? -rc : rc;
 }
@@ -72,8 +78,9 @@ int eg__meta_put_generation(MDB_txn *txn, MDB_dbi dbi, uint64_t gen);
 
 /* EG_EFORMAT when data.mdb is shorter than the pages its newest meta page
  * says are in use (a truncated or half-copied file): reading those pages
- * through the map would fault (SIGBUS) instead of failing. */
-int eg__check_file_size(MDB_env *env);
+ * through the map would fault (SIGBUS) instead of failing. Sets *size (may
+ * be NULL) to the file's size in bytes. */
+int eg__check_file_size(MDB_env *env, uint64_t *size);
 
 /* Remaps t's environment to the file's current size plus headroom; call
  * with t->lock held and no other snapshot open (table.c). */
