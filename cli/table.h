@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "eg_table.h"
 #include "eg_hash.h"
-#include "npy.h"
+#include "eg_npy.h"
 
 /* Subcommands; argv[0] is the subcommand's name. */
 int eg_cli_table_create(int argc, char **argv);
