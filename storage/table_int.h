@@ -52,6 +52,7 @@ extern int (*eg__commit)(MDB_txn *txn);
 /* Builder tunables (tests shrink them to exercise the large-build paths). */
 extern uint64_t eg__build_commit_bytes; /* commit after this many chunk bytes */
 extern uint64_t eg__build_writemap_min; /* MDB_WRITEMAP from this table size */
+extern int eg__build_reserve;           /* allocate the file's blocks first (1) */
 
 /* The one conversion of LMDB's error convention: LMDB returns errno values
  * positive (ENOSPC, EIO, ENOENT...) and its own MDB_* codes negative; this

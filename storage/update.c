@@ -1,5 +1,6 @@
 /* update.c - patching rows of a live table in place, from any process. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -69,20 +70,26 @@ out:
 }
 
 /* Copy-on-write needs room for a fresh copy of every touched chunk while
- * the old one may still be held by readers: grow the map before the
- * transaction when the file could outgrow it. */
+ * the old one may still be held by readers. That room is allocated on disk
+ * first: a commit that runs out of space half-way through a write is
+ * reported by LMDB as EIO, a reservation that does not fit is -ENOSPC and
+ * nothing was written. The map grows too when the file could outgrow it. */
 static int ensure_room(MDB_env *env, const eg_meta *m, uint64_t touched)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	uint64_t psize, need, chunk_pages;
-	int rc;
+	uint64_t psize, need, used, chunk_pages;
+	int rc, fd;
 
-	if ((rc = eg__mdb(mdb_env_info(env, &info))) || (rc = eg__mdb(mdb_env_stat(env, &st))))
+	if ((rc = eg__mdb(mdb_env_info(env, &info))) || (rc = eg__mdb(mdb_env_stat(env, &st))) ||
+	    (rc = eg__mdb(mdb_env_get_fd(env, &fd))))
 		return rc;
 	psize = st.ms_psize;
 	chunk_pages = (m->chunk_slots * m->row_bytes + 16 + psize - 1) / psize + 2;
-	need = ((uint64_t)info.me_last_pgno + 1 + touched * (chunk_pages + 4) + 256) * psize;
+	used = ((uint64_t)info.me_last_pgno + 1) * psize;
+	need = used + (touched * (chunk_pages + 4) + 256) * psize;
+	if ((rc = posix_fallocate(fd, (off_t)used, (off_t)(need - used))))
+		return -rc; /* the errno value itself, positive */
 	if (need <= info.me_mapsize)
 		return 0;
 	need += need / 8;
