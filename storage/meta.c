@@ -17,6 +17,7 @@ const char *eg_strerror(int err)
 	case EG_EEXIST: return "destination already holds a table";
 	case EG_EHASH: return "invalid hash spec";
 	case EG_ETOKEN: return "token id outside the vocabulary map";
+	case EG_ECORRUPT: return "the table's file is damaged";
 	}
 	if (err >= -39999 && err <= -39900)
 		return "unknown engram error";

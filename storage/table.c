@@ -3,7 +3,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "eg_table.h"
 #include "table_int.h"
@@ -44,6 +46,34 @@ int eg__check_file_size(MDB_env *env, uint64_t *size)
 	if (size)
 		*size = (uint64_t)fst.st_size;
 	return 0;
+}
+
+/* Where LMDB mapped data.mdb. LMDB does not say (MDB_envinfo.me_mapaddr is
+ * the address of a fixed map, 0 here); the kernel does: the mapping of
+ * that file at offset 0 holding a pointer LMDB returned. */
+int eg__find_map(MDB_env *env, const void *inside, const uint8_t **base)
+{
+	uintptr_t p = (uintptr_t)inside;
+	struct stat st;
+	char line[512];
+	FILE *f;
+	int fd, rc = EG_EFORMAT;
+
+	if (mdb_env_get_fd(env, &fd) || fstat(fd, &st) || !(f = fopen("/proc/self/maps", "re")))
+		return EG_EFORMAT;
+	while (rc && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi, off, ino;
+		unsigned maj, min;
+
+		if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &lo, &hi, &off, &maj, &min, &ino) == 6 &&
+		    off == 0 && ino == st.st_ino && makedev(maj, min) == st.st_dev &&
+		    p >= lo && p < hi) {
+			*base = (const uint8_t *)lo;
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
 }
 
 /* What is refused before LMDB sees the directory: LMDB would create
@@ -175,5 +205,6 @@ int eg__table_adopt_map(eg_table *t)
 	free(data);
 	if (rc)
 		return rc;
+	t->map = NULL; /* found again by the next snapshot */
 	return eg__mdb(mdb_env_set_mapsize(t->env, reader_map_size(st.st_size)));
 }

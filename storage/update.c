@@ -50,6 +50,10 @@ static int open_env(const char *path, MDB_env **env, eg_meta *m)
 		rc = EG_ENOTTABLE;
 		goto out;
 	}
+	/* a reader that died (a table check that crashed, say) keeps its slot
+	 * and with it old pages from reuse until someone clears it */
+	if (rc == 0)
+		mdb_reader_check(*env, NULL);
 	if (rc || (rc = eg__mdb(mdb_txn_begin(*env, NULL, MDB_RDONLY, &txn))))
 		goto out;
 	rc = eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &dbi));

@@ -983,7 +983,7 @@ END_TEST
 START_TEST(test_strerror)
 {
 	static const int codes[] = { EG_ENOTTABLE, EG_EFORMAT, EG_ERANGE, EG_ECHECKSUM,
-	                             EG_EINVAL, EG_EEXIST, EG_EHASH, EG_ETOKEN };
+	                             EG_EINVAL, EG_EEXIST, EG_EHASH, EG_ETOKEN, EG_ECORRUPT };
 
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		for (size_t j = 0; j < i; j++)
