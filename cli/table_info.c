@@ -9,10 +9,8 @@
 
 enum { O_JSON = 256, O_HELP };
 
-/* Parses [--json] DIR and opens the table there (*t, *s) when it returns
- * EG_CLI_OK; else an exit status, or -1 after --help. */
-static int parse_open(int argc, char **argv, int allow_json, int *json, const char **dir,
-                      eg_table **t, eg_snapshot **s)
+/* Parses [--json] DIR: EG_CLI_OK, an exit status, or -1 after --help. */
+static int parse_args(int argc, char **argv, int allow_json, int *json, const char **dir)
 {
 	static const struct option opts[] = {
 		{"json", no_argument, NULL, O_JSON},
@@ -36,7 +34,16 @@ static int parse_open(int argc, char **argv, int allow_json, int *json, const ch
 		return eg_cli_usage_error(argv[0], optind >= argc ? "DIR is required"
 		                                                   : "exactly one DIR expected");
 	*dir = argv[optind];
-	return eg_cli_open_table(*dir, t, s);
+	return EG_CLI_OK;
+}
+
+/* parse_args, then opens the table (*t, *s) when it returns EG_CLI_OK. */
+static int parse_open(int argc, char **argv, int allow_json, int *json, const char **dir,
+                      eg_table **t, eg_snapshot **s)
+{
+	int rc = parse_args(argc, argv, allow_json, json, dir);
+
+	return rc != EG_CLI_OK ? rc : eg_cli_open_table(*dir, t, s);
 }
 
 static uint64_t chunk_count(const eg_meta *m)
@@ -143,40 +150,36 @@ struct bad {
 	uint64_t count;
 };
 
-static void on_bad_chunk(void *arg, uint64_t chunk)
+static void on_problem(void *arg, const char *problem)
 {
 	struct bad *b = arg;
 
 	b->count++;
-	eg_cli_error("%s: chunk %llu does not match its checksum", b->dir,
-	             (unsigned long long)chunk);
+	eg_cli_error("%s: %s", b->dir, problem);
 }
 
+/* Every page, chunk place and checksum, in a child process (a damaged
+ * table must not take the command down); one line per problem. */
 int eg_cli_table_verify(int argc, char **argv)
 {
-	const char *dir;
+	struct bad bad = { NULL, 0 };
 	eg_table *t;
 	eg_snapshot *s;
-	struct bad bad;
 	const eg_meta *m;
-	int json, rc = parse_open(argc, argv, 0, &json, &dir, &t, &s);
+	int json, rc = parse_args(argc, argv, 0, &json, &bad.dir);
 
 	if (rc != EG_CLI_OK)
 		return rc < 0 ? EG_CLI_OK : rc;
+	rc = eg_table_check_isolated(bad.dir, EG_CHECK_CHECKSUMS, NULL, on_problem, &bad);
+	if (rc != 0)
+		return bad.count ? EG_CLI_FAIL : eg_cli_fail("%s: %s", bad.dir, eg_strerror(rc));
+	rc = eg_cli_open_table(bad.dir, &t, &s);
+	if (rc != EG_CLI_OK)
+		return rc;
 	m = eg_snapshot_meta(s);
-	bad.dir = dir;
-	bad.count = 0;
-	rc = eg_snapshot_verify(s, on_bad_chunk, &bad);
-	if (rc == 0) {
-		printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", dir,
-		       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
-		rc = EG_CLI_OK;
-	} else if (bad.count == 0) {
-		rc = eg_cli_fail("%s: %s", dir, eg_strerror(rc));
-	} else {
-		rc = EG_CLI_FAIL;
-	}
+	printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", bad.dir,
+	       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
 	eg_snapshot_close(s);
 	eg_table_close(t);
-	return rc;
+	return EG_CLI_OK;
 }
