@@ -32,8 +32,6 @@
 #define TAG_PROBLEM "eg-check problem "
 #define TAG_RESULT "eg-check result "
 
-extern char **environ;
-
 void eg__problem(struct eg__report *r, const char *fmt, ...)
 {
 	char msg[512];

@@ -276,6 +276,48 @@ START_TEST(test_writer_never_looks_like_damage)
 }
 END_TEST
 
+/* A build that commits many times through MDB_WRITEMAP, then patches
+ * while another process pins the old pages (the free list grows instead of
+ * being reused): still no problem found. */
+START_TEST(test_large_build_and_pinned_patches_pass)
+{
+	char *dir = egt_path("big");
+	uint64_t slots[4] = { 1, 999, 2500, 3999 };
+	uint8_t rows[4 * 32];
+	int p[2], status;
+	char c = 0;
+	pid_t pid;
+
+	eg__build_writemap_min = 0;
+	eg__build_commit_bytes = 4096;
+	egt_make_table(dir, "big", 4000, 32, 64, 5);
+	ck_assert_int_eq(eg_table_check(dir, EG_CHECK_CHECKSUMS, NULL, NULL), 0);
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* a reader holding generation 1 */
+		eg_table *t;
+		eg_snapshot *s;
+
+		if (eg_table_open(dir, &t) || eg_snapshot_open(t, 0, &s) || write(p[1], &c, 1) != 1)
+			_exit(1);
+		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	for (int round = 0; round < 12; round++) {
+		for (int i = 0; i < 4; i++)
+			egt_row_bytes((uint64_t)round + 20, slots[i], 32, rows + i * 32);
+		ck_assert_int_eq(eg_table_update(dir, slots, 4, rows, NULL, NULL), 0);
+		ck_assert_int_eq(eg_table_check(dir, EG_CHECK_CHECKSUMS, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(write(p[1], &c, 1), 1);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(eg_table_update(dir, slots, 4, rows, NULL, NULL), 0);
+	ck_assert_int_eq(eg_table_check(dir, EG_CHECK_CHECKSUMS, NULL, NULL), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("table_check");
@@ -289,6 +331,7 @@ int main(void)
 	tcase_add_test(tc, test_not_tables);
 	tcase_add_test(tc, test_snapshot_refuses_chunk_past_eof);
 	tcase_add_test(tc, test_writer_never_looks_like_damage);
+	tcase_add_test(tc, test_large_build_and_pinned_patches_pass);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
 }
