@@ -284,7 +284,7 @@ START_TEST(test_large_build_and_pinned_patches_pass)
 	char *dir = egt_path("big");
 	uint64_t slots[4] = { 1, 999, 2500, 3999 };
 	uint8_t rows[4 * 32];
-	int p[2], status;
+	int ready[2], done[2], status;
 	char c = 0;
 	pid_t pid;
 
@@ -292,25 +292,26 @@ START_TEST(test_large_build_and_pinned_patches_pass)
 	eg__build_commit_bytes = 4096;
 	egt_make_table(dir, "big", 4000, 32, 64, 5);
 	ck_assert_int_eq(eg_table_check(dir, EG_CHECK_CHECKSUMS, NULL, NULL), 0);
-	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(done), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) { /* a reader holding generation 1 */
 		eg_table *t;
 		eg_snapshot *s;
 
-		if (eg_table_open(dir, &t) || eg_snapshot_open(t, 0, &s) || write(p[1], &c, 1) != 1)
+		if (eg_table_open(dir, &t) || eg_snapshot_open(t, 0, &s) || write(ready[1], &c, 1) != 1)
 			_exit(1);
-		_exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+		_exit(read(done[0], &c, 1) == 1 ? 0 : 1);
 	}
-	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(read(ready[0], &c, 1), 1);
 	for (int round = 0; round < 12; round++) {
 		for (int i = 0; i < 4; i++)
 			egt_row_bytes((uint64_t)round + 20, slots[i], 32, rows + i * 32);
 		ck_assert_int_eq(eg_table_update(dir, slots, 4, rows, NULL, NULL), 0);
 		ck_assert_int_eq(eg_table_check(dir, EG_CHECK_CHECKSUMS, NULL, NULL), 0);
 	}
-	ck_assert_int_eq(write(p[1], &c, 1), 1);
+	ck_assert_int_eq(write(done[1], &c, 1), 1);
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	ck_assert_int_eq(eg_table_update(dir, slots, 4, rows, NULL, NULL), 0);
