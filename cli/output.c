@@ -2,7 +2,7 @@
 #include "output.h"
 #include "cli.h"
 #include "eg_dtype.h"
-#include "npy.h"
+#include "eg_npy.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
 #include "cli.h"
 #include "eg_table.h"
 #include "eg_hash.h"
-#include "npy.h"
+#include "eg_npy.h"
 
 /* The subcommands' run functions (entries of cli_commands[]); exit status. */
 int cli_table_create(struct cli_args *a);

@@ -100,10 +100,10 @@ static int build(const char *dir, eg_meta *m, fill_fn fill, void *arg,
 	       (unsigned long long)chunks, (unsigned long long)m->chunk_slots);
 	return CLI_OK;
 fail:
-	/* LMDB reports a full disk as ENOSPC, MDB_MAP_FULL or, from a failed
-	 * flush, EIO; the builder has released the space by now. */
-	full = rc == ENOSPC || rc == -ENOSPC || rc == EIO || rc == -EIO ||
-	       rc == MDB_MAP_FULL;
+	/* A full disk is -ENOSPC, MDB_MAP_FULL or, from a failed flush, -EIO
+	 * (storage errors are never positive); the builder has released the
+	 * space by now. */
+	full = rc == -ENOSPC || rc == -EIO || rc == MDB_MAP_FULL;
 	if (b)
 		eg_builder_abort(b);
 	if (!existed)

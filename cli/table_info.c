@@ -110,40 +110,33 @@ struct bad {
 	uint64_t count;
 };
 
-static void on_bad_chunk(void *arg, uint64_t chunk)
+static void on_problem(void *arg, const char *problem)
 {
 	struct bad *b = arg;
 
 	b->count++;
-	cli_error("%s: chunk %llu does not match its checksum", b->dir,
-	          (unsigned long long)chunk);
+	cli_error("%s: %s", b->dir, problem);
 }
 
+/* Every page, chunk place and checksum, in a child process (a damaged
+ * table must not take the command down); one line per problem. */
 int cli_table_verify(struct cli_args *a)
 {
-	const char *dir = a->pos[0];
+	struct bad bad = { a->pos[0], 0 };
 	eg_table *t;
 	eg_snapshot *s;
-	struct bad bad;
 	const eg_meta *m;
-	int rc = cli_open_table(dir, &t, &s);
+	int rc = eg_table_check_isolated(bad.dir, EG_CHECK_CHECKSUMS, NULL, on_problem, &bad);
 
+	if (rc != 0)
+		return bad.count ? CLI_FAIL : cli_fail("%s: %s", bad.dir, eg_strerror(rc));
+	rc = cli_open_table(bad.dir, &t, &s);
 	if (rc != CLI_OK)
 		return rc;
 	m = eg_snapshot_meta(s);
-	bad.dir = dir;
-	bad.count = 0;
-	rc = eg_snapshot_verify(s, on_bad_chunk, &bad);
-	if (rc == 0) {
-		printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", dir,
-		       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
-		rc = CLI_OK;
-	} else if (bad.count == 0) {
-		rc = cli_fail("%s: %s", dir, eg_strerror(rc));
-	} else {
-		rc = CLI_FAIL;
-	}
+	printf("%s: ok, %llu chunks (%llu slots) match their checksums\n", bad.dir,
+	       (unsigned long long)chunk_count(m), (unsigned long long)m->slots);
 	eg_snapshot_close(s);
 	eg_table_close(t);
-	return rc;
+	return CLI_OK;
 }

@@ -206,12 +206,32 @@ int cli_load_hash(const char *path, eg_hash **out)
 	return CLI_OK;
 }
 
+struct first_problem {
+	char text[400];
+	unsigned long count;
+};
+
+static void keep_first(void *arg, const char *problem)
+{
+	struct first_problem *f = arg;
+
+	if (f->count++ == 0)
+		snprintf(f->text, sizeof f->text, "%s", problem);
+}
+
 int cli_open_table(const char *dir, eg_table **t, eg_snapshot **s)
 {
+	struct first_problem f = { "", 0 };
 	int rc;
 
 	*s = NULL;
-	rc = eg_table_open(dir, t);
+	/* LMDB trusts the file: look at its pages in a child process first */
+	rc = eg_table_check_isolated(dir, EG_CHECK_STRUCTURE, NULL, keep_first, &f);
+	if (rc != 0 && f.count)
+		return cli_fail("%s: damaged table: %s%s", dir, f.text,
+		                f.count > 1 ? " (engram table verify lists every problem)" : "");
+	if (rc == 0)
+		rc = eg_table_open(dir, t);
 	if (rc != 0)
 		return cli_fail("%s: %s", dir, eg_strerror(rc));
 	rc = eg_snapshot_open(*t, 0, s);

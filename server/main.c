@@ -162,6 +162,9 @@ int main(int argc, char **argv)
 	unsigned threads;
 	int rc;
 
+	/* the registry's table check, in a process of its own (registry.c) */
+	if (argc == 5 && strcmp(argv[1], "--check-table") == 0 && strcmp(argv[3], "--level") == 0)
+		return eg_table_check_child(argv[2], atoi(argv[4]), STDOUT_FILENO);
 	ed_stats.started = (uint64_t)time(NULL);
 	rc = ed_config_parse(argc, argv);
 	if (rc)

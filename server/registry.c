@@ -181,8 +181,45 @@ static int snap_epochs(struct ed_table *t, struct ed_snap *s, const struct ed_sn
 	return 0;
 }
 
-/* Opens a snapshot of the table at resolved dir and parses its hash spec. */
-static int snap_open(const char *resolved, int verify, uint64_t page_budget, struct ed_snap **out,
+struct damage {
+	char first[200];
+	unsigned count;
+};
+
+static void note_damage(void *arg, const char *problem)
+{
+	struct damage *d = arg;
+
+	if (d->count++ == 0)
+		snprintf(d->first, sizeof(d->first), "%s", problem);
+}
+
+/* Checks a version this process has not mapped yet at level EG_CHECK_*, in
+ * a re-executed copy of engramd (main.c: --check-table). LMDB trusts its
+ * file and a damaged B-tree can make it crash: in the child that only
+ * refuses the version. posix_spawn, not fork: this process has threads,
+ * and a forked copy could inherit a lock one of them holds. */
+static int check_version(const char *resolved, int level, char *err, size_t errlen)
+{
+	char exe[] = "/proc/self/exe", flag[] = "--check-table", lflag[] = "--level", lvl[8];
+	char *argv[] = { exe, flag, (char *)resolved, lflag, lvl, NULL };
+	struct damage d = { "", 0 };
+	int rc;
+
+	snprintf(lvl, sizeof(lvl), "%d", level);
+	rc = eg_table_check_isolated(resolved, level, argv, note_damage, &d);
+	if (rc && d.count)
+		snprintf(err, errlen, "%.100s is damaged: %s%s", resolved, d.first,
+		         d.count > 1 ? " (and more)" : "");
+	else if (rc)
+		snprintf(err, errlen, "cannot check %s: %s", resolved, eg_strerror(rc));
+	return rc;
+}
+
+/* Opens a snapshot of the table at resolved dir and parses its hash spec;
+ * check (EG_CHECK_*, or 0 for a version already checked) first. */
+static int snap_open(const char *resolved, int check, int verify, uint64_t page_budget,
+                     struct ed_snap **out,
                      char *err, size_t errlen)
 {
 	struct ed_snap *s = calloc(1, sizeof(*s));
@@ -193,6 +230,8 @@ static int snap_open(const char *resolved, int verify, uint64_t page_budget, str
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
+	if (check && (rc = check_version(resolved, check, err, errlen)))
+		goto fail;
 	rc = env_get(resolved, page_budget, &s->env);
 	if (rc) {
 		snprintf(err, errlen, "cannot open %s: %s", resolved, eg_strerror(rc));
@@ -328,7 +367,9 @@ int ed_registry_open(void)
 			ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
 			return -errno;
 		}
-		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL, 0, &s, err, sizeof(err));
+		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL ? EG_CHECK_CHECKSUMS
+		                                                        : EG_CHECK_STRUCTURE,
+		               0, 0, &s, err, sizeof(err));
 		if (rc) {
 			ed_error("table %s: %s", t->name, err);
 			return rc;
@@ -436,7 +477,7 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	struct ed_snap *old, *s = NULL;
 	const char *why;
 	uint64_t t0, t1, t2;
-	int verify;
+	int fresh, check, verify;
 
 	memset(res, 0, sizeof(*res));
 	pthread_mutex_lock(&reload_lock);
@@ -452,11 +493,17 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 		refuse(t, quiet, t->dir, 0, res);
 		goto out;
 	}
-	/* a new version directory was never checked by this daemon; a patch in
-	 * place was checksummed by its writer chunk by chunk */
-	verify = ed_cfg.verify == ED_VERIFY_ALL ||
-	         (ed_cfg.verify == ED_VERIFY_NEW && strcmp(resolved, old->path) != 0);
-	if (snap_open(resolved, verify, t->page_budget, &s, res->error, sizeof(res->error))) {
+	/* A new version directory is checked before it is mapped (docs/FORMAT.md:
+	 * "Checking a table"). A patch in place of the served version was
+	 * written by LMDB into a file already checked, and its writer
+	 * checksummed every chunk it wrote: its chunks' places are checked here
+	 * (eg_snapshot_open does, always), its checksums with --verify all. */
+	fresh = strcmp(resolved, old->path) != 0;
+	check = !fresh ? 0 : ed_cfg.verify == ED_VERIFY_NONE ? EG_CHECK_STRUCTURE
+	                                                    : EG_CHECK_CHECKSUMS;
+	verify = !fresh && ed_cfg.verify == ED_VERIFY_ALL;
+	if (snap_open(resolved, check, verify, t->page_budget, &s, res->error,
+	              sizeof(res->error))) {
 		refuse(t, quiet, resolved, 0, res);
 		goto out;
 	}
@@ -497,7 +544,9 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	ed_info("table %s: reloaded generation %llu -> %llu from %s (build %.3f ms%s, swap %llu ns)",
 	        t->name, (unsigned long long)res->old_generation,
 	        (unsigned long long)res->new_generation, s->path, (double)(t1 - t0) * 1e-6,
-	        verify ? " with checksums" : "", (unsigned long long)t2);
+	        verify || check == EG_CHECK_CHECKSUMS ? " with checksums"
+	                                               : check ? " checked" : "",
+	        (unsigned long long)t2);
 	ed_snap_unpin(old); /* the registry's reference; pins keep it open */
 out:
 	pthread_mutex_unlock(&reload_lock);

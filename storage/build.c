@@ -20,6 +20,10 @@ uint64_t eg__build_commit_bytes = UINT64_C(1) << 30;
 /* Below this the dirty pages of a transaction are cheap to keep in memory;
  * above, MDB_WRITEMAP lets the kernel write them back as it likes. */
 uint64_t eg__build_writemap_min = UINT64_C(64) << 20;
+/* A write through a shared mapping into a block the filesystem cannot
+ * allocate is SIGBUS, not an error: the builder allocates the whole map on
+ * disk before it writes (tests of huge sparse tables turn this off). */
+int eg__build_reserve = 1;
 
 struct eg_builder {
 	MDB_env *env;
@@ -32,6 +36,7 @@ struct eg_builder {
 	void *cur;            /* the last reserved chunk, not yet summed */
 	size_t cur_bytes;
 	uint64_t txn_bytes, txn_chunks;
+	uint64_t used_bytes;  /* of data.mdb, known once finished */
 	int err;              /* sticky: the builder must be aborted */
 	eg_progress_fn progress;
 	void *progress_arg;
@@ -96,9 +101,9 @@ static int classify(const char *path, const char *data)
 	}
 	if (mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &dbi))
 		goto out;
-	rc = mdb_dbi_open(txn, EG__DB_META, 0, &dbi);
+	rc = eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &dbi));
 	if (rc == MDB_NOTFOUND ||
-	    (rc == 0 && mdb_get(txn, dbi, &k, &v) == MDB_NOTFOUND))
+	    (rc == 0 && eg__mdb(mdb_get(txn, dbi, &k, &v)) == MDB_NOTFOUND))
 		kind = DIR_DEAD_BUILD;
 out:
 	if (txn)
@@ -174,6 +179,22 @@ static void remove_files(const char *path)
 	free(lock);
 }
 
+/* Allocates the file's blocks for the whole map, so that a full disk is
+ * -ENOSPC here and never a fault while rows are written through the map
+ * (MDB_WRITEMAP) or a short write in a commit (reported by LMDB as EIO).
+ * The unused tail is given back by finish. */
+static int reserve(eg_builder *b, size_t size)
+{
+	int fd, rc;
+
+	if (!eg__build_reserve)
+		return 0;
+	if ((rc = eg__mdb(mdb_env_get_fd(b->env, &fd))))
+		return rc;
+	rc = posix_fallocate(fd, 0, (off_t)size);
+	return -rc; /* posix_fallocate returns the errno value itself */
+}
+
 static void builder_free(eg_builder *b)
 {
 	if (b->txn)
@@ -214,22 +235,23 @@ int eg_builder_open(const char *dir, const eg_meta *meta, eg_builder **out)
 	size = map_size(&b->meta);
 	if (b->meta.slots * b->meta.row_bytes >= eg__build_writemap_min)
 		flags |= MDB_WRITEMAP;
-	if ((rc = mdb_env_create(&b->env)))
-		goto lmdb_fail;
+	if ((rc = eg__mdb(mdb_env_create(&b->env))))
+		goto fail_files;
 	mdb_env_set_maxdbs(b->env, EG__MAXDBS);
 	mdb_env_set_maxreaders(b->env, EG__MAXREADERS);
-	if ((rc = mdb_env_set_mapsize(b->env, size)) ||
-	    (rc = mdb_env_open(b->env, b->path, flags, 0644)) ||
-	    (rc = mdb_txn_begin(b->env, NULL, 0, &b->txn)) ||
-	    (rc = mdb_dbi_open(b->txn, EG__DB_ROWS, MDB_CREATE | MDB_INTEGERKEY, &b->rows)) ||
-	    (rc = mdb_dbi_open(b->txn, EG__DB_SUMS, MDB_CREATE | MDB_INTEGERKEY, &b->sums)))
-		goto lmdb_fail;
+	if ((rc = eg__mdb(mdb_env_set_mapsize(b->env, size))) ||
+	    (rc = eg__mdb(mdb_env_open(b->env, b->path, flags, 0644))) ||
+	    (rc = reserve(b, size)) ||
+	    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_ROWS, MDB_CREATE | MDB_INTEGERKEY,
+	                               &b->rows))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_SUMS, MDB_CREATE | MDB_INTEGERKEY,
+	                               &b->sums))))
+		goto fail_files;
 	*out = b;
 	return 0;
-lmdb_fail:
-	rc = eg__rc(rc);
-	if (b->path)
-		remove_files(b->path);
+fail_files:
+	remove_files(b->path);
 fail:
 	builder_free(b);
 	return rc;
@@ -264,7 +286,7 @@ static int seal_chunk(eg_builder *b)
 		return 0;
 	eg__put_le64(sum, XXH3_64bits(b->cur, b->cur_bytes));
 	b->cur = NULL;
-	if ((rc = eg__rc(eg__put(b->txn, b->sums, &k, &v, MDB_APPEND))))
+	if ((rc = eg__mdb(eg__put(b->txn, b->sums, &k, &v, MDB_APPEND))))
 		return rc;
 	if (b->progress)
 		b->progress(b->progress_arg, b->next, b->nchunks);
@@ -273,7 +295,7 @@ static int seal_chunk(eg_builder *b)
 
 static int commit(eg_builder *b)
 {
-	int rc = eg__rc(eg__commit(b->txn));
+	int rc = eg__mdb(eg__commit(b->txn));
 
 	b->txn = NULL; /* a failed commit has freed the transaction too */
 	b->txn_bytes = b->txn_chunks = 0;
@@ -294,12 +316,12 @@ int eg_builder_next_chunk(eg_builder *b, void **rows)
 		return EG_EINVAL;
 	if (b->txn_bytes >= eg__build_commit_bytes || b->txn_chunks >= COMMIT_CHUNKS) {
 		if ((rc = commit(b)) ||
-		    (rc = eg__rc(mdb_txn_begin(b->env, NULL, 0, &b->txn))))
+		    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))))
 			goto fail;
 	}
 	v.mv_size = eg__chunk_rows(&b->meta, key) * b->meta.row_bytes;
 	v.mv_data = NULL;
-	if ((rc = eg__rc(eg__put(b->txn, b->rows, &k, &v, MDB_APPEND | MDB_RESERVE))))
+	if ((rc = eg__mdb(eg__put(b->txn, b->rows, &k, &v, MDB_APPEND | MDB_RESERVE))))
 		goto fail;
 	b->cur = v.mv_data;
 	b->cur_bytes = v.mv_size;
@@ -317,6 +339,8 @@ fail:
  * a crash can never leave metadata that points at rows not on disk. */
 static int finish(eg_builder *b)
 {
+	MDB_envinfo info;
+	MDB_stat st;
 	MDB_dbi meta;
 	int rc, fd;
 
@@ -325,19 +349,40 @@ static int finish(eg_builder *b)
 	if (b->next != b->nchunks)
 		return EG_EINVAL;
 	if ((rc = seal_chunk(b)) || (rc = commit(b)) ||
-	    (rc = eg__rc(mdb_env_sync(b->env, 1))) ||
-	    (rc = eg__rc(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
-	    (rc = eg__rc(mdb_dbi_open(b->txn, EG__DB_META, MDB_CREATE, &meta))) ||
+	    (rc = eg__mdb(mdb_env_sync(b->env, 1))) ||
+	    (rc = eg__mdb(mdb_txn_begin(b->env, NULL, 0, &b->txn))) ||
+	    (rc = eg__mdb(mdb_dbi_open(b->txn, EG__DB_META, MDB_CREATE, &meta))) ||
 	    (rc = eg__meta_write(b->txn, meta, &b->meta)) ||
 	    (rc = commit(b)) ||
-	    (rc = eg__rc(mdb_env_sync(b->env, 1))))
+	    (rc = eg__mdb(mdb_env_sync(b->env, 1))) ||
+	    (rc = eg__mdb(mdb_env_info(b->env, &info))) ||
+	    (rc = eg__mdb(mdb_env_stat(b->env, &st))))
 		return rc;
+	b->used_bytes = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	fd = open(b->path, O_RDONLY | O_DIRECTORY);
 	if (fd >= 0) {
 		fsync(fd); /* the new files' directory entries */
 		close(fd);
 	}
 	return 0;
+}
+
+/* Gives back the map beyond the last page in use (reserved, or a sparse
+ * tail LMDB made for MDB_WRITEMAP) once the environment is closed and
+ * nothing maps the file. A failure only leaves the file bigger. */
+static void trim(const char *path, uint64_t used)
+{
+	char *data = eg__join(path, "data.mdb");
+
+	if (data && truncate(data, (off_t)used) == 0) {
+		int fd = open(data, O_RDONLY);
+
+		if (fd >= 0) {
+			fsync(fd);
+			close(fd);
+		}
+	}
+	free(data);
 }
 
 int eg_builder_finish(eg_builder *b)
@@ -348,6 +393,9 @@ int eg_builder_finish(eg_builder *b)
 		eg_builder_abort(b);
 		return rc;
 	}
+	mdb_env_close(b->env);
+	b->env = NULL;
+	trim(b->path, b->used_bytes);
 	builder_free(b);
 	return 0;
 }

@@ -15,6 +15,10 @@
 #include <stdint.h>
 #include "eg_table.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 uint16_t eg_f32_to_f16(float f);
 float eg_f16_to_f32(uint16_t h);
 uint16_t eg_f32_to_bf16(float f);
@@ -34,4 +38,7 @@ int eg_rows_from_f32(eg_dtype dtype, uint32_t dim, uint32_t scale_block,
 int eg_rows_to_f32(eg_dtype dtype, uint32_t dim, uint32_t scale_block,
                    const void *src, size_t n, float *dst);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

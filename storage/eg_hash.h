@@ -40,6 +40,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct eg_hash eg_hash;
 
 /* Parses spec JSON text. base_dir resolves a relative "vocab_map" file name
@@ -82,4 +86,7 @@ int eg_hash_slots(const eg_hash *h, const int64_t *tokens,
 int64_t eg_hash_count_out(const uint32_t *seq_lens, const uint32_t *context,
                           size_t nseq);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -11,8 +11,11 @@
  * read by many threads at once. A builder or an update belongs to one thread.
  *
  * Errors: every function that can fail returns int, 0 on success, and on
- * failure either a negative errno value, an LMDB error code (positive, see
- * lmdb.h), or one of the EG_E* codes below. eg_strerror() names any of them.
+ * failure a negative value: a negative errno value (-ENOENT, -ENOSPC, -EIO,
+ * ...), an LMDB MDB_* code (MDB_MAP_FULL, MDB_CORRUPTED, ...: negative, in
+ * [MDB_KEYEXIST, MDB_LAST_ERRCODE] of lmdb.h) or one of the EG_E* codes
+ * below. Never a positive value: what LMDB returns positive (errno values)
+ * comes out negated. eg_strerror() names any of them.
  */
 #ifndef EG_TABLE_H
 #define EG_TABLE_H
@@ -33,6 +36,8 @@ extern "C" {
 #define EG_EEXIST     (-39905) /* destination already holds a table */
 #define EG_EHASH      (-39906) /* a hash spec is invalid or does not fit the table */
 #define EG_ETOKEN     (-39907) /* a token id is outside the hash spec's vocabulary map */
+#define EG_ECORRUPT   (-39908) /* the table's file is damaged: an LMDB page, a B-tree or a
+                                  chunk's place in the file is invalid */
 
 /* Returns a static string describing err (any code a function here returns). */
 const char *eg_strerror(int err);
@@ -103,9 +108,24 @@ const char *eg_table_path(const eg_table *t);
  * checksum is recomputed as well (reads the whole table). Adopts a map grown
  * by a writer (MDB_MAP_RESIZED). *out is owned by the caller; it must be
  * closed with eg_snapshot_close() before eg_table_close(t).
- * Errors: EG_EFORMAT (meta malformed, chunk missing or of the wrong size),
- * EG_ECHECKSUM, LMDB codes. */
+ * Errors: EG_EFORMAT (meta malformed, chunk missing, of the wrong size or
+ * not wholly inside the file), EG_ECHECKSUM, LMDB codes. */
 int eg_snapshot_open(eg_table *t, int verify, eg_snapshot **out);
+
+/* Called with a one-line description of each problem a check finds
+ * ("chunk 3 does not match its checksum", "rows: page 17 ..."); the text
+ * is valid only during the call. */
+typedef void (*eg_check_fn)(void *arg, const char *problem);
+
+/* eg_snapshot_open that also describes what it refuses through problem
+ * (may be NULL): a chunk missing, of the wrong size, out of order or lying
+ * outside the file, a checksum mismatch. Every chunk's place is checked
+ * against the file's size whatever verify says, so no row pointer of an
+ * open snapshot points past the end of the file. LMDB itself still trusts
+ * the file's B-trees: open a version that was never checked only after
+ * eg_table_check_isolated (below) passed. */
+int eg_snapshot_open_report(eg_table *t, int verify, eg_check_fn problem, void *arg,
+                            eg_snapshot **out);
 
 /* Ends the read transaction; every row pointer taken from s becomes invalid. */
 void eg_snapshot_close(eg_snapshot *s);
@@ -161,6 +181,53 @@ int eg_snapshot_verify(const eg_snapshot *s,
 
 /* Bytes the table's files take on disk (data.mdb blocks allocated). */
 int eg_table_disk_bytes(const eg_table *t, uint64_t *out);
+
+/* ---- checking a table before trusting it --------------------------------
+ *
+ * LMDB trusts its file: a damaged B-tree page can make it abort or fault,
+ * and a chunk that runs past the end of the file faults when read. The
+ * check reads every page the current version uses with pread (no mapping,
+ * no LMDB) and describes what is wrong; only then does it open the table
+ * with LMDB and read the chunk directory (and, at EG_CHECK_CHECKSUMS,
+ * every chunk). docs/FORMAT.md lists what is checked. */
+
+#define EG_CHECK_STRUCTURE 1 /* meta pages, every B-tree page, every chunk's extent,
+                                the metadata and the chunk directory */
+#define EG_CHECK_CHECKSUMS 2 /* the above, and every chunk's checksum (reads every row) */
+
+/* Checks the table in dir in this process at level EG_CHECK_*; problem
+ * (may be NULL) receives each problem found (the first 64, then a count).
+ * Returns 0 when the table can be opened and read safely, else
+ * EG_ECORRUPT (pages or chunk places damaged), EG_ECHECKSUM, EG_EFORMAT,
+ * EG_ENOTTABLE, -ENOENT, -EAGAIN (a writer kept committing during the
+ * check), a negative errno or MDB_* code.
+ * Not safe to call in a process that must survive a damaged table: the
+ * page walk cannot fault, but the LMDB part after it runs on the
+ * assumption that the walk saw everything LMDB relies on. Use
+ * eg_table_check_isolated, which runs it in a child process.
+ * The check registers as an LMDB reader (lock.mdb) while it walks, so a
+ * concurrent eg_table_update cannot recycle the pages being read. */
+int eg_table_check(const char *dir, int level, eg_check_fn problem, void *arg);
+
+/* Runs eg_table_check in a child process and returns its result; a child
+ * that dies of a signal or exits without a result means the table is
+ * refused: EG_ECORRUPT, with problem() told "the check crashed (signal N:
+ * ...)" and the first line the child printed. When argv is NULL the child
+ * is a fork() of the caller: only for a process with one thread, since a
+ * fork of a threaded process may inherit a lock another thread holds.
+ * Otherwise argv (NULL-terminated, argv[0] a path) is started with
+ * posix_spawn and must call eg_table_check_child(dir, level, 1) (the
+ * daemon runs itself: /proc/self/exe --check-table DIR --level L). Blocks
+ * until the child is done; no time limit (checksums read the whole table).
+ * Errors of its own: negative errno (pipe, fork, spawn). */
+int eg_table_check_isolated(const char *dir, int level, char *const argv[],
+                            eg_check_fn problem, void *arg);
+
+/* The child's side of eg_table_check_isolated: runs eg_table_check and
+ * writes its problems and result to fd (the child's stdout); fatal signals
+ * are set to their default first, so a crash is seen as one. Returns the
+ * exit status for the child (0). */
+int eg_table_check_child(const char *dir, int level, int fd);
 
 /* ---- building --------------------------------------------------------- */
 

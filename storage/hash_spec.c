@@ -1,7 +1,5 @@
 /* hash_spec.c - hash specs: JSON in (with .npy vocabulary maps), canonical
  * JSON out, and the spec's accessors; see eg_hash.h. */
-#include <errno.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +7,7 @@
 
 #include <jansson.h>
 
+#include "eg_npy.h"
 #include "eg_table.h"
 #include "hash_int.h"
 
@@ -35,102 +34,11 @@ static int spec_error(char *errbuf, size_t errlen, const char *fmt, ...)
 
 /* ---- .npy vocabulary maps (1-D <i4 or <i8, C order) ----------------------- */
 
-static int64_t le_i64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return (int64_t)v;
-}
-
-static int64_t le_i32(const unsigned char *p)
-{
-	return (int32_t)((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-	                 (uint32_t)p[3] << 24);
-}
-
-/* Finds 'key': in the header dict and returns what follows (spaces skipped). */
-static const char *npy_field(const char *hdr, const char *key)
-{
-	const char *p = strstr(hdr, key);
-
-	if (p == NULL)
-		return NULL;
-	p += strlen(key);
-	while (*p == ' ')
-		p++;
-	return p;
-}
-
-/* Parses the header of a .npy held in buf; sets the item size, the element
- * count and where the data starts. Returns NULL or the reason it is refused. */
-static const char *npy_header(const unsigned char *buf, size_t len, size_t *item,
-                              uint64_t *count, size_t *data_off)
-{
-	char hdr[4096];
-	size_t hlen, pre;
-	const char *p;
-	char *end;
-
-	if (len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0)
-		return "not a .npy file";
-	if (buf[6] == 1) {
-		hlen = (size_t)buf[8] | (size_t)buf[9] << 8;
-		pre = 10;
-	} else if (buf[6] == 2 || buf[6] == 3) {
-		if (len < 12)
-			return "truncated header";
-		hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-		       (size_t)buf[11] << 24;
-		pre = 12;
-	} else {
-		return "unknown .npy format version";
-	}
-	if (hlen >= sizeof(hdr) || pre + hlen > len)
-		return "truncated or oversized header";
-	memcpy(hdr, buf + pre, hlen);
-	hdr[hlen] = '\0';
-	p = npy_field(hdr, "'descr':");
-	if (p != NULL && strncmp(p, "'<i8'", 5) == 0)
-		*item = 8;
-	else if (p != NULL && strncmp(p, "'<i4'", 5) == 0)
-		*item = 4;
-	else
-		return "dtype must be little-endian int64 or int32 ('<i8', '<i4')";
-	p = npy_field(hdr, "'fortran_order':");
-	if (p == NULL || strncmp(p, "False", 5) != 0)
-		return "array must be in C order";
-	p = npy_field(hdr, "'shape':");
-	if (p == NULL || *p != '(')
-		return "no shape";
-	errno = 0;
-	*count = strtoull(p + 1, &end, 10);
-	if (end == p + 1 || errno != 0)
-		return "array must be 1-D";
-	while (*end == ' ')
-		end++;
-	if (*end == ',')
-		end++;
-	while (*end == ' ')
-		end++;
-	if (*end != ')')
-		return "array must be 1-D";
-	*data_off = pre + hlen;
-	if (*count > (len - *data_off) / *item)
-		return "file is shorter than its shape says";
-	return NULL;
-}
-
 static int load_npy_map(eg_hash *h, const char *name, const char *base_dir, char *errbuf,
                         size_t errlen)
 {
-	char path[4096];
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0, item = 0, off = 0;
-	uint64_t count = 0;
-	const char *why;
-	FILE *f;
+	char path[4096], why[256];
+	eg_npy a;
 	int rc;
 
 	if (name[0] == '/' || base_dir == NULL || base_dir[0] == '\0')
@@ -139,52 +47,31 @@ static int load_npy_map(eg_hash *h, const char *name, const char *base_dir, char
 		rc = snprintf(path, sizeof(path), "%s/%s", base_dir, name);
 	if (rc < 0 || (size_t)rc >= sizeof(path))
 		return spec_error(errbuf, errlen, "vocab_map path is too long");
-	f = fopen(path, "rb");
-	if (f == NULL)
-		return spec_error(errbuf, errlen, "vocab_map %s: %s", path, strerror(errno));
-	for (;;) {
-		if (len == cap) {
-			unsigned char *nb;
-
-			cap = cap ? cap * 2 : 1 << 16;
-			nb = realloc(buf, cap);
-			if (nb == NULL) {
-				rc = spec_error(errbuf, errlen, "vocab_map %s: out of memory", path);
-				goto out;
-			}
-			buf = nb;
-		}
-		size_t got = fread(buf + len, 1, cap - len, f);
-
-		len += got;
-		if (got == 0)
-			break;
-	}
-	if (ferror(f)) {
-		rc = spec_error(errbuf, errlen, "vocab_map %s: read error", path);
-		goto out;
-	}
-	why = npy_header(buf, len, &item, &count, &off);
-	if (why != NULL) {
-		rc = spec_error(errbuf, errlen, "vocab_map %s: %s", path, why);
-		goto out;
-	}
-	if (count == 0) {
+	if (eg_npy_open(path, &a, why, sizeof(why)) < 0)
+		return spec_error(errbuf, errlen, "vocab_map %s: %s", path, why);
+	if ((a.type != EG_NPY_I8 && a.type != EG_NPY_I4) || a.ndim != 1) {
+		rc = spec_error(errbuf, errlen, "vocab_map %s: must be a 1-D array of little-endian "
+		                "int64 or int32 ('<i8', '<i4'), not %s of %d dimensions", path,
+		                eg_npy_descr(a.type), a.ndim);
+	} else if (a.rows == 0) {
 		rc = spec_error(errbuf, errlen, "vocab_map %s: empty map", path);
-		goto out;
-	}
-	h->vmap = malloc((size_t)count * sizeof(*h->vmap));
-	if (h->vmap == NULL) {
+	} else if (!(h->vmap = malloc((size_t)a.rows * sizeof(*h->vmap)))) {
 		rc = spec_error(errbuf, errlen, "vocab_map %s: out of memory", path);
-		goto out;
+	} else {
+		h->vmap_len = (size_t)a.rows;
+		for (size_t i = 0; i < h->vmap_len; i++) {
+			int32_t v4;
+
+			if (a.type == EG_NPY_I8) {
+				memcpy(&h->vmap[i], (const char *)a.data + 8 * i, 8);
+			} else {
+				memcpy(&v4, (const char *)a.data + 4 * i, 4);
+				h->vmap[i] = v4;
+			}
+		}
+		rc = 0;
 	}
-	h->vmap_len = (size_t)count;
-	for (size_t i = 0; i < h->vmap_len; i++)
-		h->vmap[i] = item == 8 ? le_i64(buf + off + 8 * i) : le_i32(buf + off + 4 * i);
-	rc = 0;
-out:
-	free(buf);
-	fclose(f);
+	eg_npy_close(&a);
 	return rc;
 }
 

@@ -17,12 +17,14 @@ const char *eg_strerror(int err)
 	case EG_EEXIST: return "destination already holds a table";
 	case EG_EHASH: return "invalid hash spec";
 	case EG_ETOKEN: return "token id outside the vocabulary map";
+	case EG_ECORRUPT: return "the table's file is damaged";
 	}
 	if (err >= -39999 && err <= -39900)
 		return "unknown engram error";
 	if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)
 		return mdb_strerror(err);
-	/* strerror for errno values (either sign; LMDB's own are positive) */
+	/* errno values; a positive one never comes from this library, but
+	 * naming it costs nothing */
 	return strerror(err < 0 ? -err : err);
 }
 
@@ -145,7 +147,7 @@ static int get(MDB_txn *txn, MDB_dbi dbi, const char *key, MDB_val *v)
 {
 	MDB_val k = { strlen(key), (void *)key };
 
-	return mdb_get(txn, dbi, &k, v);
+	return eg__mdb(mdb_get(txn, dbi, &k, v));
 }
 
 static int get_uint(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width,
@@ -158,7 +160,7 @@ static int get_uint(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width,
 	if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != width))
 		return EG_EFORMAT;
 	if (rc)
-		return eg__rc(rc);
+		return rc;
 	memcpy(b, v.mv_data, width);
 	*out = eg__get_le64(b);
 	return 0;
@@ -183,7 +185,7 @@ static int get_str(MDB_txn *txn, MDB_dbi dbi, const char *key, char *buf, size_t
 	if (rc == MDB_NOTFOUND)
 		return EG_EFORMAT;
 	if (rc)
-		return eg__rc(rc);
+		return rc;
 	if (v.mv_size >= cap || memchr(v.mv_data, 0, v.mv_size))
 		return EG_EFORMAT;
 	memcpy(buf, v.mv_data, v.mv_size);
@@ -232,7 +234,7 @@ int eg__meta_read(MDB_txn *txn, MDB_dbi dbi, eg_meta *out)
 		memcpy(m.hash_spec, v.mv_data, v.mv_size);
 		m.hash_spec[v.mv_size] = 0;
 	} else if (rc != MDB_NOTFOUND) {
-		return eg__rc(rc);
+		return rc;
 	}
 	*out = m;
 	return 0;
@@ -244,7 +246,7 @@ static int put_bytes(MDB_txn *txn, MDB_dbi dbi, const char *key,
 	MDB_val k = { strlen(key), (void *)key };
 	MDB_val v = { len, (void *)data };
 
-	return eg__rc(eg__put(txn, dbi, &k, &v, 0));
+	return eg__mdb(eg__put(txn, dbi, &k, &v, 0));
 }
 
 static int put_uint(MDB_txn *txn, MDB_dbi dbi, const char *key, size_t width,

@@ -9,75 +9,116 @@
 #include "eg_table.h"
 #include "table_int.h"
 
-/* Reads key/value of every chunk with one cursor walk (no tree descent per
- * chunk); checks that chunk i is key i with exactly its rows. */
-static int load_rows(eg_snapshot *s)
+/* Whether v lies wholly inside the file: a row pointer past its end would
+ * fault (SIGBUS) when read. LMDB only checks that a value's first page is
+ * in use, not where its bytes end. */
+static int in_file(const eg_snapshot *s, const MDB_val *v)
 {
+	uintptr_t p = (uintptr_t)v->mv_data, base = (uintptr_t)s->map;
+
+	return p >= base && p - base <= s->file_bytes && v->mv_size <= s->file_bytes - (p - base);
+}
+
+/* Learns where the file is mapped from the first pointer LMDB hands out;
+ * kept in the table until a remap. */
+static int find_map(eg_snapshot *s, const void *p)
+{
+	eg_table *t = s->t;
+	int rc = 0;
+
+	pthread_mutex_lock(&t->lock);
+	if (!t->map)
+		rc = eg__find_map(t->env, p, &t->map);
+	s->map = t->map;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+/* What is wrong with chunk i's value in rows (or sums), or NULL. */
+static const char *bad_value(const eg_snapshot *s, int rows, uint64_t i, const MDB_val *v)
+{
+	if (v->mv_size != (rows ? eg__chunk_rows(&s->meta, i) * s->row_bytes : 8))
+		return "is of the wrong size";
+	if (!in_file(s, v))
+		return "lies outside the file";
+	return NULL;
+}
+
+/* Reads key/value of every chunk of rows (or sums) with one cursor walk
+ * (no tree descent per chunk); chunk i must be key i with exactly its rows
+ * (or an 8-byte checksum) inside the file. */
+static int load(eg_snapshot *s, int rows, struct eg__report *r)
+{
+	const char *db = rows ? EG__DB_ROWS : EG__DB_SUMS, *why;
 	MDB_cursor *c;
 	MDB_val k, v;
 	uint64_t i = 0, key;
 	int rc;
 
-	if ((rc = mdb_cursor_open(s->txn, s->t->rows, &c)))
-		return eg__rc(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), i++) {
-		if (k.mv_size != sizeof key)
+	if ((rc = eg__mdb(mdb_cursor_open(s->txn, rows ? s->t->rows : s->t->sums, &c))))
+		return rc;
+	for (rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_FIRST)); rc == 0;
+	     rc = eg__mdb(mdb_cursor_get(c, &k, &v, MDB_NEXT)), i++) {
+		key = i + 1;
+		if (k.mv_size == sizeof key)
+			memcpy(&key, k.mv_data, sizeof key);
+		if (key != i || i >= s->nchunks) {
+			eg__problem(r, i >= s->nchunks ? "%s: more than the table's %llu chunks"
+			                               : "%s: chunk %llu missing", db,
+			            (unsigned long long)(i >= s->nchunks ? s->nchunks : i));
 			break;
-		memcpy(&key, k.mv_data, sizeof key);
-		if (i >= s->nchunks || key != i ||
-		    v.mv_size != eg__chunk_rows(&s->meta, i) * s->row_bytes)
+		}
+		if (!s->map && (rc = find_map(s, v.mv_data))) {
+			eg__problem(r, "cannot tell where LMDB mapped the file (/proc/self/maps)");
 			break;
-		s->dir[i] = v.mv_data;
+		}
+		if ((why = bad_value(s, rows, i, &v))) {
+			eg__problem(r, "chunk %llu: its %s (%zu bytes at file offset %lld) %s",
+			            (unsigned long long)i, rows ? "rows" : "checksum", v.mv_size,
+			            (long long)((const uint8_t *)v.mv_data - s->map), why);
+			break;
+		}
+		if (rows)
+			s->dir[i] = v.mv_data;
+		else
+			s->sums[i] = eg__get_le64(v.mv_data);
 	}
 	mdb_cursor_close(c);
 	if (rc && rc != MDB_NOTFOUND)
-		return eg__rc(rc);
+		return rc;
+	if (rc == MDB_NOTFOUND && i < s->nchunks)
+		eg__problem(r, "%s: chunks %llu..%llu missing", db, (unsigned long long)i,
+		            (unsigned long long)s->nchunks - 1);
 	return rc == MDB_NOTFOUND && i == s->nchunks ? 0 : EG_EFORMAT;
 }
 
-static int load_sums(eg_snapshot *s)
+/* Begins the read transaction and notes how much of the map is file.
+ * A writer that grew the file past our map makes LMDB answer
+ * MDB_MAP_RESIZED; remapping moves every row pointer, so it is done only
+ * when no other snapshot of t is open. */
+static int begin(eg_snapshot *s)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	uint64_t i = 0, key;
-	int rc;
-
-	if ((rc = mdb_cursor_open(s->txn, s->t->sums, &c)))
-		return eg__rc(rc);
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), i++) {
-		if (k.mv_size != sizeof key || v.mv_size != 8)
-			break;
-		memcpy(&key, k.mv_data, sizeof key);
-		if (i >= s->nchunks || key != i)
-			break;
-		s->sums[i] = eg__get_le64(v.mv_data);
-	}
-	mdb_cursor_close(c);
-	if (rc && rc != MDB_NOTFOUND)
-		return eg__rc(rc);
-	return rc == MDB_NOTFOUND && i == s->nchunks ? 0 : EG_EFORMAT;
-}
-
-/* Begins the read transaction. A writer that grew the file past our map
- * makes LMDB answer MDB_MAP_RESIZED; remapping moves every row pointer, so
- * it is done only when no other snapshot of t is open. */
-static int begin(eg_table *t, MDB_txn **txn)
-{
-	int rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn);
+	eg_table *t = s->t;
+	MDB_envinfo info;
+	uint64_t size;
+	int rc = eg__mdb(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &s->txn));
 
 	if (rc == MDB_MAP_RESIZED) {
 		pthread_mutex_lock(&t->lock);
 		if (t->live == 1 && (rc = eg__table_adopt_map(t)) == 0)
-			rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, txn);
+			rc = eg__mdb(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &s->txn));
 		pthread_mutex_unlock(&t->lock);
 	}
-	if (rc == 0 && (rc = eg__check_file_size(t->env))) {
-		mdb_txn_abort(*txn);
-		*txn = NULL;
+	if (rc)
+		return rc;
+	if ((rc = eg__check_file_size(t->env, &size)) ||
+	    (rc = eg__mdb(mdb_env_info(t->env, &info)))) {
+		mdb_txn_abort(s->txn);
+		s->txn = NULL;
+		return rc;
 	}
-	return eg__rc(rc);
+	s->file_bytes = size < info.me_mapsize ? size : info.me_mapsize;
+	return 0;
 }
 
 static int same_layout(const eg_meta *a, const eg_meta *b)
@@ -86,8 +127,20 @@ static int same_layout(const eg_meta *a, const eg_meta *b)
 	       a->scale_block == b->scale_block && a->chunk_slots == b->chunk_slots;
 }
 
+static void note_bad_sum(void *arg, uint64_t chunk)
+{
+	eg__problem(arg, "chunk %llu does not match its checksum", (unsigned long long)chunk);
+}
+
 int eg_snapshot_open(eg_table *t, int verify, eg_snapshot **out)
 {
+	return eg_snapshot_open_report(t, verify, NULL, NULL, out);
+}
+
+int eg_snapshot_open_report(eg_table *t, int verify, eg_check_fn problem, void *arg,
+                            eg_snapshot **out)
+{
+	struct eg__report r = { problem, arg, 0 };
 	eg_snapshot *s;
 	int rc;
 
@@ -98,11 +151,12 @@ int eg_snapshot_open(eg_table *t, int verify, eg_snapshot **out)
 	pthread_mutex_lock(&t->lock);
 	t->live++;
 	pthread_mutex_unlock(&t->lock);
-	if ((rc = begin(t, &s->txn)))
+	if ((rc = begin(s)))
 		goto fail;
 	if ((rc = eg__meta_read(s->txn, t->meta_dbi, &s->meta)))
 		goto fail;
 	if (!same_layout(&s->meta, &t->meta)) {
+		eg__problem(&r, "the table's layout changed since it was opened");
 		rc = EG_EFORMAT;
 		goto fail;
 	}
@@ -116,15 +170,16 @@ int eg_snapshot_open(eg_table *t, int verify, eg_snapshot **out)
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if ((rc = load_rows(s)) || (rc = load_sums(s)))
+	if ((rc = load(s, 1, &r)) || (rc = load(s, 0, &r)))
 		goto fail;
-	if (verify && eg_snapshot_verify(s, NULL, NULL)) {
+	if (verify && eg_snapshot_verify(s, note_bad_sum, &r)) {
 		rc = EG_ECHECKSUM;
 		goto fail;
 	}
 	*out = s;
 	return 0;
 fail:
+	eg__report_end(&r);
 	eg_snapshot_close(s);
 	return rc;
 }

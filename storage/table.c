@@ -3,7 +3,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "eg_table.h"
 #include "table_int.h"
@@ -21,15 +23,15 @@ static size_t reader_map_size(off_t file_size)
 }
 
 /* Maps LMDB's "this is no environment" answers to EG_ENOTTABLE. */
-static int open_rc(int rc)
+static int not_table(int rc)
 {
-	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == ENOENT ||
+	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH || rc == -ENOENT ||
 	    rc == MDB_INCOMPATIBLE || rc == MDB_NOTFOUND)
 		return EG_ENOTTABLE;
-	return eg__rc(rc);
+	return rc;
 }
 
-int eg__check_file_size(MDB_env *env)
+int eg__check_file_size(MDB_env *env, uint64_t *size)
 {
 	MDB_envinfo info;
 	MDB_stat st;
@@ -41,100 +43,127 @@ int eg__check_file_size(MDB_env *env)
 		return EG_EFORMAT;
 	if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
 		return EG_EFORMAT;
+	if (size)
+		*size = (uint64_t)fst.st_size;
 	return 0;
+}
+
+/* Where LMDB mapped data.mdb. LMDB does not say (MDB_envinfo.me_mapaddr is
+ * the address of a fixed map, 0 here); the kernel does: the mapping of
+ * that file at offset 0 holding a pointer LMDB returned. */
+int eg__find_map(MDB_env *env, const void *inside, const uint8_t **base)
+{
+	uintptr_t p = (uintptr_t)inside;
+	struct stat st;
+	char line[512];
+	FILE *f;
+	int fd, rc = EG_EFORMAT;
+
+	if (mdb_env_get_fd(env, &fd) || fstat(fd, &st) || !(f = fopen("/proc/self/maps", "re")))
+		return EG_EFORMAT;
+	while (rc && fgets(line, sizeof line, f)) {
+		unsigned long lo, hi, off, ino;
+		unsigned maj, min;
+
+		if (sscanf(line, "%lx-%lx %*s %lx %x:%x %lu", &lo, &hi, &off, &maj, &min, &ino) == 6 &&
+		    off == 0 && ino == st.st_ino && makedev(maj, min) == st.st_dev &&
+		    p >= lo && p < hi) {
+			*base = (const uint8_t *)lo;
+			rc = 0;
+		}
+	}
+	fclose(f);
+	return rc;
+}
+
+/* What is refused before LMDB sees the directory: LMDB would create
+ * lock.mdb in any directory, and initialise a data.mdb shorter than its two
+ * meta pages as a new environment. */
+static int check_files(const char *path, off_t *data_size)
+{
+	struct stat st;
+	char *data;
+	int rc = 0;
+
+	if (stat(path, &st) || !S_ISDIR(st.st_mode))
+		return EG_ENOTTABLE;
+	if (!(data = eg__join(path, "data.mdb")))
+		return -ENOMEM;
+	if (stat(data, &st) || !S_ISREG(st.st_mode) || st.st_size < 8192)
+		rc = EG_ENOTTABLE;
+	else
+		*data_size = st.st_size;
+	free(data);
+	return rc;
+}
+
+static int env_open(eg_table *t, off_t data_size)
+{
+	int rc;
+
+	if ((rc = eg__mdb(mdb_env_create(&t->env))))
+		return rc;
+	mdb_env_set_maxdbs(t->env, EG__MAXDBS);
+	mdb_env_set_maxreaders(t->env, EG__MAXREADERS);
+	mdb_env_set_mapsize(t->env, reader_map_size(data_size));
+	rc = eg__mdb(mdb_env_open(t->env, t->path, MDB_RDONLY | MDB_NORDAHEAD | MDB_NOTLS, 0644));
+	if (rc)
+		return not_table(rc);
+	return eg__check_file_size(t->env, NULL);
+}
+
+/* Reads the metadata and opens the DBs; the read-only commit keeps the DBI
+ * handles open in the environment. */
+static int read_layout(eg_table *t)
+{
+	MDB_txn *txn;
+	int rc;
+
+	if ((rc = eg__mdb(mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))))
+		return rc;
+	if ((rc = not_table(eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &t->meta_dbi)))) ||
+	    (rc = eg__meta_read(txn, t->meta_dbi, &t->meta)))
+		goto fail;
+	rc = eg__mdb(mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &t->rows));
+	if (rc == 0)
+		rc = eg__mdb(mdb_dbi_open(txn, EG__DB_SUMS, MDB_INTEGERKEY, &t->sums));
+	if (rc) {
+		rc = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? EG_EFORMAT : rc;
+		goto fail;
+	}
+	return eg__mdb(mdb_txn_commit(txn));
+fail:
+	mdb_txn_abort(txn);
+	return rc;
 }
 
 int eg_table_open(const char *dir, eg_table **out)
 {
-	eg_table *t = NULL;
-	MDB_txn *txn = NULL;
-	char *data = NULL;
-	struct stat st;
+	eg_table *t = calloc(1, sizeof *t);
+	off_t size = 0;
 	int rc;
 
-	t = calloc(1, sizeof *t);
 	if (!t)
 		return -ENOMEM;
 	pthread_mutex_init(&t->lock, NULL);
-	t->path = realpath(dir, NULL);
-	if (!t->path) {
+	if (!(t->path = realpath(dir, NULL)))
 		rc = -errno;
-		goto fail;
-	}
-	/* check first: LMDB would create lock.mdb in any directory */
-	if (stat(t->path, &st) || !S_ISDIR(st.st_mode)) {
-		rc = EG_ENOTTABLE;
-		goto fail;
-	}
-	data = eg__join(t->path, "data.mdb");
-	if (!data) {
-		rc = -ENOMEM;
-		goto fail;
-	}
-	/* shorter than LMDB's two meta pages: LMDB would try to initialise it */
-	if (stat(data, &st) || !S_ISREG(st.st_mode) || st.st_size < 8192) {
-		rc = EG_ENOTTABLE;
-		goto fail;
-	}
-	if ((rc = mdb_env_create(&t->env))) {
-		rc = eg__rc(rc);
-		goto fail;
-	}
-	mdb_env_set_maxdbs(t->env, EG__MAXDBS);
-	mdb_env_set_maxreaders(t->env, EG__MAXREADERS);
-	mdb_env_set_mapsize(t->env, reader_map_size(st.st_size));
-	rc = mdb_env_open(t->env, t->path, MDB_RDONLY | MDB_NORDAHEAD | MDB_NOTLS, 0644);
+	else if ((rc = check_files(t->path, &size)) == 0 && (rc = env_open(t, size)) == 0)
+		rc = read_layout(t);
 	if (rc) {
-		rc = open_rc(rc);
-		goto fail;
+		eg_table_close(t);
+		return rc;
 	}
-	if ((rc = eg__check_file_size(t->env)))
-		goto fail;
-	if ((rc = mdb_txn_begin(t->env, NULL, MDB_RDONLY, &txn))) {
-		rc = eg__rc(rc);
-		goto fail;
-	}
-	if ((rc = mdb_dbi_open(txn, EG__DB_META, 0, &t->meta_dbi))) {
-		rc = open_rc(rc);
-		goto fail;
-	}
-	if ((rc = eg__meta_read(txn, t->meta_dbi, &t->meta)))
-		goto fail;
-	rc = mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &t->rows);
-	if (!rc)
-		rc = mdb_dbi_open(txn, EG__DB_SUMS, MDB_INTEGERKEY, &t->sums);
-	if (rc) {
-		rc = rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE ? EG_EFORMAT : eg__rc(rc);
-		goto fail;
-	}
-	/* a read-only commit keeps the DBI handles open in the environment */
-	rc = mdb_txn_commit(txn);
-	txn = NULL;
-	if (rc) {
-		rc = eg__rc(rc);
-		goto fail;
-	}
-	free(data);
 	*out = t;
 	return 0;
-fail:
-	if (txn)
-		mdb_txn_abort(txn);
-	eg_meta_clear(&t->meta);
-	if (t->env)
-		mdb_env_close(t->env);
-	pthread_mutex_destroy(&t->lock);
-	free(t->path);
-	free(t);
-	free(data);
-	return rc;
 }
 
 void eg_table_close(eg_table *t)
 {
 	if (!t)
 		return;
-	mdb_env_close(t->env);
+	if (t->env)
+		mdb_env_close(t->env);
 	eg_meta_clear(&t->meta);
 	pthread_mutex_destroy(&t->lock);
 	free(t->path);
@@ -176,5 +205,6 @@ int eg__table_adopt_map(eg_table *t)
 	free(data);
 	if (rc)
 		return rc;
-	return eg__rc(mdb_env_set_mapsize(t->env, reader_map_size(st.st_size)));
+	t->map = NULL; /* found again by the next snapshot */
+	return eg__mdb(mdb_env_set_mapsize(t->env, reader_map_size(st.st_size)));
 }

@@ -1,5 +1,6 @@
 /* update.c - patching rows of a live table in place, from any process. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -40,18 +41,22 @@ static int open_env(const char *path, MDB_env **env, eg_meta *m)
 	free(data);
 	if (rc)
 		return rc;
-	if ((rc = mdb_env_create(env)))
-		return eg__rc(rc);
+	if ((rc = eg__mdb(mdb_env_create(env))))
+		return rc;
 	mdb_env_set_maxdbs(*env, EG__MAXDBS);
 	mdb_env_set_maxreaders(*env, EG__MAXREADERS);
-	rc = mdb_env_open(*env, path, MDB_NORDAHEAD, 0644);
+	rc = eg__mdb(mdb_env_open(*env, path, MDB_NORDAHEAD, 0644));
 	if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH) {
 		rc = EG_ENOTTABLE;
 		goto out;
 	}
-	if (rc || (rc = mdb_txn_begin(*env, NULL, MDB_RDONLY, &txn)))
+	/* a reader that died (a table check that crashed, say) keeps its slot
+	 * and with it old pages from reuse until someone clears it */
+	if (rc == 0)
+		mdb_reader_check(*env, NULL);
+	if (rc || (rc = eg__mdb(mdb_txn_begin(*env, NULL, MDB_RDONLY, &txn))))
 		goto out;
-	rc = mdb_dbi_open(txn, EG__DB_META, 0, &dbi);
+	rc = eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &dbi));
 	if (rc == MDB_NOTFOUND) {
 		rc = EG_ENOTTABLE;
 		goto out;
@@ -61,7 +66,6 @@ static int open_env(const char *path, MDB_env **env, eg_meta *m)
 out:
 	if (txn)
 		mdb_txn_abort(txn);
-	rc = eg__rc(rc);
 	if (rc) {
 		mdb_env_close(*env);
 		*env = NULL;
@@ -70,25 +74,31 @@ out:
 }
 
 /* Copy-on-write needs room for a fresh copy of every touched chunk while
- * the old one may still be held by readers: grow the map before the
- * transaction when the file could outgrow it. */
+ * the old one may still be held by readers. That room is allocated on disk
+ * first: a commit that runs out of space half-way through a write is
+ * reported by LMDB as EIO, a reservation that does not fit is -ENOSPC and
+ * nothing was written. The map grows too when the file could outgrow it. */
 static int ensure_room(MDB_env *env, const eg_meta *m, uint64_t touched)
 {
 	MDB_envinfo info;
 	MDB_stat st;
-	uint64_t psize, need, chunk_pages;
-	int rc;
+	uint64_t psize, need, used, chunk_pages;
+	int rc, fd;
 
-	if ((rc = mdb_env_info(env, &info)) || (rc = mdb_env_stat(env, &st)))
-		return eg__rc(rc);
+	if ((rc = eg__mdb(mdb_env_info(env, &info))) || (rc = eg__mdb(mdb_env_stat(env, &st))) ||
+	    (rc = eg__mdb(mdb_env_get_fd(env, &fd))))
+		return rc;
 	psize = st.ms_psize;
 	chunk_pages = (m->chunk_slots * m->row_bytes + 16 + psize - 1) / psize + 2;
-	need = ((uint64_t)info.me_last_pgno + 1 + touched * (chunk_pages + 4) + 256) * psize;
+	used = ((uint64_t)info.me_last_pgno + 1) * psize;
+	need = used + (touched * (chunk_pages + 4) + 256) * psize;
+	if ((rc = posix_fallocate(fd, (off_t)used, (off_t)(need - used))))
+		return -rc; /* the errno value itself, positive */
 	if (need <= info.me_mapsize)
 		return 0;
 	need += need / 8;
 	need = (need + psize - 1) / psize * psize;
-	return eg__rc(mdb_env_set_mapsize(env, (size_t)need));
+	return eg__mdb(mdb_env_set_mapsize(env, (size_t)need));
 }
 
 static int apply(MDB_env *env, const eg_meta *m, const struct edit *e, size_t n,
@@ -103,17 +113,17 @@ static int apply(MDB_env *env, const eg_meta *m, const struct edit *e, size_t n,
 	buf = malloc((m->slots < m->chunk_slots ? m->slots : m->chunk_slots) * rb);
 	if (!buf)
 		return -ENOMEM;
-	if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) ||
-	    (rc = mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &rdb)) ||
-	    (rc = mdb_dbi_open(txn, EG__DB_SUMS, MDB_INTEGERKEY, &sdb)) ||
-	    (rc = mdb_dbi_open(txn, EG__DB_META, 0, &mdb)))
+	if ((rc = eg__mdb(mdb_txn_begin(env, NULL, 0, &txn))) ||
+	    (rc = eg__mdb(mdb_dbi_open(txn, EG__DB_ROWS, MDB_INTEGERKEY, &rdb))) ||
+	    (rc = eg__mdb(mdb_dbi_open(txn, EG__DB_SUMS, MDB_INTEGERKEY, &sdb))) ||
+	    (rc = eg__mdb(mdb_dbi_open(txn, EG__DB_META, 0, &mdb))))
 		goto out;
 	for (size_t i = 0; i < n;) {
 		uint64_t chunk = e[i].chunk;
 		MDB_val k = { sizeof chunk, &chunk }, v;
 		MDB_val sv = { sizeof sum, sum };
 
-		if ((rc = mdb_get(txn, rdb, &k, &v)))
+		if ((rc = eg__mdb(mdb_get(txn, rdb, &k, &v))))
 			goto out;
 		if (v.mv_size != eg__chunk_rows(m, chunk) * rb) {
 			rc = EG_EFORMAT;
@@ -129,13 +139,13 @@ static int apply(MDB_env *env, const eg_meta *m, const struct edit *e, size_t n,
 		}
 		eg__put_le64(sum, XXH3_64bits(buf, v.mv_size));
 		v.mv_data = buf;
-		if ((rc = eg__put(txn, rdb, &k, &v, 0)) ||
-		    (rc = eg__put(txn, sdb, &k, &sv, 0)))
+		if ((rc = eg__mdb(eg__put(txn, rdb, &k, &v, 0))) ||
+		    (rc = eg__mdb(eg__put(txn, sdb, &k, &sv, 0))))
 			goto out;
 	}
 	if ((rc = eg__meta_put_generation(txn, mdb, m->generation + 1)))
 		goto out;
-	rc = eg__commit(txn);
+	rc = eg__mdb(eg__commit(txn));
 	txn = NULL;
 	if (rc == 0)
 		*gen = m->generation + 1;
@@ -143,7 +153,7 @@ out:
 	if (txn)
 		mdb_txn_abort(txn);
 	free(buf);
-	return eg__rc(rc);
+	return rc;
 }
 
 int eg_table_update(const char *dir, const uint64_t *slots, size_t n,

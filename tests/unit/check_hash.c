@@ -169,8 +169,8 @@ START_TEST(test_npy_maps)
 	write_npy(dir, "2d.npy", "<i4", "(5, 1)", m4, sizeof(m4));
 	write_npy(dir, "short.npy", "<i8", "(6,)", m8, sizeof(m8));
 	const char *bad[][2] = {
-		{"\"f4.npy\"", "int64 or int32"}, {"\"be.npy\"", "int64 or int32"},
-		{"\"2d.npy\"", "must be 1-D"}, {"\"short.npy\"", "shorter than its shape"},
+		{"\"f4.npy\"", "int64 or int32"}, {"\"be.npy\"", "big-endian"},
+		{"\"2d.npy\"", "must be a 1-D array"}, {"\"short.npy\"", "shorter than its header"},
 	};
 	for (size_t i = 0; i < 4; i++) {
 		snprintf(json, sizeof(json), SMALL_ENGRAM, bad[i][0]);

@@ -1,5 +1,5 @@
-/* npy.c - NumPy .npy reader (mmap) and writer. */
-#include "npy.h"
+/* npy.c - NumPy .npy reader (mmap) and writer; see eg_npy.h. */
+#include "eg_npy.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +8,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "eg_table.h"
 
 static const struct {
 	eg_npy_type type;
@@ -223,35 +225,49 @@ bad:
 	return -1;
 }
 
-int eg_npy_open(const char *path, eg_npy *out, char *err, size_t errlen)
+/* Opens and maps path; 0 or -errno with the reason in err. */
+static int map_file(const char *path, eg_npy *out, char *err, size_t errlen)
 {
 	struct stat st;
-	const unsigned char *m;
-	size_t hlen, off;
-	uint64_t need;
-	int fd;
+	void *m;
+	int fd, e;
 
-	memset(out, 0, sizeof *out);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) < 0) {
-		errf(err, errlen, "%s", strerror(errno));
+		e = errno;
+		errf(err, errlen, "%s", strerror(e));
 		if (fd >= 0)
 			close(fd);
-		return -1;
+		return -e;
 	}
 	if (!S_ISREG(st.st_mode) || st.st_size < 10) {
 		close(fd);
 		errf(err, errlen, "not a .npy file");
-		return -1;
+		return EG_EFORMAT;
 	}
 	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	e = errno;
 	close(fd);
 	if (m == MAP_FAILED) {
-		errf(err, errlen, "%s", strerror(errno));
-		return -1;
+		errf(err, errlen, "%s", strerror(e));
+		return -e;
 	}
-	out->map = (void *)m;
+	out->map = m;
 	out->map_len = (size_t)st.st_size;
+	return 0;
+}
+
+int eg_npy_open(const char *path, eg_npy *out, char *err, size_t errlen)
+{
+	const unsigned char *m;
+	size_t hlen, off;
+	uint64_t need;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = map_file(path, out, err, errlen)))
+		return rc;
+	m = out->map;
 	if (memcmp(m, "\x93NUMPY", 6) != 0) {
 		errf(err, errlen, "not a .npy file (no \\x93NUMPY magic)");
 		goto fail;
@@ -287,7 +303,7 @@ short_file:
 	errf(err, errlen, "truncated .npy file (shorter than its header says)");
 fail:
 	eg_npy_close(out);
-	return -1;
+	return EG_EFORMAT;
 }
 
 void eg_npy_close(eg_npy *npy)
@@ -295,6 +311,14 @@ void eg_npy_close(eg_npy *npy)
 	if (npy->map)
 		munmap(npy->map, npy->map_len);
 	memset(npy, 0, sizeof *npy);
+}
+
+/* stdio leaves errno set by the failed write (EIO if it did not). */
+static int write_error(void)
+{
+	if (errno == 0)
+		errno = EIO;
+	return -errno;
 }
 
 int eg_npy_write_header(FILE *f, const char *descr, int ndim, uint64_t rows,
@@ -315,15 +339,16 @@ int eg_npy_write_header(FILE *f, const char *descr, int ndim, uint64_t rows,
 	/* Version 1.0 always fits our short dicts. Pad with spaces and a final
 	 * newline so the data starts 64-byte aligned. */
 	total = (prelen + n + 1 + 63) / 64 * 64;
+	errno = 0;
 	memcpy(pre, "\x93NUMPY\x01\x00", 8);
 	pre[8] = (unsigned char)((total - prelen) & 0xff);
 	pre[9] = (unsigned char)((total - prelen) >> 8);
 	if (fwrite(pre, 1, prelen, f) != prelen || fwrite(dict, 1, n, f) != n)
-		return -1;
+		return write_error();
 	for (size_t i = prelen + n; i + 1 < total; i++)
 		if (putc(' ', f) == EOF)
-			return -1;
+			return write_error();
 	if (putc('\n', f) == EOF)
-		return -1;
+		return write_error();
 	return 0;
 }
