@@ -23,7 +23,6 @@
  *
  * Target (issue 9): engramd >= 0.8 x fio QD32 buffered. The ratio is last on
  * its line. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +32,7 @@
 
 static uint64_t n_slots = 25165824, total_rows = 102400;
 static uint32_t row_bytes = 160;
-static size_t batch = 4096;
+static uint64_t batch = 4096;
 
 struct result {
 	double rows_per_s, cold_share, p50_ms, p99_ms;
@@ -81,30 +80,21 @@ static double fio(const char *dir, unsigned qd)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 's' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "batch", required_argument, NULL, 'k' }, { "rows", required_argument, NULL, 'r' },
-		{ "depths", required_argument, NULL, 'd' }, { "table", required_argument, NULL, 't' },
-		{ "data", required_argument, NULL, 'o' }, { NULL, 0, NULL, 0 },
-	};
 	const char *dir = NULL, *depths = NULL, *data = NULL;
 	double q32, q1;
 	struct result page, rows;
-	int o;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "batch", BU_U64, &batch },
+		{ "rows", BU_U64, &total_rows },
+		{ "depths", BU_STR, &depths },
+		{ "table", BU_STR, &dir },
+		{ "data", BU_STR, &data },
+		{ NULL, BU_STR, NULL },
+	};
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'k': batch = strtoull(optarg, NULL, 0); break;
-		case 'r': total_rows = strtoull(optarg, NULL, 0); break;
-		case 'd': depths = optarg; break;
-		case 't': dir = optarg; break;
-		case 'o': data = optarg; break;
-		default: bu_die("usage: bench_cold [--slots N] [--row-bytes B] [--batch K] [--rows R] "
-		                "[--depths LIST] [--table DIR] [--data FILE]");
-		}
-	}
+	bu_options(argc, argv, opts, "bench_cold [--slots N] [--row-bytes B] [--batch K] [--rows R] [--depths LIST] [--table DIR] [--data FILE]");
 	if (getenv("BENCH_OUT") && !depths) {
 		static char path[4096];
 

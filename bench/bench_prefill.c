@@ -15,7 +15,6 @@
  *
  * Targets (issue 9): p99 under prefill <= 4 x p99 alone and <= 10 ms. The
  * ratio is last on its line. */
-#include <getopt.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -91,11 +90,6 @@ static void dump(const char *prefix, const char *suffix, struct lat *l)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 's' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "seconds", required_argument, NULL, 'S' }, { "data", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *data = NULL;
 	char table[4200];
 	const char *args[] = { table, NULL };
@@ -104,18 +98,15 @@ int main(int argc, char **argv)
 	pthread_t th;
 	bu_daemon d;
 	char *dir;
-	int o;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "seconds", BU_DOUBLE, &seconds },
+		{ "data", BU_STR, &data },
+		{ NULL, BU_STR, NULL },
+	};
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'S': seconds = atof(optarg); break;
-		case 'o': data = optarg; break;
-		default: bu_die("usage: bench_prefill [--slots N] [--row-bytes B] [--seconds S] "
-		                "[--data PREFIX]");
-		}
-	}
+	bu_options(argc, argv, opts, "bench_prefill [--slots N] [--row-bytes B] [--seconds S] [--data PREFIX]");
 	if (!data && getenv("BENCH_OUT")) {
 		static char prefix[4096];
 

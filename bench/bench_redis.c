@@ -15,7 +15,6 @@
  * line. */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,7 +28,7 @@
 
 static uint64_t n_slots = 1048576;
 static uint32_t row_bytes = 160;
-static size_t batch = 4096;
+static uint64_t batch = 4096;
 static double seconds = 10;
 static pid_t redis_pid;
 
@@ -204,11 +203,6 @@ static double bench_engramd(eg_client *c)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 's' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "batch", required_argument, NULL, 'k' }, { "seconds", required_argument, NULL, 'S' },
-		{ NULL, 0, NULL, 0 },
-	};
 	char table[4200];
 	const char *args[] = { table, NULL };
 	redisContext *r;
@@ -216,17 +210,15 @@ int main(int argc, char **argv)
 	bu_daemon d;
 	eg_client *c;
 	char *dir;
-	int o;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "batch", BU_U64, &batch },
+		{ "seconds", BU_DOUBLE, &seconds },
+		{ NULL, BU_STR, NULL },
+	};
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'k': batch = strtoull(optarg, NULL, 0); break;
-		case 'S': seconds = atof(optarg); break;
-		default: bu_die("usage: bench_redis [--slots N] [--row-bytes B] [--batch K] [--seconds S]");
-		}
-	}
+	bu_options(argc, argv, opts, "bench_redis [--slots N] [--row-bytes B] [--batch K] [--seconds S]");
 	dir = bu_path("t");
 	bu_create_table(dir, n_slots, row_bytes, 4);
 	snprintf(table, sizeof(table), "--table=t=%s", dir);

@@ -20,7 +20,6 @@
  *
  * Target (issue 9): row cache rows/s >= 1.6 x page cache. The ratio is last
  * on its line. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +31,7 @@ static uint64_t n_slots = 6710886;
 static uint32_t row_bytes = 160;
 static uint64_t budget;
 static double seconds = 20;
-static size_t batch = 4096;
+static uint64_t batch = 4096;
 
 struct window {
 	double t, rows, hits, misses;
@@ -107,28 +106,19 @@ static struct result run(const char *dir, int cache)
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 's' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "budget", required_argument, NULL, 'm' }, { "seconds", required_argument, NULL, 'S' },
-		{ "batch", required_argument, NULL, 'k' }, { "table", required_argument, NULL, 't' },
-		{ NULL, 0, NULL, 0 },
-	};
 	const char *dir = NULL;
 	struct result rc, pc;
-	int o;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "budget", BU_U64, &budget },
+		{ "seconds", BU_DOUBLE, &seconds },
+		{ "batch", BU_U64, &batch },
+		{ "table", BU_STR, &dir },
+		{ NULL, BU_STR, NULL },
+	};
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'm': budget = strtoull(optarg, NULL, 0); break;
-		case 'S': seconds = atof(optarg); break;
-		case 'k': batch = strtoull(optarg, NULL, 0); break;
-		case 't': dir = optarg; break;
-		default: bu_die("usage: bench_zipf [--slots N] [--row-bytes B] [--budget BYTES] "
-		                "[--seconds S] [--batch K] [--table DIR]");
-		}
-	}
+	bu_options(argc, argv, opts, "bench_zipf [--slots N] [--row-bytes B] [--budget BYTES] [--seconds S] [--batch K] [--table DIR]");
 	if (!budget)
 		budget = n_slots * row_bytes / 4;
 	if (!dir) {

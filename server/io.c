@@ -180,6 +180,19 @@ static void *io_main(void *arg)
 	return NULL;
 }
 
+static void release(void)
+{
+	io_uring_queue_exit(&ring);
+	close(efd);
+	efd = -1;
+	free(slots);
+	free(free_slots);
+	free(buffers);
+	slots = NULL;
+	free_slots = NULL;
+	buffers = NULL;
+}
+
 int ed_io_start(unsigned d, uint32_t max)
 {
 	int rc;
@@ -214,12 +227,7 @@ int ed_io_start(unsigned d, uint32_t max)
 	running = 1;
 	return 0;
 fail:
-	io_uring_queue_exit(&ring);
-	close(efd);
-	efd = -1;
-	free(slots);
-	free(free_slots);
-	free(buffers);
+	release();
 	return rc;
 }
 
@@ -240,15 +248,7 @@ void ed_io_stop(void)
 	pthread_mutex_unlock(&lock);
 	wake_thread();
 	pthread_join(thread, NULL);
-	io_uring_queue_exit(&ring);
-	close(efd);
-	efd = -1;
-	free(slots);
-	free(free_slots);
-	free(buffers);
-	slots = NULL;
-	free_slots = NULL;
-	buffers = NULL;
+	release();
 	running = 0;
 	stop_asked = 0;
 }

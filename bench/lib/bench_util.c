@@ -1,6 +1,7 @@
 /* bench_util.c - see bench_util.h. */
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <ftw.h>
 #include <jansson.h>
 #include <math.h>
@@ -491,5 +492,34 @@ void bu_drive(struct eg_client *c, struct bu_drive *d)
 	for (unsigned i = 0; i < depth; i++) {
 		free(slots[i]);
 		free(rows[i]);
+	}
+}
+
+void bu_options(int argc, char **argv, const struct bu_opt *opts, const char *usage)
+{
+	struct option lo[32];
+	size_t n = 0;
+	int o;
+
+	for (; opts[n].name && n < 31; n++)
+		lo[n] = (struct option){ opts[n].name, required_argument, NULL, (int)n };
+	lo[n] = (struct option){ NULL, 0, NULL, 0 };
+	while ((o = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		const struct bu_opt *b = o >= 0 && (size_t)o < n ? &opts[o] : NULL;
+
+		if (!b) {
+			fprintf(stderr, "usage: %s\n", usage);
+			exit(2);
+		}
+		switch (b->kind) {
+		case BU_U64: *(uint64_t *)b->var = strtoull(optarg, NULL, 0); break;
+		case BU_U32: *(uint32_t *)b->var = (uint32_t)strtoul(optarg, NULL, 0); break;
+		case BU_DOUBLE: *(double *)b->var = atof(optarg); break;
+		case BU_STR: *(const char **)b->var = optarg; break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "usage: %s\n", usage);
+		exit(2);
 	}
 }

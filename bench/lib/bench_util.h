@@ -101,6 +101,18 @@ uint64_t bu_uniform_next(void *arg);
 /* Zipf ranks scattered over the slots (for bu_drive). */
 uint64_t bu_zipf_scattered(void *arg);
 
+/* A bench's command line: one row per --NAME VALUE flag, parsed into the
+ * variable it points at (strtoull / strtoul / atof, or the string). */
+enum bu_opt_kind { BU_U64, BU_U32, BU_DOUBLE, BU_STR };
+struct bu_opt {
+	const char *name;
+	enum bu_opt_kind kind;
+	void *var;
+};
+/* Parses argv by opts (ended by a row with name NULL); on anything else
+ * prints usage and exits 2. */
+void bu_options(int argc, char **argv, const struct bu_opt *opts, const char *usage);
+
 /* xorshift64* */
 uint64_t bu_rand(uint64_t *state);
 

@@ -13,7 +13,6 @@
  * and reports the build time, cold 4096-row lookups (file evicted first)
  * and Zipf(1.0) 4096-row lookups, two in flight, in rows/s.
  * Exits 1 when a check fails. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,26 +82,21 @@ static double rate(const bu_daemon *d, unsigned depth, int zipf, uint64_t max_ro
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 's' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "dir", required_argument, NULL, 'd' }, { NULL, 0, NULL, 0 },
-	};
 	char table[4200];
 	const char *args[] = { table, NULL };
 	const char *dir = NULL;
 	double t0, build_s, ready_s, cold, zipf;
 	uint64_t rss;
-	int ok, exact, o;
+	int ok, exact;
 	bu_daemon d;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "dir", BU_STR, &dir },
+		{ NULL, BU_STR, NULL },
+	};
 
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 's': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'd': dir = optarg; break;
-		default: bu_die("usage: bench_scale [--slots N] [--row-bytes B] [--dir DIR]");
-		}
-	}
+	bu_options(argc, argv, opts, "bench_scale [--slots N] [--row-bytes B] [--dir DIR]");
 	if (!dir) {
 		dir = bu_path("t");
 		printf("building %llu x %u B rows (%.1f GiB) in %s\n", (unsigned long long)n_slots,
