@@ -154,7 +154,7 @@ TOLERANCES = [
 ]
 
 
-MEMORY = ("RssShmem", "RssFile", "OtherAnon", "in_use")
+MEMORY = ("OtherAnon", "in_use")
 
 
 def flatness(start, end, san=None):

@@ -99,7 +99,8 @@ def final(s, start, end):
         for line, ok in probe.flatness(start, end, start["sanitizer"]):
             print(f"  {'ok  ' if ok else 'FAIL'} {line}")
             flat_ok = flat_ok and ok
-        print("  " + sensitivity(start["metrics"], end["metrics"]))
+        if not start["sanitizer"]:
+            print("  " + sensitivity(start["metrics"], end["metrics"]))
         print("/metrics at the quiet points (start -> end):")
         for k in METRICS:
             a, b = start["metrics"].get(k), end["metrics"].get(k)  # noqa: E741

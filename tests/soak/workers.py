@@ -123,9 +123,14 @@ def lookup_once(c, chk, rng, shm):
 
 def tokens_once(c, chk, rng, shm):
     table = model.BY_NAME["tok"]
-    if rng.random() < 0.01 and shm:
-        chk.refusal(lambda: c.tokens("tok", [1, 2, 3], shm=True, shm_offset=SHM_BYTES - 64),
-                    ec.OutOfRange)
+    if rng.random() < 0.01:
+        ids = pick_tokens(rng)[0]
+        ids[int(rng.integers(0, ids.size))] = model.VOCAB + int(rng.integers(0, 1000))
+        chk.refusal(lambda: c.tokens("tok", ids, shm=shm), ec.BadRequest)
+        chk.refusal(lambda: c.tokens(["tok", "nosuch"], [1, 2, 3], shm=shm), ec.NotFound)
+        if shm:
+            chk.refusal(lambda: c.tokens("tok", [1, 2, 3], shm=True,
+                                         shm_offset=SHM_BYTES - 64), ec.OutOfRange)
         return
     ids, lens, ctx = pick_tokens(rng)
     f = c.tokens_async(["tok"], ids, seq_lens=lens, context=ctx, shm=shm)
