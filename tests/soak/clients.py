@@ -16,6 +16,7 @@ import numpy as np
 import model
 import workers
 from client_support import ENGRAM
+from loop import repeat
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMEOUT = 120
@@ -71,13 +72,12 @@ class CliClient:
             slots = table.token_slots(ids, lens, ctx).reshape(-1)
             self.check(table, slots, np.load(prefix + ".tok.npy"), *t)
 
+    def one(self):
+        addr = self.addrs[int(self.rng.integers(0, len(self.addrs)))]
+        (self.tokens if self.rng.random() < 0.3 else self.lookup)(addr)
+
     def run(self, stop):
-        while not stop.is_set():
-            addr = self.addrs[int(self.rng.integers(0, len(self.addrs)))]
-            try:
-                (self.tokens if self.rng.random() < 0.3 else self.lookup)(addr)
-            except Exception as e:  # noqa: BLE001 - reported at the end
-                self.errors.append(f"engram CLI: {type(e).__name__}: {e}")
+        repeat(stop, self.one, self.errors, "engram CLI")
 
 
 class Killer:
@@ -133,9 +133,4 @@ class Killer:
                 f.close()
 
     def run(self, stop):
-        while not stop.is_set():
-            try:
-                self.one()
-            except Exception as e:  # noqa: BLE001 - reported at the end
-                self.errors.append(f"killer: {type(e).__name__}: {e}")
-            stop.wait(float(self.rng.uniform(1, 4)))
+        repeat(stop, self.one, self.errors, "killer", lambda: float(self.rng.uniform(1, 4)))

@@ -12,6 +12,7 @@ import numpy as np
 
 import model
 from engram_client import wire
+from loop import repeat
 from engram_client.errors import TOO_LARGE
 
 MAX_FRAME = 64 << 20  # engramd's default --max-frame
@@ -165,6 +166,5 @@ class Junk:
             s.close()
 
     def run(self, stop, kinds=KINDS):
-        while not stop.is_set():
-            self.one(kinds[int(self.rng.integers(0, len(kinds)))])
-            stop.wait(float(self.rng.uniform(0, 0.2)))
+        repeat(stop, lambda: self.one(kinds[int(self.rng.integers(0, len(kinds)))]),
+               self.errors, "junk", lambda: float(self.rng.uniform(0, 0.2)))

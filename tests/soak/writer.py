@@ -17,6 +17,7 @@ import numpy as np
 import engram_client as ec
 import model
 from client_support import ENGRAM, engram
+from loop import repeat
 
 TIMEOUT = 120
 
@@ -180,9 +181,4 @@ class Writer:
             self.counts["deferred_reloads"] += 1  # served later, by some other reload
 
     def run(self, stop):
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception as e:  # noqa: BLE001 - reported at the end
-                self.errors.append(f"writer: {type(e).__name__}: {e}")
-            stop.wait(float(self.rng.uniform(0.1, 0.8)))
+        repeat(stop, self.step, self.errors, "writer", lambda: float(self.rng.uniform(0.1, 0.8)))
