@@ -3,6 +3,8 @@
 #   make test            install missing Debian packages, build, run every test
 #   make run             same setup, then serve a demo table in the foreground
 #   make bench           benchmarks (long; not part of the tests)
+#   make soak            one daemon under everything at once for SOAK_SECONDS
+#                        (600), every row checked (not part of the tests)
 #   make SANITIZE=address,undefined test    sanitizer build (in build-address-undefined/)
 #   make install PREFIX=/usr DESTDIR=...
 #
@@ -77,7 +79,7 @@ LIB_BENCH   := $(BUILD)/libegbench.a
 ENGRAMD := $(BUILD)/engramd
 ENGRAM  := $(BUILD)/engram
 
-.PHONY: all deps test check run bench bench-scale fuzz install clean proto-python
+.PHONY: all deps test check run bench bench-scale fuzz soak install clean proto-python
 .DEFAULT_GOAL := all
 
 # ---- entry points that set up the machine first -------------------------
@@ -95,6 +97,11 @@ run: deps
 bench: deps
 	@$(MAKE) --no-print-directory all $(BENCH_BINS) proto-python
 	@scripts/bench.sh $(BUILD)
+
+SOAK_SECONDS ?= 600
+soak: deps
+	@$(MAKE) --no-print-directory all proto-python
+	@BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) $(PYTHON) tests/soak/soak.py
 
 bench-scale: deps
 	@$(MAKE) --no-print-directory all $(SCALE_BIN)
