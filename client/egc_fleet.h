@@ -33,6 +33,7 @@ void egc__spec_group_free(struct egc_spec_group *g);
 
 struct egc_replica {
 	char *addr;
+	int local;           /* a unix: address: chosen first when it answers */
 	eg_client *conn;     /* plain client of addr; NULL until first used */
 	int64_t down_until;  /* monotonic ms: not chosen before (backing off) */
 	unsigned fails;      /* failures in a row */
@@ -63,8 +64,9 @@ int64_t egc__fleet_deadline(const eg_client *c);
 int egc__fleet_try_ms(const eg_client *c, int64_t deadline);
 /* The group serving table, or -1. */
 long egc__fleet_group_of(const eg_client *c, const char *table);
-/* Chooses the replica of g to try now (*out): the one in use unless it is
- * failing, else the next one not backing off; when all back off, sleeps
+/* Chooses the replica of g to try now (*out): a local one (unix:) not
+ * backing off, else the one in use unless it is failing, else the next one
+ * not backing off; when all back off, sleeps
  * until the first is back, or (nowait) returns -EAGAIN. -ETIMEDOUT (with
  * a message) once deadline has passed. */
 int egc__fleet_pick(eg_client *c, struct egc_group *g, int64_t deadline, int nowait,

@@ -104,20 +104,24 @@ ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client 
  *
  * Such a client keeps one connection per replica it has used (made on
  * first use) and sends each request to a replica of the group serving its
- * table: the one in use while it answers, else the next that is not backing
- * off. Clients start at a random replica, so a pool spreads its load. A
- * replica that cannot be reached, breaks the connection, exceeds the try
- * timeout, answers UNAVAILABLE (behind min_generation) or a truncated frame
- * backs off: it is tried again at once after its first failure in a row,
- * then not for 25, 50, ... up to 1000 ms (with jitter). Lookups, token
- * lookups, info, stats and ping are then sent again to the next replica,
- * until one answers or the call's deadline (the client's timeout) passes:
- * such a call fails with -ETIMEDOUT (eg_client_errmsg() names the last
- * replica's error) only past its deadline, or at once with an error no
- * other replica would answer differently (EGC_EBADREQUEST, EGC_ENOTFOUND,
- * EGC_EOUTOFRANGE, EGC_ETOOLARGE, EGC_EINTERNAL, EGC_EBUFSIZE, -EINVAL,
- * -ENOMEM). Without a timeout each replica is tried once per call. Reload
- * is never sent twice: it goes to the replica in use, of a single group.
+ * table: a unix: one (on this host: the fastest) whenever it is not backing
+ * off, else the one in use while it answers, else the next that is not
+ * backing off. Clients start at a random replica, so a pool spreads its
+ * load. A replica that cannot be reached, breaks the connection, exceeds
+ * the try timeout, answers UNAVAILABLE (behind min_generation) or a
+ * truncated frame backs off: it is tried again at once after its first
+ * failure in a row, then not for 25, 50, ... up to 1000 ms or a quarter of
+ * the client's timeout (with jitter); a local replica is tried again each
+ * time its back-off ends, so a client returns to it once it is back.
+ * Lookups, token lookups, info, stats and ping are sent again to the next
+ * replica, until one answers or the call's deadline (the client's timeout)
+ * passes: such a call fails with -ETIMEDOUT only past its deadline
+ * (eg_client_errmsg() gives each replica's last error), or at once with an
+ * error no other replica would answer differently (EGC_EBADREQUEST,
+ * EGC_ENOTFOUND, EGC_EOUTOFRANGE, EGC_ETOOLARGE, EGC_EINTERNAL,
+ * EGC_EBUFSIZE, -EINVAL, -ENOMEM). Without a timeout each replica is tried
+ * once per call. Reload is never sent twice: it goes to the replica in use,
+ * of a single group.
  *
  * A token lookup over tables of several groups goes to each group at once
  * (its tables, in the order asked) and is collected as one answer: the
@@ -129,7 +133,7 @@ ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client 
  * info lists each table from the group serving it; stats come from the
  * replica in use of the group without names (else the first); ping asks
  * one replica of every group. The shared buffer needs a plain unix client.
- * Retried calls (and EGC_MONOTONIC) cost nothing when no replica fails. */
+ * Thread rules are those of any eg_client: one thread at a time. */
 
 /* Opens a client of spec.
  * @param spec one address (a plain connection, as eg_client_connect), an

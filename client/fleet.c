@@ -8,8 +8,9 @@
  * replica that fails (cannot be reached, breaks the connection, times out,
  * answers UNAVAILABLE or a truncated frame) backs off: it is chosen again
  * at once for the first failure in a row (a daemon restarted under an idle
- * connection), then not for 25, 50, ... up to 1000 ms (halved at random,
- * so clients do not come back together); an answer forgets its failures.
+ * connection), then not for 25, 50, ... up to 1000 ms or a quarter of the
+ * client's timeout (halved at random, so clients do not come back
+ * together); an answer forgets its failures.
  * Requests that are safe to repeat (all but reload) are then sent to the
  * next replica, until one answers or the call's deadline passes.
  * fleet_rows.c does that for lookups, this file for info, stats and ping. */
@@ -96,35 +97,44 @@ static int timed_out(eg_client *c, const struct egc_group *g)
 	return -ETIMEDOUT;
 }
 
+/* The replica to try now, or SIZE_MAX when all back off (*soonest: when the
+ * first is back): a local one (unix:, the fastest) not backing off, else the
+ * one in use while it is healthy, the next healthy one, the next that fails
+ * least. */
+static size_t choose(const struct egc_group *g, int64_t now, int64_t *soonest)
+{
+	size_t n = g->spec.naddrs, best = SIZE_MAX, i, r;
+
+	*soonest = INT64_MAX;
+	for (i = 0; i < n; i++)
+		if (g->reps[i].local && g->reps[i].down_until <= now)
+			return i;
+	for (i = 0; i < n; i++) {
+		r = (g->cur + i) % n;
+		if (g->reps[r].down_until > now) {
+			*soonest = g->reps[r].down_until < *soonest ? g->reps[r].down_until : *soonest;
+			continue;
+		}
+		if (g->reps[r].fails == 0)
+			return r;
+		if (best == SIZE_MAX || g->reps[r].fails < g->reps[best].fails ||
+		    (g->reps[r].fails == g->reps[best].fails && best == g->cur))
+			best = r;
+	}
+	return best;
+}
+
 int egc__fleet_pick(eg_client *c, struct egc_group *g, int64_t deadline, int nowait,
                     size_t *out)
 {
-	size_t n = g->spec.naddrs, best, i, r;
 	int64_t now, soonest;
+	size_t best;
 
 	for (;;) {
 		now = egc__now_ms();
 		if (deadline >= 0 && now >= deadline)
 			return timed_out(c, g);
-		best = SIZE_MAX;
-		soonest = INT64_MAX;
-		/* the replica in use while it is healthy, else the next one
-		 * healthy, else the next one that fails least and is not
-		 * backing off */
-		for (i = 0; i < n; i++) {
-			r = (g->cur + i) % n;
-			if (g->reps[r].down_until > now) {
-				soonest = g->reps[r].down_until < soonest ? g->reps[r].down_until : soonest;
-				continue;
-			}
-			if (g->reps[r].fails == 0) {
-				best = r;
-				break;
-			}
-			if (best == SIZE_MAX || g->reps[r].fails < g->reps[best].fails ||
-			    (g->reps[r].fails == g->reps[best].fails && best == g->cur))
-				best = r;
-		}
+		best = choose(g, now, &soonest);
 		if (best != SIZE_MAX) {
 			g->cur = best;
 			*out = best;
@@ -180,8 +190,12 @@ int egc__fleet_failed(eg_client *c, struct egc_replica *r, int err)
 	if (!retryable(err))
 		return 0;
 	if (r->fails++ > 0) {
+		/* several tries fit in one call's deadline */
+		uint64_t max = c->timeout_ms > 0 && c->timeout_ms / 4 < BACKOFF_MAX_MS ?
+		               (uint64_t)c->timeout_ms / 4 : BACKOFF_MAX_MS;
+
 		ms = (uint64_t)BACKOFF_FIRST_MS << (r->fails - 2 < 6 ? r->fails - 2 : 6);
-		ms = ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+		ms = ms > max ? max : ms;
 		ms = ms / 2 + next_rand(c->fleet) % (ms / 2 + 1);
 	}
 	r->down_until = egc__now_ms() + (int64_t)ms;
@@ -375,10 +389,12 @@ static int build(eg_client *c, struct egc_spec *s)
 		g->spec = s->groups[i]; /* moved: the group owns the strings */
 		memset(&s->groups[i], 0, sizeof(s->groups[i]));
 		f->ngroups++;
-		for (size_t k = 0; k < g->spec.naddrs; k++)
-			g->reps[k].addr = g->spec.addrs[k];
 		/* clients of a pool spread over its replicas */
 		g->cur = (size_t)(next_rand(f) % g->spec.naddrs);
+		for (size_t k = 0; k < g->spec.naddrs; k++) {
+			g->reps[k].addr = g->spec.addrs[k];
+			g->reps[k].local = strncmp(g->reps[k].addr, "unix:", 5) == 0;
+		}
 	}
 	return 0;
 }

@@ -46,6 +46,7 @@ struct replica {
 	int port, http;
 	char tcp[64];        /* "tcp:127.0.0.1:<port>" */
 	const char *delay;   /* --drain-delay */
+	char sock[256];      /* a unix socket kept across restarts ("": none) */
 	egt_daemon d;
 };
 
@@ -60,17 +61,20 @@ static void replica_init(struct replica *r, const char *name, uint64_t generatio
 	r->http = egt_free_port();
 	snprintf(r->tcp, sizeof(r->tcp), "tcp:127.0.0.1:%d", r->port);
 	r->delay = delay;
+	r->sock[0] = '\0';
 }
 
 static void replica_start(struct replica *r)
 {
-	char table[300], listen[64], http[64];
+	char table[300], listen[64], http[64], sock[270];
 	const char *args[] = { "--table", table, "--listen", listen, "--http", http,
-	                       "--drain-delay", r->delay, "--threads", "2", NULL };
+	                       "--drain-delay", r->delay, "--threads", "2",
+	                       r->sock[0] ? "--listen" : NULL, sock, NULL };
 
 	snprintf(table, sizeof(table), "t=%s", r->dir);
 	snprintf(listen, sizeof(listen), "%s", r->tcp);
 	snprintf(http, sizeof(http), "127.0.0.1:%d", r->http);
+	snprintf(sock, sizeof(sock), "unix:%s", r->sock);
 	egt_daemon_start(&r->d, 0, args);
 }
 
@@ -599,6 +603,47 @@ START_TEST(min_generation_clients)
 }
 END_TEST
 
+/* A replica on this host (unix:) is chosen whatever a client started at,
+ * and taken again once it is back after a failure. */
+START_TEST(local_first)
+{
+	struct replica local, remote;
+	char spec[400];
+	eg_client *c;
+	uint64_t gen = 0;
+	double t0;
+
+	replica_init(&local, "local", 5, "0");
+	replica_init(&remote, "remote", 3, "0");
+	snprintf(local.sock, sizeof(local.sock), "%s", egt_path("local.sock"));
+	replica_start(&local);
+	replica_start(&remote);
+	snprintf(spec, sizeof(spec), "%s,unix:%s", remote.tcp, local.sock);
+	for (int k = 0; k < 8; k++) {
+		ck_assert_int_eq(eg_client_open(spec, 2000, 0, &c), 0);
+		for (int i = 0; i < 5; i++) {
+			ck_assert_int_eq(lookup_gen(c, &gen), 0);
+			ck_assert_uint_eq(gen, 5);
+		}
+		eg_client_close(c);
+	}
+	ck_assert_int_eq(eg_client_open(spec, 2000, 0, &c), 0);
+	egt_daemon_stop(&local.d, SIGKILL);
+	for (int i = 0; i < 20; i++) {
+		ck_assert_int_eq(lookup_gen(c, &gen), 0);
+		ck_assert_uint_eq(gen, 3);
+	}
+	replica_start(&local);
+	t0 = now_ms();
+	while (lookup_gen(c, &gen) == 0 && gen == 3)
+		ck_assert_msg(now_ms() - t0 < 3000, "still on the remote replica after 3 s");
+	ck_assert_uint_eq(gen, 5);
+	eg_client_close(c);
+	egt_daemon_stop(&local.d, SIGTERM);
+	egt_daemon_stop(&remote.d, SIGTERM);
+}
+END_TEST
+
 /* ---- specs and deadlines ----------------------------------------------------- */
 
 static void spec_bad(const char *spec, const char *why_has)
@@ -670,6 +715,7 @@ int main(void)
 	tcase_add_test(t, routes_fan_out);
 	tcase_add_test(t, min_generation_daemon);
 	tcase_add_test(t, min_generation_clients);
+	tcase_add_test(t, local_first);
 	tcase_add_test(t, specs);
 	tcase_add_test(t, deadline);
 	suite_add_tcase(s, t);

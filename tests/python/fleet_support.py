@@ -178,6 +178,8 @@ class Reader(threading.Thread):
 
 
 def haproxy_bin():
+    if os.environ.get("HAPROXY"):
+        return os.environ["HAPROXY"] if os.access(os.environ["HAPROXY"], os.X_OK) else None
     return shutil.which("haproxy") or next(
         (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if os.access(p, os.X_OK)),
         None)

@@ -215,6 +215,34 @@ class Generations(unittest.TestCase):
             self.assertEqual(f.lookup("t", [7]).view("<u8").tolist(), [[2, 7]])
 
 
+class LocalFirst(unittest.TestCase):
+    def test_unix_replica_first_and_again_once_back(self):
+        root = tempfile.mkdtemp(prefix="engram-local-")
+        local = Host(root, "local", generation=5, drain_delay=0)
+        remote = Host(root, "remote", generation=3, drain_delay=0)
+        spec = f"{remote.tcp},{local.unix}"
+
+        def gen(f):
+            fut = f.lookup_async("t", [1])
+            fut.result()
+            return fut.generations["t"]
+        try:
+            for _ in range(8):  # whatever replica a client starts at
+                with Fleet(spec, timeout=2) as f:
+                    self.assertEqual([gen(f) for _ in range(5)], [5] * 5)
+            with Fleet(spec, timeout=2) as f:
+                local.kill()
+                self.assertEqual([gen(f) for _ in range(20)], [3] * 20)
+                local.start()
+                deadline = time.monotonic() + 3
+                while gen(f) == 3:
+                    self.assertLess(time.monotonic(), deadline, "still on the remote replica")
+        finally:
+            local.cleanup()
+            remote.cleanup()
+            shutil.rmtree(root, ignore_errors=True)
+
+
 class Drain(unittest.TestCase):
     def test_healthz_503_while_serving_on(self):
         root = tempfile.mkdtemp(prefix="engram-drain-")

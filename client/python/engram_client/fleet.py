@@ -9,8 +9,9 @@
 
 The same calls as Client, with libengram's rules (client/engram.h,
 "Several daemons"): one Client per replica it has used; each request goes to
-a replica of the group serving its table, the one in use while it answers,
-else the next one not backing off (clients start at a random replica). A
+a replica of the group serving its table: a unix: one (on this host)
+whenever it is not backing off, else the one in use while it answers, else
+the next one not backing off (clients start at a random replica). A
 replica that cannot be reached, breaks the connection, exceeds the try
 timeout (try_timeout, default half of timeout), answers Unavailable (behind
 min_generation) or a malformed frame backs off (tried again at once after
@@ -46,10 +47,11 @@ _RETRY = (EngramConnectionError, EngramTimeout, Unavailable, ProtocolError)
 
 
 class _Replica:
-    __slots__ = ("addr", "client", "down_until", "fails", "why")
+    __slots__ = ("addr", "local", "client", "down_until", "fails", "why")
 
     def __init__(self, addr):
         self.addr, self.client = addr, None
+        self.local = addr.startswith("unix:")  # on this host: chosen first
         self.down_until, self.fails, self.why = 0.0, 0, ""
 
 
@@ -134,16 +136,17 @@ class Fleet:
                              + (f": {whys}" if whys else ""))
 
     def _pick(self, g, deadline, nowait=False):
-        """The replica in use while healthy, else the next healthy one, else
-        the next not backing off that fails least; sleeps while all back
-        off (None with nowait)."""
+        """A local replica (unix:) not backing off, else the one in use
+        while healthy, the next healthy one, the next not backing off that
+        fails least; sleeps while all back off (None with nowait)."""
         n = len(g.reps)
         while True:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise self._timed_out(g)
-            best, soonest = None, None
-            for i in range(n):
+            best = next((r for r in g.reps if r.local and r.down_until <= now), None)
+            soonest = None
+            for i in range(n if best is None else 0):
                 r = g.reps[(g.cur + i) % n]
                 if r.down_until > now:
                     soonest = r.down_until if soonest is None else min(soonest, r.down_until)
