@@ -102,26 +102,25 @@ ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client 
  * NAMES= follows; table names in a spec hold no ':', ';' or '='. Groups
  * with the same addresses are one group.
  *
- * Such a client keeps one connection per replica it has used (made on
- * first use) and sends each request to a replica of the group serving its
- * table: a unix: one (on this host: the fastest) whenever it is not backing
- * off, else the one in use while it answers, else the next that is not
- * backing off. Clients start at a random replica, so a pool spreads its
- * load. A replica that cannot be reached, breaks the connection, exceeds
- * the try timeout, answers UNAVAILABLE (behind min_generation) or a
- * truncated frame backs off: it is tried again at once after its first
- * failure in a row, then not for 25, 50, ... up to 1000 ms or a quarter of
- * the client's timeout (with jitter); a local replica is tried again each
- * time its back-off ends, so a client returns to it once it is back.
- * Lookups, token lookups, info, stats and ping are sent again to the next
- * replica, until one answers or the call's deadline (the client's timeout)
- * passes: such a call fails with -ETIMEDOUT only past its deadline
+ * Such a client keeps one connection per replica it has used (made on first
+ * use) and sends each request to a replica of the group serving its table:
+ * a unix: one (on this host: the fastest) whenever it is not backing off,
+ * else the one in use while it answers, else the next that is not backing
+ * off. Clients start at a random replica, so a pool spreads its load. A
+ * replica that cannot be reached, breaks the connection, exceeds the try
+ * timeout, answers UNAVAILABLE (behind min_generation), INTERNAL (its disk
+ * failed) or a truncated frame backs off: it is tried again at once after
+ * its first failure in a row, then not for 25, 50, ... up to 1000 ms or a
+ * quarter of the client's timeout (with jitter); a local replica is tried
+ * again each time its back-off ends, so a client returns to it once it is
+ * back. Lookups, token lookups, info, stats and ping are sent again to the
+ * next replica, until one answers or the call's deadline (the client's
+ * timeout) passes: such a call fails with -ETIMEDOUT only past its deadline
  * (eg_client_errmsg() gives each replica's last error), or at once with an
  * error no other replica would answer differently (EGC_EBADREQUEST,
- * EGC_ENOTFOUND, EGC_EOUTOFRANGE, EGC_ETOOLARGE, EGC_EINTERNAL,
- * EGC_EBUFSIZE, -EINVAL, -ENOMEM). Without a timeout each replica is tried
- * once per call. Reload is never sent twice: it goes to the replica in use,
- * of a single group.
+ * EGC_ENOTFOUND, EGC_EOUTOFRANGE, EGC_ETOOLARGE, EGC_EBUFSIZE, -EINVAL,
+ * -ENOMEM). Without a timeout each replica is tried once per call. Reload
+ * is never sent twice: it goes to the replica in use, of a single group.
  *
  * A token lookup over tables of several groups goes to each group at once
  * (its tables, in the order asked) and is collected as one answer: the

@@ -6,7 +6,7 @@
  * request through one replica of the group that serves its table: the
  * replica in use while it answers, else the next one not backing off. A
  * replica that fails (cannot be reached, breaks the connection, times out,
- * answers UNAVAILABLE or a truncated frame) backs off: it is chosen again
+ * answers UNAVAILABLE, INTERNAL or a truncated frame) backs off: it is chosen again
  * at once for the first failure in a row (a daemon restarted under an idle
  * connection), then not for 25, 50, ... up to 1000 ms or a quarter of the
  * client's timeout (halved at random, so clients do not come back
@@ -166,10 +166,12 @@ int egc__fleet_member(eg_client *c, struct egc_replica *r, int64_t deadline, eg_
 
 /* Errors another replica may not have: the connection, a timeout, a
  * replica behind (UNAVAILABLE) or one that died inside a frame (a
- * truncated frame is EGC_EPROTOCOL), a name that did not resolve. */
+ * truncated frame is EGC_EPROTOCOL), its disk failing (INTERNAL), a name
+ * that did not resolve. */
 static int retryable(int err)
 {
-	if (err == EGC_EUNAVAILABLE || err == EGC_EPROTOCOL || err == EGC_EADDR)
+	if (err == EGC_EUNAVAILABLE || err == EGC_EPROTOCOL || err == EGC_EINTERNAL ||
+	    err == EGC_EADDR)
 		return 1;
 	return err < 0 && err > -4096 && err != -EINVAL && err != -ENOMEM && err != -EBUSY;
 }

@@ -7,22 +7,22 @@
     rows = f.lookup("layer1", slots)
     blocks = f.tokens(["layer1", "layer14"], ids)   # one request per host, at once
 
-The same calls as Client, with libengram's rules (client/engram.h,
-"Several daemons"): one Client per replica it has used; each request goes to
-a replica of the group serving its table: a unix: one (on this host)
-whenever it is not backing off, else the one in use while it answers, else
-the next one not backing off (clients start at a random replica). A
-replica that cannot be reached, breaks the connection, exceeds the try
-timeout (try_timeout, default half of timeout), answers Unavailable (behind
-min_generation) or a malformed frame backs off (tried again at once after
-its first failure in a row, then not for 25 ms, 50 ms, ... up to 1 s or a
-quarter of timeout, with jitter), and lookups, token lookups, info, stats
-and ping are sent to the next replica, until one answers or the call's
-deadline (timeout) passes:
-then EngramTimeout names each replica's last error. Errors no replica would
-answer differently (BadRequest, NotFound, OutOfRange, TooLarge, Internal)
-are raised at once. Without a timeout each replica is tried once per call.
-reload() is never sent twice and needs a single group.
+The same calls as Client, with libengram's rules (client/engram.h, "Several
+daemons"): one Client per replica it has used; each request goes to a
+replica of the group serving its table: a unix: one (on this host) whenever
+it is not backing off, else the one in use while it answers, else the next
+one not backing off (clients start at a random replica). A replica that
+cannot be reached, breaks the connection, exceeds the try timeout
+(try_timeout, default half of timeout), answers Unavailable (behind
+min_generation), Internal (its disk failed) or a malformed frame backs off
+(tried again at once after its first failure in a row, then not for 25 ms,
+50 ms, ... up to 1 s or a quarter of timeout, with jitter), and lookups,
+token lookups, info, stats and ping are sent to the next replica, until one
+answers or the call's deadline (timeout) passes: then EngramTimeout names
+each replica's last error. Errors no replica would answer differently
+(BadRequest, NotFound, OutOfRange, TooLarge) are raised at once. Without a
+timeout each replica is tried once per call. reload() is never sent twice
+and needs a single group.
 
 A token lookup over tables of several groups asks each group for its tables
 at once and returns them as one dict in the order asked, the same arrays
@@ -37,13 +37,13 @@ import time
 
 from . import routes
 from .client import DEFAULT_MAX_FRAME, Client
-from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, NotFound,
-                     ProtocolError, Unavailable)
+from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, Internal,
+                     NotFound, ProtocolError, Unavailable)
 
 _BACKOFF_FIRST = 0.025
 _BACKOFF_MAX = 1.0
 # errors another replica may not have
-_RETRY = (EngramConnectionError, EngramTimeout, Unavailable, ProtocolError)
+_RETRY = (EngramConnectionError, EngramTimeout, Unavailable, Internal, ProtocolError)
 
 
 class _Replica:
