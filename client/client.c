@@ -7,6 +7,25 @@
 
 #include "egc_int.h"
 
+eg_client *egc__client_new(const char *addr, int timeout_ms, unsigned flags)
+{
+	eg_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->fd = -1;
+	c->shm_fd = -1;
+	c->next_id = 1;
+	c->flags = flags;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	c->addr = strdup(addr);
+	if (!c->addr) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
 int eg_client_open(const char *addr, int timeout_ms, unsigned flags, eg_client **out)
 {
 	eg_client *c;
@@ -17,17 +36,11 @@ int eg_client_open(const char *addr, int timeout_ms, unsigned flags, eg_client *
 	*out = NULL;
 	if ((flags & EGC_FAILOVER) || egc__spec_is_fleet(addr))
 		return egc__fleet_open(addr, timeout_ms, flags, out);
-	c = calloc(1, sizeof(*c));
+	c = egc__client_new(addr, timeout_ms, flags);
 	if (!c)
 		return -ENOMEM;
-	c->fd = -1;
-	c->shm_fd = -1;
-	c->next_id = 1;
-	c->flags = flags;
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-	c->addr = strdup(addr);
 	c->rbuf = malloc(EGC_RBUF_SIZE);
-	if (!c->addr || !c->rbuf) {
+	if (!c->rbuf) {
 		err = -ENOMEM;
 		goto fail;
 	}

@@ -217,6 +217,9 @@ void egc__ticket_free(egc_ticket *t);
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
 int egc__push(eg_client *c, egc_ticket *t);
 
+/* client.c: a client of addr, not connected (no read buffer yet); NULL when
+ * out of memory */
+eg_client *egc__client_new(const char *addr, int timeout_ms, unsigned flags);
 /* client.c: eg_client_send_lookup (arguments checked), or with shm the rows
  * into the shared buffer at shm_offset (out and out_size unused) */
 int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,

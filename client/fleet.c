@@ -409,17 +409,11 @@ int egc__fleet_open(const char *spec, int timeout_ms, unsigned flags, eg_client 
 	char why[256];
 	int err;
 
-	c = calloc(1, sizeof(*c));
+	c = egc__client_new(spec, timeout_ms, flags);
 	if (!c)
 		return -ENOMEM;
-	c->fd = -1;
-	c->shm_fd = -1;
-	c->next_id = 1;
-	c->flags = flags;
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-	c->addr = strdup(spec);
 	c->fleet = calloc(1, sizeof(*c->fleet));
-	if (!c->addr || !c->fleet) {
+	if (!c->fleet) {
 		err = -ENOMEM;
 		goto fail;
 	}
