@@ -15,7 +15,6 @@
  * rows/s, p50 and p99 of one lookup, and each way's rate over the Unix
  * socket's. Without haproxy (not installed) its line says so. Run from the
  * source tree, or name the config in $EGT_HAPROXY_CFG. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,11 +27,9 @@ enum { UNIX, TCP, HAPROXY, LIST, NWAYS };
 static const char *const way_name[NWAYS] = { "unix socket", "direct TCP", "HAProxy (TCP)",
                                              "address list (TCP)" };
 
-static uint64_t n_slots = 4u << 20;
-static uint32_t row_bytes = 160;
-static size_t batch = 4096;
+static uint64_t n_slots = 4u << 20, batch = 4096;
+static uint32_t row_bytes = 160, rounds = 3;
 static double seconds = 2;
-static int rounds = 3;
 
 struct result {
 	double rows_per_s, p50_ms, p99_ms;
@@ -63,32 +60,6 @@ static struct result measure(const char *spec, uint64_t seed)
 	return r;
 }
 
-static void options(int argc, char **argv)
-{
-	static const struct option opts[] = {
-		{ "slots", required_argument, NULL, 'n' }, { "row-bytes", required_argument, NULL, 'b' },
-		{ "batch", required_argument, NULL, 'k' }, { "seconds", required_argument, NULL, 's' },
-		{ "rounds", required_argument, NULL, 'r' }, { NULL, 0, NULL, 0 },
-	};
-	int o;
-
-	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (o) {
-		case 'n': n_slots = strtoull(optarg, NULL, 0); break;
-		case 'b': row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 'k': batch = strtoull(optarg, NULL, 0); break;
-		case 's': seconds = strtod(optarg, NULL); break;
-		case 'r': rounds = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: bench_fleet [--slots N] [--row-bytes B] [--batch K] "
-			        "[--seconds S] [--rounds R]\n");
-			exit(2);
-		}
-	}
-	if (!n_slots || !row_bytes || !batch || seconds <= 0 || rounds < 1)
-		bu_die("bad option value");
-}
-
 int main(int argc, char **argv)
 {
 	char *dir, table[4200], listen[64], spec[NWAYS][400], err[300];
@@ -97,8 +68,19 @@ int main(int argc, char **argv)
 	egt_haproxy lb = { 0 };
 	int tcp_port, https[2], have_lb;
 	bu_daemon dm;
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &n_slots },
+		{ "row-bytes", BU_U32, &row_bytes },
+		{ "batch", BU_U64, &batch },
+		{ "seconds", BU_DOUBLE, &seconds },
+		{ "rounds", BU_U32, &rounds },
+		{ NULL, BU_STR, NULL },
+	};
 
-	options(argc, argv);
+	bu_options(argc, argv, opts, "bench_fleet [--slots N] [--row-bytes B] [--batch K] "
+	           "[--seconds S] [--rounds R]");
+	if (!n_slots || !row_bytes || !batch || seconds <= 0 || !rounds)
+		bu_die("bad option value");
 	dir = bu_path("t");
 	bu_create_table(dir, n_slots, row_bytes, 7);
 	tcp_port = bu_free_port();
@@ -114,17 +96,17 @@ int main(int argc, char **argv)
 	                            sizeof(err)) == 0;
 	if (have_lb)
 		snprintf(spec[HAPROXY], sizeof(spec[HAPROXY]), "tcp:%s", lb.bind);
-	printf("table %llu slots x %u B (%.0f MiB), %zu-row lookups, one blocking client, "
-	       "%.1f s per way, best of %d rounds\n", (unsigned long long)n_slots, row_bytes,
-	       (double)n_slots * row_bytes / (1 << 20), batch, seconds, rounds);
+	printf("table %llu slots x %u B (%.0f MiB), %llu-row lookups, one blocking client, "
+	       "%.1f s per way, best of %u rounds\n", (unsigned long long)n_slots, row_bytes,
+	       (double)n_slots * row_bytes / (1 << 20), (unsigned long long)batch, seconds, rounds);
 	measure(spec[UNIX], 1); /* warms the page cache */
-	for (int r = 0; r < rounds; r++) {
+	for (uint32_t r = 0; r < rounds; r++) {
 		for (int w = 0; w < NWAYS; w++) {
 			struct result x;
 
 			if (w == HAPROXY && !have_lb)
 				continue;
-			x = measure(spec[w], (uint64_t)(r * NWAYS + w + 2));
+			x = measure(spec[w], (uint64_t)r * NWAYS + (uint64_t)w + 2);
 			if (x.rows_per_s > best[w].rows_per_s)
 				best[w] = x;
 		}
