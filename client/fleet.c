@@ -422,6 +422,7 @@ int egc__fleet_open(const char *spec, int timeout_ms, unsigned flags, eg_client 
 	err = egc__spec_parse(spec, &s, why, sizeof(why));
 	if (err == 0)
 		err = build(c, &s);
+	egc__spec_free(&s); /* what build did not move into the groups */
 	deadline = egc__fleet_deadline(c);
 	for (size_t i = 0; err == 0 && i < c->fleet->ngroups; i++)
 		err = call(c, &c->fleet->groups[i], deadline, 1, connect_fn, NULL);
@@ -430,7 +431,6 @@ int egc__fleet_open(const char *spec, int timeout_ms, unsigned flags, eg_client 
 	*out = c;
 	return 0;
 fail:
-	egc__spec_free(&s);
 	eg_client_close(c);
 	return err;
 }
