@@ -100,7 +100,7 @@ struct reader {
 	atomic_int *phase, stop;
 	atomic_uint_least64_t ok[PHASES];
 	atomic_uint_least64_t wrong_rows, fails, early_fails;
-	int open_err;
+	atomic_int open_err;
 	char why[512];          /* the first failure before its deadline */
 	pthread_t thread;
 };
@@ -172,8 +172,9 @@ static void *reader_main(void *arg)
 	double t0;
 	int err;
 
-	rd->open_err = eg_client_open(rd->spec, TIMEOUT_MS, rd->flags, &c);
-	while (rd->open_err == 0 && !atomic_load(&rd->stop)) {
+	err = eg_client_open(rd->spec, TIMEOUT_MS, rd->flags, &c);
+	atomic_store(&rd->open_err, err);
+	while (err == 0 && !atomic_load(&rd->stop)) {
 		int phase = atomic_load(rd->phase);
 
 		if (rd->pipelined) {
@@ -182,10 +183,10 @@ static void *reader_main(void *arg)
 		}
 		fill_slots(&rng, slots);
 		t0 = now_ms();
-		err = eg_client_lookup(c, "t", slots, BATCH, out, BATCH * ROW, &rows);
-		outcome(rd, c, err, t0, phase, slots, out, &rows);
+		outcome(rd, c, eg_client_lookup(c, "t", slots, BATCH, out, BATCH * ROW, &rows), t0,
+		        phase, slots, out, &rows);
 	}
-	if (rd->open_err == 0)
+	if (err == 0)
 		eg_client_close(c);
 	free(out);
 	return NULL;
@@ -198,8 +199,8 @@ static void wait_answers(struct reader *rd, size_t nrd, int phase, uint64_t n)
 
 	for (size_t i = 0; i < nrd; i++) {
 		while (atomic_load(&rd[i].ok[phase]) < n) {
-			ck_assert_msg(rd[i].open_err == 0, "reader %zu: open: %s", i,
-			              eg_client_strerror(rd[i].open_err));
+			ck_assert_msg(atomic_load(&rd[i].open_err) == 0, "reader %zu: open: %s", i,
+			              eg_client_strerror(atomic_load(&rd[i].open_err)));
 			ck_assert_msg(now_ms() < deadline, "reader %zu: %llu answers in phase %d after "
 			              "15 s (first early failure: %s)", i,
 			              (unsigned long long)atomic_load(&rd[i].ok[phase]), phase, rd[i].why);
