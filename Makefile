@@ -38,12 +38,13 @@ STORAGE_PKGS := lmdb libxxhash jansson
 PROTO_PKGS   := libprotobuf-c
 SERVER_PKGS  := libuv libsystemd libmicrohttpd liburing
 CLI_PKGS     := jansson
-PKGS := $(sort $(STORAGE_PKGS) $(PROTO_PKGS) $(SERVER_PKGS) $(CLI_PKGS))
+CLIENT_PKGS  := jansson
+PKGS := $(sort $(STORAGE_PKGS) $(PROTO_PKGS) $(SERVER_PKGS) $(CLI_PKGS) $(CLIENT_PKGS))
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) check 2>/dev/null)
 pkg_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
 ENGRAMD_LIBS = $(call pkg_libs,$(SERVER_PKGS) $(STORAGE_PKGS) $(PROTO_PKGS)) -lm
 ENGRAM_LIBS  = $(call pkg_libs,$(CLI_PKGS) $(STORAGE_PKGS) $(PROTO_PKGS)) -lm
-CLIENT_LIBS  = $(call pkg_libs,$(PROTO_PKGS))
+CLIENT_LIBS  = $(call pkg_libs,$(PROTO_PKGS) $(CLIENT_PKGS))
 # tests and benchmarks: the test support, storage and client libraries
 TEST_LIBS    = $(call pkg_libs,$(STORAGE_PKGS) $(PROTO_PKGS) check) -lm
 

@@ -94,6 +94,8 @@ int eg_client_info(eg_client *c, eg_client_table **tables, size_t *n)
 
 	if (!c || !tables || !n)
 		return -EINVAL;
+	if (c->fleet)
+		return egc__fleet_info(c, tables, n);
 	req.body_case = ENGRAM__V1__REQUEST__BODY_INFO;
 	req.info = &ir;
 	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_INFO, EGC_MSG_FRAME_MAX, &t);
@@ -167,6 +169,8 @@ int eg_client_stats_get(eg_client *c, eg_client_stats *out)
 
 	if (!c || !out)
 		return -EINVAL;
+	if (c->fleet)
+		return egc__fleet_stats(c, out);
 	req.body_case = ENGRAM__V1__REQUEST__BODY_STATS;
 	req.stats = &sr;
 	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_STATS, EGC_SMALL_FRAME_MAX, &t);
@@ -204,6 +208,8 @@ int eg_client_ping(eg_client *c)
 	egc_ticket *t;
 	int err;
 
+	if (c && c->fleet)
+		return egc__fleet_ping(c);
 	req.body_case = ENGRAM__V1__REQUEST__BODY_PING;
 	req.ping = &pr;
 	err = call(c, &req, ENGRAM__V1__RESPONSE__BODY_PONG, EGC_SMALL_FRAME_MAX, &t);
@@ -225,6 +231,8 @@ int eg_client_reload_tables(eg_client *c, const char *table, eg_client_reload *r
 
 	if (!c || (nres && !res))
 		return -EINVAL;
+	if (c->fleet)
+		return egc__fleet_reload(c, table, res, nres, nout);
 	rr.table = (char *)(table ? table : "");
 	req.body_case = ENGRAM__V1__REQUEST__BODY_RELOAD;
 	req.reload = &rr;

@@ -10,6 +10,9 @@
  * same way before a caller sizes buffers by it. A mismatch is EGC_EPROTOCOL
  * with a message naming it.
  *
+ * A block older than the client's floor for its table (floor.c) is
+ * EGC_EUNAVAILABLE, as the daemon itself would have answered.
+ *
  * Layouts (row_bytes, rows per token) are learnt per connection, from info
  * and from checked blocks: one daemon never changes a served table's layout
  * (a reload with another layout is refused), another daemon may. */
@@ -206,6 +209,19 @@ void egc__check_rows(eg_client *c, egc_ticket *t)
 	for (i = 0; i < t->nouts; i++)
 		if (check_block(c, t, i, &next_shm) < 0)
 			return;
+	for (i = 0; i < t->nouts; i++) {
+		uint64_t floor = egc__floor(c, t->outs[i].table);
+
+		if (t->outs[i].rows.generation < floor) {
+			/* a daemon that ignores min_generation (older than it) */
+			t->err = EGC_EUNAVAILABLE;
+			snprintf(t->msg, sizeof(t->msg), "table '%s' came at generation %llu, below the "
+			         "min_generation %llu asked", t->outs[i].table,
+			         (unsigned long long)t->outs[i].rows.generation,
+			         (unsigned long long)floor);
+			return;
+		}
+	}
 	if (t->too_big) {
 		t->err = EGC_EBUFSIZE;
 		snprintf(t->msg, sizeof(t->msg),

@@ -7,7 +7,26 @@
 
 #include "egc_int.h"
 
-int eg_client_connect(const char *addr, int timeout_ms, eg_client **out)
+eg_client *egc__client_new(const char *addr, int timeout_ms, unsigned flags)
+{
+	eg_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->fd = -1;
+	c->shm_fd = -1;
+	c->next_id = 1;
+	c->flags = flags;
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	c->addr = strdup(addr);
+	if (!c->addr) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int eg_client_open(const char *addr, int timeout_ms, unsigned flags, eg_client **out)
 {
 	eg_client *c;
 	int err;
@@ -15,16 +34,13 @@ int eg_client_connect(const char *addr, int timeout_ms, eg_client **out)
 	if (!addr || !out)
 		return -EINVAL;
 	*out = NULL;
-	c = calloc(1, sizeof(*c));
+	if ((flags & EGC_FAILOVER) || egc__spec_is_fleet(addr))
+		return egc__fleet_open(addr, timeout_ms, flags, out);
+	c = egc__client_new(addr, timeout_ms, flags);
 	if (!c)
 		return -ENOMEM;
-	c->fd = -1;
-	c->shm_fd = -1;
-	c->next_id = 1;
-	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
-	c->addr = strdup(addr);
 	c->rbuf = malloc(EGC_RBUF_SIZE);
-	if (!c->addr || !c->rbuf) {
+	if (!c->rbuf) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -39,12 +55,19 @@ fail:
 	return err;
 }
 
+int eg_client_connect(const char *addr, int timeout_ms, eg_client **out)
+{
+	return eg_client_open(addr, timeout_ms, 0, out);
+}
+
 void eg_client_close(eg_client *c)
 {
 	size_t i;
 
 	if (!c)
 		return;
+	egc__fleet_free(c);
+	egc__floor_free(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	egc__shm_release(c);
@@ -82,7 +105,8 @@ int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, siz
 	t->want_count = n;
 	t->outs[0].buf = out;
 	t->outs[0].size = out_size;
-	err = egc__encode_lookup(c, t->id, table, slots, n, shm, shm_offset, &frame, &len);
+	err = egc__encode_lookup(c, t->id, table, slots, n, shm, shm_offset, egc__floor(c, table),
+	                         &frame, &len);
 	if (err < 0) {
 		egc__ticket_free(t);
 		egc__set_msg(c, "out of memory encoding a lookup of %zu slots", n);
@@ -102,7 +126,52 @@ int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots
 		egc__set_msg(c, "eg_client_send_lookup: NULL argument");
 		return -EINVAL;
 	}
+	if (c->fleet) {
+		struct egc_rows_req rq = { .tables = &table, .ntables = 1, .slots = slots,
+		                           .nslots = n, .outs = &out, .sizes = &out_size };
+
+		return egc__fleet_send(c, &rq, ticket);
+	}
 	return egc__send_lookup(c, table, slots, n, out, out_size, 0, 0, ticket);
+}
+
+int egc__tokens_args(eg_client *c, const char *const *tables, size_t ntables,
+                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                     const uint32_t *context, size_t nseq, void *const *outs,
+                     const size_t *out_sizes, int shm, uint64_t *ticket)
+{
+	if (!tables || !ntables || !ticket || (!shm && (!outs || !out_sizes)) || (ntokens && !tokens) ||
+	    ((seq_lens || context) && !nseq)) {
+		egc__set_msg(c, "eg_client_send_tokens: NULL or empty argument");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < ntables; i++) {
+		if (!tables[i] || (!shm && out_sizes[i] && !outs[i])) {
+			egc__set_msg(c, "eg_client_send_tokens: NULL table name or buffer");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* TokensRequest.min_generation: *out NULL when no table has a floor, else
+ * one per table (malloc'd). */
+static int tokens_floors(const eg_client *c, const char *const *tables, size_t ntables,
+                         uint64_t **out)
+{
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; i < ntables && !egc__floor(c, tables[i]); i++)
+		;
+	if (i == ntables)
+		return 0;
+	*out = malloc(ntables * sizeof(**out));
+	if (!*out)
+		return -ENOMEM;
+	for (i = 0; i < ntables; i++)
+		(*out)[i] = egc__floor(c, tables[i]);
+	return 0;
 }
 
 int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
@@ -113,23 +182,17 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 	Engram__V1__TokensRequest tr = ENGRAM__V1__TOKENS_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
 	const unsigned char *frame;
+	uint64_t *floors = NULL;
 	uint32_t one_seq;
 	egc_ticket *t;
 	size_t i, len;
+	int err;
 
 	if (!c)
 		return -EINVAL;
-	if (!tables || !ntables || !ticket || (!shm && (!outs || !out_sizes)) || (ntokens && !tokens) ||
-	    ((seq_lens || context) && !nseq)) {
-		egc__set_msg(c, "eg_client_send_tokens: NULL or empty argument");
+	if (egc__tokens_args(c, tables, ntables, tokens, ntokens, seq_lens, context, nseq, outs,
+	                     out_sizes, shm, ticket) < 0)
 		return -EINVAL;
-	}
-	for (i = 0; i < ntables; i++) {
-		if (!tables[i] || (!shm && out_sizes[i] && !outs[i])) {
-			egc__set_msg(c, "eg_client_send_tokens: NULL table name or buffer");
-			return -EINVAL;
-		}
-	}
 	t = egc__ticket_new(c, EGC_KIND_ROWS, ntables, tables);
 	if (!t) {
 		egc__set_msg(c, "out of memory");
@@ -166,11 +229,16 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 	req.body_case = ENGRAM__V1__REQUEST__BODY_TOKENS;
 	req.tokens = &tr;
 	req.id = t->id;
-	if (egc__encode_msg(c, &req, &frame, &len) < 0) {
+	err = tokens_floors(c, tables, ntables, &floors);
+	tr.n_min_generation = floors ? ntables : 0;
+	tr.min_generation = floors;
+	if (err < 0 || egc__encode_msg(c, &req, &frame, &len) < 0) {
+		free(floors);
 		egc__ticket_free(t);
 		egc__set_msg(c, "out of memory encoding a token lookup");
 		return -ENOMEM;
 	}
+	free(floors);
 	egc__start_call(c);
 	*ticket = t->id;
 	return egc__send(c, t, frame, len);
@@ -181,6 +249,17 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
                           const uint32_t *context, size_t nseq, void *const *outs,
                           const size_t *out_sizes, uint64_t *ticket)
 {
+	if (c && c->fleet) {
+		struct egc_rows_req rq = { .tables = tables, .ntables = ntables, .tokens = 1,
+		                           .toks = tokens, .ntoks = ntokens, .seq_lens = seq_lens,
+		                           .context = context, .nseq = nseq, .outs = outs,
+		                           .sizes = out_sizes };
+
+		if (egc__tokens_args(c, tables, ntables, tokens, ntokens, seq_lens, context, nseq,
+		                     outs, out_sizes, 0, ticket) < 0)
+			return -EINVAL;
+		return egc__fleet_send(c, &rq, ticket);
+	}
 	return egc__send_tokens(c, tables, ntables, tokens, ntokens, seq_lens, context, nseq, outs,
 	                        out_sizes, 0, 0, ticket);
 }
@@ -205,6 +284,7 @@ int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void 
 	if (err < 0) {
 		egc__set_msg(c, "%s", t->msg);
 	} else {
+		egc__floor_learn(c, t);
 		for (i = 0; i < nblocks; i++) {
 			if (i < t->nouts)
 				blocks[i] = t->outs[i].rows;
@@ -228,6 +308,8 @@ int eg_client_wait_blocks(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
 		egc__set_msg(c, "eg_client_wait_blocks: NULL blocks");
 		return -EINVAL;
 	}
+	if (c->fleet)
+		return egc__fleet_wait(c, ticket, blocks, nblocks);
 	return egc__wait(c, ticket, blocks, NULL, nblocks, 0);
 }
 
@@ -242,6 +324,12 @@ int eg_client_lookup(eg_client *c, const char *table, const uint64_t *slots, siz
 	uint64_t ticket;
 	int err;
 
+	if (c && c->fleet && table && (!n || slots) && (!out_size || out)) {
+		struct egc_rows_req rq = { .tables = &table, .ntables = 1, .slots = slots,
+		                           .nslots = n, .outs = &out, .sizes = &out_size };
+
+		return egc__fleet_lookup(c, &rq, rows);
+	}
 	err = eg_client_send_lookup(c, table, slots, n, out, out_size, &ticket);
 	if (err < 0)
 		return err;

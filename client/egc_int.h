@@ -15,6 +15,11 @@
  *   admin.c   the public calls: info, stats, ping, reload
  *   shm.c     the same-host fast path: the shared buffer and its lookups
  *   errors.c  eg_client_strerror and the detail message
+ *   floor.c   the lowest generation accepted per table (min_generation)
+ *   spec.c    parsing an address list or table routes (egc_fleet.h)
+ *   fleet.c   a client over several daemons: replica choice, backoff,
+ *             the calls other than lookups
+ *   fleet_rows.c  lookups over several daemons: fan-out and retries
  */
 #ifndef EGC_INT_H
 #define EGC_INT_H
@@ -80,6 +85,14 @@ typedef struct egc_ticket {
 	} outs[];          /* EGC_KIND_ROWS: one per expected block */
 } egc_ticket;
 
+/* The lowest generation of a table the client accepts (floor.c). */
+struct egc_floor {
+	char *name;
+	uint64_t generation;
+};
+
+struct egc_fleet;
+
 /* A table's row layout as the daemon described it on this connection. */
 struct egc_layout {
 	char *name;
@@ -118,6 +131,17 @@ struct eg_client {
 	struct egc_layout layouts[EGC_LAYOUTS_MAX];
 	size_t nlayouts;
 
+	/* min_generation per table, sent with every lookup of it; with
+	 * EGC_MONOTONIC raised to each generation received */
+	struct egc_floor *floors;
+	size_t nfloors, floorcap;
+	unsigned flags;      /* EGC_FAILOVER, EGC_MONOTONIC */
+
+	/* an address list or routes: the calls go to single-address clients,
+	 * one per replica (fleet.c); NULL for a plain connection */
+	struct egc_fleet *fleet;
+	int try_timeout_ms;  /* fleet: one replica's share of a call; 0 = default */
+
 	const char *proto_why; /* static text: why the frame being read is malformed */
 	char errmsg[512];
 };
@@ -147,10 +171,20 @@ int egc__read_response(eg_client *c);
 /* encode.c: a request frame in c->wbuf (valid until the next encode) */
 int egc__encode_msg(eg_client *c, Engram__V1__Request *req, const unsigned char **frame,
                     size_t *len);
-/* a LookupRequest; with shm set, LookupRequest.shm and shm_offset too */
+/* a LookupRequest; with shm set, LookupRequest.shm and shm_offset too;
+ * min_generation when not 0 */
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
-                          size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
-                          size_t *len);
+                          size_t n, int shm, uint64_t shm_offset, uint64_t min_generation,
+                          const unsigned char **frame, size_t *len);
+
+/* floor.c */
+/* The floor of table (0: none). */
+uint64_t egc__floor(const eg_client *c, const char *table);
+/* Raises the floor of table to generation (never lowers it); -ENOMEM. */
+int egc__floor_raise(eg_client *c, const char *table, uint64_t generation);
+/* With EGC_MONOTONIC: raises the floors to the generations of t's blocks. */
+void egc__floor_learn(eg_client *c, const egc_ticket *t);
+void egc__floor_free(eg_client *c);
 
 /* shm.c: after a fresh connect, attaches the client's shared buffer again
  * (a no-op without one) */
@@ -183,6 +217,9 @@ void egc__ticket_free(egc_ticket *t);
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len);
 int egc__push(eg_client *c, egc_ticket *t);
 
+/* client.c: a client of addr, not connected (no read buffer yet); NULL when
+ * out of memory */
+eg_client *egc__client_new(const char *addr, int timeout_ms, unsigned flags);
 /* client.c: eg_client_send_lookup (arguments checked), or with shm the rows
  * into the shared buffer at shm_offset (out and out_size unused) */
 int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
@@ -192,6 +229,12 @@ int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, siz
  * ticket that was not a shared-buffer request is EGC_ETICKET. */
 int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void **data,
               size_t nblocks, int shm);
+/* client.c: whether the arguments of a token lookup are complete (else
+ * -EINVAL with a message); outs and out_sizes are not used with shm */
+int egc__tokens_args(eg_client *c, const char *const *tables, size_t ntables,
+                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                     const uint32_t *context, size_t nseq, void *const *outs,
+                     const size_t *out_sizes, int shm, uint64_t *ticket);
 /* client.c: eg_client_send_tokens, or with shm the rows into the shared
  * buffer from shm_offset (outs and out_sizes unused) */
 int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
@@ -201,5 +244,36 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 int egc__collect(eg_client *c, uint64_t ticket, egc_ticket **out);
 egc_ticket *egc__head(eg_client *c);
 void egc__reap(eg_client *c);
+
+/* fleet.c and fleet_rows.c: the public calls of a client made from an
+ * address list or routes (c->fleet set); same contracts as in engram.h. */
+int egc__fleet_open(const char *spec, int timeout_ms, unsigned flags, eg_client **out);
+void egc__fleet_free(eg_client *c);
+int egc__fleet_info(eg_client *c, eg_client_table **tables, size_t *n);
+int egc__fleet_stats(eg_client *c, eg_client_stats *out);
+int egc__fleet_ping(eg_client *c);
+int egc__fleet_reload(eg_client *c, const char *table, eg_client_reload *res, size_t nres,
+                      size_t *nout);
+/* A rows request as the caller gave it (arguments checked). */
+struct egc_rows_req {
+	const char *const *tables;
+	size_t ntables;
+	int tokens;                 /* a TokensRequest, else a lookup of tables[0] */
+	const uint64_t *slots;      /* lookup */
+	size_t nslots;
+	const int64_t *toks;        /* tokens, as eg_client_send_tokens takes them */
+	size_t ntoks;
+	const uint32_t *seq_lens, *context;
+	size_t nseq;
+	void *const *outs;          /* one buffer per table */
+	const size_t *sizes;
+};
+int egc__fleet_send(eg_client *c, const struct egc_rows_req *rq, uint64_t *ticket);
+int egc__fleet_wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, size_t nblocks);
+/* send and wait within one deadline */
+int egc__fleet_lookup(eg_client *c, const struct egc_rows_req *rq, eg_client_rows *rows);
+/* spec.c: whether spec names more than one daemon or routes tables (else
+ * it is one address, served by a plain connection) */
+int egc__spec_is_fleet(const char *spec);
 
 #endif

@@ -61,17 +61,17 @@ static size_t varint_size(uint64_t v)
 }
 
 /* Request{ 1: id, 3: LookupRequest{ 1: table, 2: packed slots[, 3: shm,
- * 4: shm_offset] } }. The slots are written first, after room for the
- * longest header; the header then goes just before them, so the frame is
- * contiguous after one pass. */
+ * 4: shm_offset][, 5: min_generation] } }. The slots are written first,
+ * after room for the longest header; the header then goes just before them,
+ * so the frame is contiguous after one pass. */
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
-                          size_t n, int shm, uint64_t shm_offset, const unsigned char **frame,
-                          size_t *len)
+                          size_t n, int shm, uint64_t shm_offset, uint64_t min_generation,
+                          const unsigned char **frame, size_t *len)
 {
 	size_t tlen = strlen(table), room = 64 + tlen, pbytes, lookup, body, hl, tail = 0;
 	unsigned char *w, *p, *h;
 
-	if (n > (SIZE_MAX - room - 16) / 10 || !(w = wbuf(c, room + n * 10 + 16)))
+	if (n > (SIZE_MAX - room - 32) / 10 || !(w = wbuf(c, room + n * 10 + 32)))
 		return -ENOMEM;
 	p = w + room;
 	for (size_t i = 0; i < n; i++)
@@ -83,6 +83,11 @@ int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint6
 		*p++ = 4 << 3 | 0;
 		p = put_varint(p, shm_offset);
 		tail = 3 + varint_size(shm_offset);
+	}
+	if (min_generation) {
+		*p++ = 5 << 3 | 0;
+		p = put_varint(p, min_generation);
+		tail += 1 + varint_size(min_generation);
 	}
 	lookup = 1 + varint_size(tlen) + tlen + 1 + varint_size(pbytes) + pbytes + tail;
 	body = 1 + varint_size(id) + 1 + varint_size(lookup) + lookup;

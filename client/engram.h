@@ -1,6 +1,8 @@
 /* engram.h - libengram, the C client of engramd.
  *
- * One eg_client is one connection to a daemon (unix:/path or tcp:host:port).
+ * One eg_client is one connection to a daemon (unix:/path or tcp:host:port),
+ * or, made from an address list or table routes, a client of several
+ * daemons that fails over between replicas (see "Several daemons" below).
  * It is not thread-safe: use one client per thread, or lock around it.
  * Requests may be pipelined: eg_client_send_lookup() writes a request now and
  * returns a ticket; eg_client_wait() collects that response later, so a model
@@ -33,7 +35,7 @@
  *
  * Reconnect: when the connection breaks, outstanding tickets fail with
  * -ECONNRESET (or -EPIPE); the next call reconnects to the same address once
- * before failing.
+ * before failing. A client of several daemons retries instead (below).
  */
 #ifndef ENGRAM_H
 #define ENGRAM_H
@@ -73,7 +75,9 @@ typedef struct eg_client eg_client;
 
 /* Connects to a daemon.
  * @param addr "unix:/run/engramd.sock", "unix:@abstract" or
- *             "tcp:127.0.0.1:7070" (tcp:[::1]:7070 for IPv6); copied.
+ *             "tcp:127.0.0.1:7070" (tcp:[::1]:7070 for IPv6); copied. An
+ *             address list or routes make a client of several daemons, as
+ *             eg_client_open(addr, timeout_ms, 0, out) does.
  * @param timeout_ms bounds the connect and, later, every call (0 = no
  *             limit; change it with eg_client_set_timeout()).
  * @param[out] out the new client, owned by the caller and freed with
@@ -83,6 +87,92 @@ typedef struct eg_client eg_client;
  *         -ENOMEM, -EINVAL (addr or out NULL). On failure there is no client
  *         to ask for a message. */
 ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client **out);
+
+/* ---- several daemons: replicas, routes, failover ---------------------------
+ *
+ * A spec names the daemons and which tables each serves:
+ *   tcp:h1:7070,tcp:h2:7070    replicas of the same tables
+ *   layer1=tcp:h1:7070,tcp:h2:7070;layer14=tcp:h3:7070;unix:/run/e.sock
+ *                              tables routed to groups of replicas; the group
+ *                              without names serves every other table
+ *   @/etc/engram/routes.json   the same from a JSON file:
+ *                              {"tables": {"layer1": ["tcp:h1:7070", ...], ...},
+ *                               "default": ["unix:/run/e.sock"]}
+ * ',' and ';' separate only where an address (unix:, tcp:) or, after ';',
+ * NAMES= follows; table names in a spec hold no ':', ';' or '='. Groups
+ * with the same addresses are one group.
+ *
+ * Such a client keeps one connection per replica it has used (made on first
+ * use) and sends each request to a replica of the group serving its table:
+ * a unix: one (on this host: the fastest) whenever it is not backing off,
+ * else the one in use while it answers, else the next that is not backing
+ * off. Clients start at a random replica, so a pool spreads its load. A
+ * replica that cannot be reached, breaks the connection, exceeds the try
+ * timeout, answers UNAVAILABLE (behind min_generation), INTERNAL (its disk
+ * failed) or a truncated frame backs off: it is tried again at once after
+ * its first failure in a row, then not for 25, 50, ... up to 1000 ms or a
+ * quarter of the client's timeout (with jitter); a local replica is tried
+ * again each time its back-off ends, so a client returns to it once it is
+ * back. Lookups, token lookups, info, stats and ping are sent again to the
+ * next replica, until one answers or the call's deadline (the client's
+ * timeout) passes: such a call fails with -ETIMEDOUT only past its deadline
+ * (eg_client_errmsg() gives each replica's last error), or at once with an
+ * error no other replica would answer differently (EGC_EBADREQUEST,
+ * EGC_ENOTFOUND, EGC_EOUTOFRANGE, EGC_ETOOLARGE, EGC_EBUFSIZE, -EINVAL,
+ * -ENOMEM). Without a timeout each replica is tried once per call. Reload
+ * is never sent twice: it goes to the replica in use, of a single group.
+ *
+ * A token lookup over tables of several groups goes to each group at once
+ * (its tables, in the order asked) and is collected as one answer: the
+ * same blocks, each with its own generation, as one daemon would return.
+ * A lookup's request is copied into its ticket (8 bytes per slot or token)
+ * so it can be sent again; its buffers may be written by a failed try and
+ * then by the next; they are never written after its wait returns. A
+ * ticket is collected once, whatever the result (also after -ETIMEDOUT).
+ * info lists each table from the group serving it; stats come from the
+ * replica in use of the group without names (else the first); ping asks
+ * one replica of every group. The shared buffer needs a plain unix client.
+ * Thread rules are those of any eg_client: one thread at a time. */
+
+/* Opens a client of spec.
+ * @param spec one address (a plain connection, as eg_client_connect), an
+ *             address list, routes or @FILE (above); copied.
+ * @param timeout_ms the deadline of every call, retries included (0 = none)
+ * @param flags EGC_FAILOVER: a client of several daemons even for one
+ *             address (a load balancer in front of replicas: a failed
+ *             request is sent again through it); EGC_MONOTONIC: never
+ *             return a table's rows of an older generation than this
+ *             client returned before (each answer raises the table's
+ *             min_generation, eg_client_set_min_generation).
+ * @param[out] out as eg_client_connect(); one connection per group is made
+ *             before this returns.
+ * @return as eg_client_connect(); EGC_EADDR also for a spec or routes file
+ *         that does not parse (eg_client_check_spec() says why). */
+#define EGC_FAILOVER  1u
+#define EGC_MONOTONIC 2u
+ENGRAM_EXPORT int eg_client_open(const char *spec, int timeout_ms, unsigned flags,
+                                 eg_client **out);
+
+/* Checks spec without connecting: 0, or EGC_EADDR with why (may be NULL)
+ * receiving one line of whylen bytes at most, -ENOMEM, -EINVAL (spec NULL). */
+ENGRAM_EXPORT int eg_client_check_spec(const char *spec, char *why, size_t whylen);
+
+/* Sets the most one replica may take of a call before the next is asked
+ * (ms; 0 or negative = half the client's timeout, the default). A client of
+ * one daemon ignores it. NULL c is a no-op. */
+ENGRAM_EXPORT void eg_client_set_try_timeout(eg_client *c, int try_timeout_ms);
+
+/* Sets the lowest generation of table this client accepts (0 = any),
+ * sent as min_generation with every lookup of it: a daemon still on an
+ * older version answers EGC_EUNAVAILABLE (a client of several daemons then
+ * asks another replica), and an answer of an older generation from a
+ * daemon that ignores the field is refused as EGC_EUNAVAILABLE. After a
+ * rollback to a lower generation, lower the floor again. table is copied.
+ * @return 0, -EINVAL (c or table NULL), -ENOMEM. */
+ENGRAM_EXPORT int eg_client_set_min_generation(eg_client *c, const char *table,
+                                               uint64_t generation);
+/* The floor of table now (0: none; also for NULL arguments). */
+ENGRAM_EXPORT uint64_t eg_client_min_generation(const eg_client *c, const char *table);
 
 /* Closes the connection and frees c (NULL is a no-op). Outstanding tickets
  * are dropped: their buffers are no longer written once this returns. A

@@ -150,6 +150,10 @@ int eg_client_attach_shm(eg_client *c, size_t size, void **base)
 		return -EINVAL;
 	}
 	*base = NULL;
+	if (c->fleet) {
+		egc__set_msg(c, "a shared buffer needs a client of one unix address, not a list");
+		return -EINVAL;
+	}
 	if (strncmp(c->addr, "unix:", 5) != 0) {
 		egc__set_msg(c, "a shared buffer needs a unix socket address, not %s", c->addr);
 		return -EINVAL;

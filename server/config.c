@@ -237,6 +237,10 @@ static const struct setting settings[] = {
 	          "start and after in-place patches) or 'none'" },
 	{ "drain-timeout", "SEC", K_UINT, F(drain_timeout),
 	  .help = "how long SIGTERM waits for in-flight requests (default 10)" },
+	{ "drain-delay", "SEC", K_UINT, F(drain_delay), 0, 3600,
+	  .help = "on SIGTERM, first serve on this long with /healthz at 503,\n"
+	          "so a load balancer stops sending before the sockets close\n"
+	          "(default 0; set it above the balancer's check interval x fall)" },
 	{ "http", "HOST:PORT", K_STR, F(http),
 	  .help = "serve GET /metrics (Prometheus) and /healthz over HTTP" },
 	{ "cache-bytes", "[NAME=]SIZE", K_CALL, .call = set_cache_bytes,

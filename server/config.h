@@ -34,6 +34,7 @@ struct ed_config {
 	mode_t socket_mode;     /* unix socket file mode */
 	int verify;             /* ED_VERIFY_*: when to recompute every chunk checksum */
 	unsigned drain_timeout; /* seconds SIGTERM waits for in-flight work */
+	unsigned drain_delay;   /* seconds SIGTERM serves on with /healthz at 503 first */
 	char *http;             /* "HOST:PORT" for /metrics and /healthz; NULL = off */
 	uint64_t cache_bytes;   /* row cache DRAM shared by tables without their own; 0 = none */
 	uint64_t page_budget;   /* page-cache mode: pages kept resident, shared the same way */

@@ -23,6 +23,21 @@ static int check_shm_attached(struct ed_req *req, uint64_t id)
 	return -1;
 }
 
+/* A snapshot older than the client accepts: answered UNAVAILABLE, so that a
+ * client with several replicas asks one that has loaded the version (a
+ * rollout reaches replicas one after the other). 0, or -1 once answered. */
+static int check_generation(struct ed_req *req, uint64_t id, const char *name,
+                            const struct ed_snap *s, uint64_t min)
+{
+	if (s->meta->generation >= min)
+		return 0;
+	ed_req_failf(req, id, ENGRAM__V1__STATUS__UNAVAILABLE,
+	             "table '%s' is at generation %llu here, below the min_generation %llu asked: "
+	             "this replica has not loaded that version yet; ask another",
+	             name, (unsigned long long)s->meta->generation, (unsigned long long)min);
+	return -1;
+}
+
 /* The blocks of a rows response; with shm their rows go to the shared
  * buffer from shm_offset on, block after block. NULL once answered. */
 static struct ed_block *layout(struct ed_req *req, uint64_t id, const struct ed_fill *f,
@@ -132,6 +147,8 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
 		return;
 	}
+	if (check_generation(req, id, lr->table, s, lr->min_generation) < 0)
+		return;
 	for (size_t i = 0; i < lr->n_slots; i++) {
 		if (lr->slots[i] >= s->meta->slots) {
 			ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
@@ -188,6 +205,12 @@ static int pin_tables(struct ed_req *req, uint64_t id, const Engram__V1__TokensR
 {
 	uint64_t total_rows = 0;
 
+	if (tr->n_min_generation && tr->n_min_generation != tr->n_tables) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "min_generation has %zu entries for %zu tables; give one per table or none",
+		             tr->n_min_generation, tr->n_tables);
+		return -1;
+	}
 	for (size_t i = 0; i < tr->n_tables; i++) {
 		struct ed_table *t = ed_registry_find(tr->tables[i]);
 
@@ -207,6 +230,9 @@ static int pin_tables(struct ed_req *req, uint64_t id, const Engram__V1__TokensR
 			             tr->tables[i]);
 			return -1;
 		}
+		if (tr->n_min_generation &&
+		    check_generation(req, id, tr->tables[i], f[i].s, tr->min_generation[i]) < 0)
+			return -1;
 		f[i].n = (size_t)out_tokens * f[i].s->rows_per_token;
 		total_rows += f[i].n;
 		if (total_rows > ed_cfg.max_rows) {

@@ -25,9 +25,9 @@
 
 static uv_loop_t *main_loop;
 static uv_signal_t sig_term, sig_int, sig_hup;
-static uv_timer_t watch_timer;
+static uv_timer_t watch_timer, drain_timer;
 static uv_work_t reload_work_req;
-static int reload_running, reload_again, reload_quiet, stopping;
+static int reload_running, reload_again, reload_quiet, stopping, delaying;
 
 static void reload_work(uv_work_t *w)
 {
@@ -86,6 +86,8 @@ static void shutdown_begin(const char *why)
 	if (stopping)
 		return;
 	stopping = 1;
+	if (delaying)
+		uv_close((uv_handle_t *)&drain_timer, NULL);
 	ed_info("%s: no new connections; finishing requests in flight", why);
 	ed_notify_stopping();
 	ed_http_set_stopping();
@@ -97,6 +99,29 @@ static void shutdown_begin(const char *why)
 	/* signal handles are unref'd: the loop ends once the rest is closed */
 }
 
+static void on_drain_delay(uv_timer_t *t)
+{
+	(void)t;
+	shutdown_begin("drain delay over");
+}
+
+/* With --drain-delay, /healthz turns 503 while everything still serves, so
+ * that a balancer marks this replica down and moves its clients before the
+ * sockets close; a second signal stops at once. */
+static void shutdown_request(const char *why)
+{
+	if (stopping || delaying || !ed_cfg.drain_delay) {
+		shutdown_begin(why);
+		return;
+	}
+	delaying = 1;
+	ed_info("%s: /healthz says 503; serving on for %u s before draining", why,
+	        ed_cfg.drain_delay);
+	ed_http_set_stopping();
+	uv_timer_init(main_loop, &drain_timer);
+	uv_timer_start(&drain_timer, on_drain_delay, ed_cfg.drain_delay * 1000ull, 0);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	(void)h;
@@ -106,7 +131,7 @@ static void on_signal(uv_signal_t *h, int signum)
 			start_reload(0);
 		return;
 	}
-	shutdown_begin(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	shutdown_request(signum == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
 /* The gather threads (one per core: more only time-share the cores), the

@@ -192,7 +192,7 @@ void bu_evict(const char *dir)
 	close(fd);
 }
 
-static int free_port(void)
+int bu_free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t len = sizeof(sa);
@@ -216,7 +216,7 @@ void bu_daemon_start(bu_daemon *d, const char *const *extra)
 	snprintf(d->addr, sizeof(d->addr), "unix:%s/engramd%d.sock", bu_tmpdir(), serial);
 	snprintf(log, sizeof(log), "%s/engramd%d.log", bu_tmpdir(), serial++);
 	snprintf(listen, sizeof(listen), "--listen=%s", d->addr);
-	d->http_port = free_port();
+	d->http_port = bu_free_port();
 	snprintf(http, sizeof(http), "--http=127.0.0.1:%d", d->http_port);
 	argv[n++] = bu_engramd();
 	argv[n++] = listen;

@@ -35,6 +35,9 @@ void bu_create_table(const char *dir, uint64_t slots, uint32_t row_bytes, unsign
 /* Drops dir/data.mdb from the page cache (posix_fadvise DONTNEED). */
 void bu_evict(const char *dir);
 
+/* A loopback TCP port nobody listens on now. */
+int bu_free_port(void);
+
 /* A running engramd serving tables on a unix socket (and --http). */
 typedef struct bu_daemon {
 	pid_t pid;

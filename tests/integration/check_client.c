@@ -632,11 +632,13 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			lr.table = (char *)names[m];
 			lr.n_slots = sizes[k];
 			lr.slots = slots;
+			lr.min_generation = m ? (uint64_t)k << 40 | 7 : 0;
 			req.id = id;
 			req.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
 			req.lookup = &lr;
 			body = engram__v1__request__pack(&req, want);
-			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], 0, 0, &got, &len), 0);
+			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], 0, 0,
+			                                    lr.min_generation, &got, &len), 0);
 			ck_assert(egt_frame_parse(got, len, &hdr, &v));
 			ck_assert_uint_eq(v, len - hdr);
 			if (sizes[k] && names[m][0]) {
@@ -651,6 +653,7 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 				ck_assert_uint_eq(back->id, id);
 				ck_assert_str_eq(back->lookup->table, names[m]);
 				ck_assert_uint_eq(back->lookup->n_slots, sizes[k]);
+				ck_assert_uint_eq(back->lookup->min_generation, lr.min_generation);
 				engram__v1__request__free_unpacked(back, NULL);
 			}
 		}

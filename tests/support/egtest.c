@@ -129,8 +129,8 @@ static void fill_table(const char *dir, eg_meta *m, uint64_t seed)
 	ck_assert_msg(rc == 0, "eg_builder_finish: %s", eg_strerror(rc));
 }
 
-void egt_make_table(const char *dir, const char *name, uint64_t slots,
-                    uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed)
+void egt_make_table_gen(const char *dir, const char *name, uint64_t slots, uint32_t row_bytes,
+                        uint64_t chunk_slots, uint64_t seed, uint64_t generation)
 {
 	eg_meta m = { 0 };
 
@@ -138,7 +138,30 @@ void egt_make_table(const char *dir, const char *name, uint64_t slots,
 	m.slots = slots;
 	m.dim = row_bytes;
 	m.chunk_slots = chunk_slots;
+	m.generation = generation;
 	fill_table(dir, &m, seed);
+}
+
+void egt_make_table(const char *dir, const char *name, uint64_t slots,
+                    uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed)
+{
+	egt_make_table_gen(dir, name, slots, row_bytes, chunk_slots, seed, 0);
+}
+
+void egt_skip(const char *name, const char *why)
+{
+	const char *skips = getenv("EGT_SKIPS");
+	const char *prog = program_invocation_short_name;
+	FILE *f;
+
+	fprintf(stderr, "%s/%s: SKIPPED: %s\n", prog, name, why);
+	if (!skips || !*skips)
+		return;
+	f = fopen(skips, "a");
+	if (f) {
+		fprintf(f, "%s/%s\t%s\n", prog, name, why);
+		fclose(f);
+	}
 }
 
 void egt_make_spec_table(const char *dir, const char *name, const char *spec,

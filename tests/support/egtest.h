@@ -45,6 +45,15 @@ int egt_fd_count(pid_t pid);
 void egt_make_table(const char *dir, const char *name, uint64_t slots,
                     uint32_t row_bytes, uint64_t chunk_slots, uint64_t seed);
 
+/* egt_make_table with the table's generation set (0 means 1). */
+void egt_make_table_gen(const char *dir, const char *name, uint64_t slots, uint32_t row_bytes,
+                        uint64_t chunk_slots, uint64_t seed, uint64_t generation);
+
+/* Records that test case name of this program is skipped, and why: a line
+ * on stderr, and one in $EGT_SKIPS for tests/run.sh (which fails CI on
+ * skips tests/expected-skips does not declare). The caller then returns. */
+void egt_skip(const char *name, const char *why);
+
 /* Runs a shell command line; returns its exit status, failing the test when
  * it did not exit normally (a crash is never the expected refusal). */
 int egt_exit_status(const char *cmd);

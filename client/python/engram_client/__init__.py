@@ -6,16 +6,22 @@
         fut = c.tokens_async(["layer1"], token_ids)    # sent now
         blocks = fut.result()                          # {table: [T, rows, dim]}
 
+Several daemons (replicas, tables routed to hosts, failover behind a load
+balancer): Fleet, or connect(spec), which returns a Client for one address
+and a Fleet otherwise (fleet.py).
+
 engram_client.spec writes hash specs for tables (imported on its own:
 `from engram_client import spec`).
 """
 from .client import Client, Future, Pong, ReloadResult, Stats, TableInfo, parse_address
+from .fleet import Fleet, FleetFuture, connect
 from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, Internal,
                      NotFound, OutOfRange, ProtocolError, TooLarge, Unavailable)
 from .rows import Layout, decode_bf16, decode_e4m3, rows_array
 
 __all__ = [
-    "Client", "Future", "Pong", "ReloadResult", "Stats", "TableInfo", "parse_address",
+    "Client", "Future", "Fleet", "FleetFuture", "connect", "Pong", "ReloadResult", "Stats",
+    "TableInfo", "parse_address",
     "EngramError", "BadRequest", "NotFound", "OutOfRange", "TooLarge", "Unavailable",
     "Internal", "EngramConnectionError", "EngramTimeout", "ProtocolError",
     "Layout", "decode_bf16", "decode_e4m3", "rows_array",

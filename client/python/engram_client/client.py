@@ -22,6 +22,13 @@ Failures raise EngramError subclasses (errors.py). When the connection
 breaks or a wait times out, every outstanding future fails and the next call
 reconnects to the same address; a blocking call that finds its connection
 dead (the daemon restarted) reconnects and retries once by itself.
+
+Generations: client.min_generation ({table: generation}) is sent with every
+lookup of those tables; a daemon still on an older version answers
+Unavailable (and so is an older answer of a daemon that ignores the field).
+With monotonic=True every answer raises its tables' entries, so the client
+never returns a table's rows of an older generation than it did before.
+Several daemons (replicas, routes, failover): fleet.py.
 """
 import array
 import collections
@@ -38,7 +45,7 @@ import numpy as np
 from . import check, wire
 from ._pb import pb
 from .errors import (EngramConnectionError, EngramError, EngramTimeout, NotFound,
-                     ProtocolError, from_status)
+                     ProtocolError, Unavailable, from_status)
 from .rows import DTYPES, Layout, rows_array
 
 TableInfo = collections.namedtuple(
@@ -117,8 +124,10 @@ class Client:
     """
 
     def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
-                 shm_bytes=None):
+                 shm_bytes=None, monotonic=False):
         self.addr = addr
+        self.min_generation = {}  # {table: oldest generation accepted}
+        self.monotonic = monotonic
         self._family, self._target = parse_address(addr)
         self.timeout = timeout
         self.max_frame = max_frame
@@ -227,7 +236,7 @@ class Client:
     def _lookup_args(self, table, slots, decode, shm, shm_offset):
         offset = self._shm_offset(shm, shm_offset)
         slots = np.asarray(slots)  # once: lists of millions are slow to convert
-        body = wire.lookup_body(table, slots, offset)
+        body = wire.lookup_body(table, slots, offset, self.min_generation.get(table, 0))
         return body, (table, decode, int(slots.size), offset)
 
     def _shm_offset(self, shm, offset):
@@ -248,14 +257,14 @@ class Client:
         shm=True: the blocks go into the shared buffer back to back from
         shm_offset; the arrays are views of it (see lookup)."""
         args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
-                                 self._shm_offset(shm, shm_offset))
+                                 self._shm_offset(shm, shm_offset), self.min_generation)
         return self._call("tokens", wire.REQ_TOKENS, args[0], args[1])
 
     def tokens_async(self, tables, token_ids, seq_lens=None, context=None, decode=False,
                      shm=False, shm_offset=0):
         """Sends a token lookup now; Future whose result() is tokens()'s value."""
         args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
-                                 self._shm_offset(shm, shm_offset))
+                                 self._shm_offset(shm, shm_offset), self.min_generation)
         return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1])
 
     def close(self):
@@ -272,14 +281,16 @@ class Client:
     # ---- requests ----------------------------------------------------------
 
     @staticmethod
-    def _tokens_args(tables, token_ids, seq_lens, context, decode, shm_offset=None):
+    def _tokens_args(tables, token_ids, seq_lens, context, decode, shm_offset=None,
+                     floors=None):
         if isinstance(tables, str):
             tables = [tables]
         tables = list(tables)
         ids = np.asarray(token_ids)
         if ids.ndim == 2 and seq_lens is None:
             seq_lens = [ids.shape[1]] * ids.shape[0]
-        body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context, shm_offset)
+        mins = [floors.get(t, 0) for t in tables] if floors else None
+        body = wire.tokens_body(tables, ids.reshape(-1), seq_lens, context, shm_offset, mins)
         ntok = check.tokens_out(int(ids.size), seq_lens, context)
         return body, (tables, decode, ntok, shm_offset)
 
@@ -559,6 +570,7 @@ class Client:
             lay = self._layout(table, blk.row_bytes)
             check.block_rows(0, blk, nslots, shm_offset, self._shm_size())
             fut.generations = {table: blk.generation}
+            self._check_generations(fut.generations)
             return self._block_rows(frame, blk, lay, decode)
         if kind == "tokens":
             return self._token_rows(fut, frame, hdr)
@@ -623,7 +635,21 @@ class Client:
             out[table] = rows.reshape((ntok, per) + rows.shape[1:])
             gens[table] = blk.generation
         fut.generations = gens
+        self._check_generations(gens)
         return out
+
+    def _check_generations(self, gens):
+        """Answers older than min_generation are refused (a daemon that
+        ignores the field); with monotonic, the others raise it."""
+        for table, gen in gens.items():
+            floor = self.min_generation.get(table, 0)
+            if gen < floor:
+                raise Unavailable(f"table {table!r} came at generation {gen}, below the "
+                                  f"min_generation {floor} asked")
+        if self.monotonic:
+            for table, gen in gens.items():
+                if gen > self.min_generation.get(table, 0):
+                    self.min_generation[table] = gen
 
     def _shm_size(self):
         return 0 if self._shm is None else len(self._shm)

@@ -105,9 +105,10 @@ def _shm_fields(flag_tag, offset):
     return bytes((flag_tag, 1, flag_tag + 8)) + varint(int(offset))
 
 
-def lookup_body(table, slots, shm_offset=None):
+def lookup_body(table, slots, shm_offset=None, min_generation=0):
     """LookupRequest bytes: table name and packed slot ids; with shm_offset,
-    the rows go to the connection's shared buffer there."""
+    the rows go to the connection's shared buffer there; min_generation
+    (when not 0) is the oldest generation the client accepts."""
     parts = []
     name = table.encode("utf-8")
     if name:
@@ -117,12 +118,16 @@ def lookup_body(table, slots, shm_offset=None):
         parts.append(b"\x12" + varint(len(packed)) + packed)
     if shm_offset is not None:
         parts.append(_shm_fields(0x18, shm_offset))
+    if min_generation:
+        parts.append(b"\x28" + varint(int(min_generation)))
     return b"".join(parts)
 
 
-def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None):
+def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None,
+                min_generation=None):
     """TokensRequest bytes. tokens are int64 (negative ids are sent as the
-    protobuf int64 encoding, ten bytes, for the daemon to refuse)."""
+    protobuf int64 encoding, ten bytes, for the daemon to refuse).
+    min_generation: None, or one oldest accepted generation per table."""
     parts = [_field_bytes(0x0A, t.encode("utf-8")) for t in tables]
     tok = np.asarray(tokens)
     if tok.size and tok.dtype.kind not in "iu":
@@ -141,6 +146,9 @@ def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None):
             parts.append(bytes((tag,)) + varint(len(packed)) + packed)
     if shm_offset is not None:
         parts.append(_shm_fields(0x28, shm_offset))
+    if min_generation is not None and any(min_generation):
+        packed = packed_varints(_as_u64(min_generation, "min_generation"))
+        parts.append(b"\x3a" + varint(len(packed)) + packed)
     return b"".join(parts)
 
 

@@ -1,0 +1,175 @@
+/* haproxy.c - Debian's haproxy in front of two engramd replicas, run with
+ * the example config itself (examples/haproxy/haproxy.cfg, addresses from
+ * the environment), and its admin socket read for each server's state.
+ * Used by the tests and the benchmarks, so it reports failures instead of
+ * asserting. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "egtest_haproxy.h"
+
+const char *egt_haproxy_bin(void)
+{
+	static const char *const where[] = { "/usr/sbin/haproxy", "/usr/local/sbin/haproxy",
+	                                     "/usr/bin/haproxy" };
+	const char *env = getenv("HAPROXY");
+
+	if (env && *env)
+		return access(env, X_OK) == 0 ? env : NULL;
+	for (size_t i = 0; i < sizeof(where) / sizeof(where[0]); i++)
+		if (access(where[i], X_OK) == 0)
+			return where[i];
+	return NULL;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The answer to an admin command, into buf (NUL-terminated); -1 when the
+ * socket cannot be reached. */
+static int admin(const egt_haproxy *h, const char *cmd, char *buf, size_t len)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t got = 0;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0 || strlen(h->stats) >= sizeof(sa.sun_path))
+		goto fail;
+	memcpy(sa.sun_path, h->stats, strlen(h->stats) + 1);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    write(fd, cmd, strlen(cmd)) != (ssize_t)strlen(cmd))
+		goto fail;
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&p, 1, 2000) != 1)
+			goto fail;
+		r = read(fd, buf + got, len - 1 - got);
+		if (r < 0)
+			goto fail;
+		if (r == 0 || (got += (size_t)r) == len - 1)
+			break;
+	}
+	buf[got] = '\0';
+	close(fd);
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int egt_haproxy_status(const egt_haproxy *h, const char *server, char *out, size_t len)
+{
+	char buf[16384], key[64];
+	const char *line;
+
+	if (admin(h, "show stat\n", buf, sizeof(buf)) < 0)
+		return -1;
+	snprintf(key, sizeof(key), "engramd,%s,", server);
+	for (line = buf; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+		const char *f = line;
+
+		if (strncmp(line, key, strlen(key)) != 0)
+			continue;
+		for (int i = 0; i < 17 && f; i++) /* "status" is field 18 of show stat */
+			if ((f = strchr(f, ',')))
+				f++;
+		if (!f)
+			return -1;
+		snprintf(out, len, "%.*s", (int)strcspn(f, ",\n"), f);
+		return 0;
+	}
+	return -1;
+}
+
+static void child(const egt_haproxy *h, const char *cfg, const char *const servers[2],
+                  const int http_ports[2])
+{
+	char port[16];
+	int log = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (log >= 0) {
+		dup2(log, STDOUT_FILENO);
+		dup2(log, STDERR_FILENO);
+	}
+	setenv("ENGRAM_LB_BIND", h->bind, 1);
+	setenv("ENGRAM_LB_STATS", h->stats, 1);
+	setenv("ENGRAM_R1", servers[0], 1);
+	setenv("ENGRAM_R2", servers[1], 1);
+	snprintf(port, sizeof(port), "%d", http_ports[0]);
+	setenv("ENGRAM_R1_HTTP_PORT", port, 1);
+	snprintf(port, sizeof(port), "%d", http_ports[1]);
+	setenv("ENGRAM_R2_HTTP_PORT", port, 1);
+	execl(egt_haproxy_bin(), "haproxy", "-f", cfg, "-db", (char *)NULL);
+	fprintf(stderr, "exec haproxy: %s\n", strerror(errno));
+	_exit(127);
+}
+
+int egt_haproxy_start(egt_haproxy *h, const char *dir, int port, const char *const servers[2],
+                      const int http_ports[2], char *err, size_t errlen)
+{
+	const char *cfg = getenv("EGT_HAPROXY_CFG");
+	char st[2][32];
+	double deadline;
+
+	if (!cfg)
+		cfg = "examples/haproxy/haproxy.cfg";
+	memset(h, 0, sizeof(*h));
+	h->port = port;
+	snprintf(h->bind, sizeof(h->bind), "127.0.0.1:%d", port);
+	snprintf(h->stats, sizeof(h->stats), "%s/haproxy.sock", dir);
+	snprintf(h->log, sizeof(h->log), "%s/haproxy.log", dir);
+	if (!egt_haproxy_bin()) {
+		snprintf(err, errlen, "haproxy is not installed");
+		return -1;
+	}
+	h->pid = fork();
+	if (h->pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		return -1;
+	}
+	if (h->pid == 0)
+		child(h, cfg, servers, http_ports);
+	/* both replicas healthy: HAProxy sends to either */
+	deadline = now_s() + 15;
+	while (egt_haproxy_status(h, "r1", st[0], sizeof(st[0])) < 0 ||
+	       egt_haproxy_status(h, "r2", st[1], sizeof(st[1])) < 0 ||
+	       strcmp(st[0], "UP") != 0 || strcmp(st[1], "UP") != 0) {
+		if (waitpid(h->pid, NULL, WNOHANG) == h->pid || now_s() > deadline) {
+			snprintf(err, errlen, "haproxy did not come up with both replicas UP "
+			         "(log: %s)", h->log);
+			egt_haproxy_stop(h);
+			return -1;
+		}
+		usleep(20000);
+	}
+	return 0;
+}
+
+void egt_haproxy_stop(egt_haproxy *h)
+{
+	if (h->pid <= 0)
+		return;
+	kill(h->pid, SIGTERM);
+	waitpid(h->pid, NULL, 0);
+	h->pid = 0;
+}
