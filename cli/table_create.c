@@ -146,12 +146,13 @@ int cli_table_meta(const struct cli_args *a, eg_meta *m, eg_hash **hash,
 			return rc;
 		want = eg_hash_table_slots(*hash);
 		if (want != m->slots) {
+			rc = cli_fail("%s: the hash spec needs %llu slots (the sum of its %u "
+			              "per-head moduli), but %s has %llu", a->hash,
+			              (unsigned long long)want, eg_hash_rows_per_token(*hash),
+			              rows_of, (unsigned long long)m->slots);
 			eg_hash_free(*hash);
 			*hash = NULL;
-			return cli_fail("%s: the hash spec needs %llu slots (the sum of its %u "
-			                "per-head moduli), but %s has %llu", a->hash,
-			                (unsigned long long)want, eg_hash_rows_per_token(*hash),
-			                rows_of, (unsigned long long)m->slots);
+			return rc;
 		}
 		m->hash_spec = eg_hash_to_json(*hash);
 		if (!m->hash_spec) {

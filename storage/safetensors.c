@@ -74,8 +74,11 @@ uint64_t eg__st_elems(const uint64_t *shape, int ndim)
 {
 	uint64_t n = 1;
 
+	for (int i = 0; i < ndim; i++)
+		if (shape[i] == 0)
+			return 0;
 	for (int i = 0; i < ndim; i++) {
-		if (shape[i] && n > UINT64_MAX / shape[i])
+		if (n > UINT64_MAX / shape[i])
 			return UINT64_MAX;
 		n *= shape[i];
 	}
