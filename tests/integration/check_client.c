@@ -2,7 +2,6 @@
  * byte-exact rows (against the tables' fill, egt_row_bytes), token rows
  * (against slots from the NumPy reference), pipelining, error mapping,
  * timeouts, reconnects. Request ids start above 2^32. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -101,42 +100,6 @@ static void check_lookup(eg_client *c, size_t n)
 	free(slots);
 	free(want);
 	free(got);
-}
-
-/* SIGSTOP is delivered asynchronously: wait until every thread of pid is
- * really stopped, or a request sent next may still be answered. */
-static int all_threads_stopped(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int stopped = 1;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	ck_assert_ptr_nonnull(d = opendir(path));
-	while (stopped && (e = readdir(d)) != NULL) {
-		char stat_path[640], state = 0;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
-		if ((f = fopen(stat_path, "r")) == NULL)
-			continue; /* the thread just exited */
-		if (fscanf(f, "%*d %*s %c", &state) != 1 || state != 'T')
-			stopped = 0;
-		fclose(f);
-	}
-	closedir(d);
-	return stopped;
-}
-
-static void stop_process(pid_t pid)
-{
-	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
-	for (int i = 0; i < 5000 && !all_threads_stopped(pid); i++)
-		usleep(1000);
-	ck_assert(all_threads_stopped(pid));
 }
 
 START_TEST(lookup_unix_exact)
@@ -296,7 +259,7 @@ START_TEST(timeouts)
 	start(0);
 	c = dial(daemon_.addr);
 	eg_client_set_timeout(c, 200);
-	stop_process(daemon_.pid);
+	egt_stop_process(daemon_.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 2, buf, sizeof(buf), &ticket), 0);
 	t0 = now_ms();
 	ck_assert_int_eq(eg_client_wait(c, ticket, &r), -ETIMEDOUT);
@@ -341,7 +304,7 @@ START_TEST(reconnect_after_restart)
 	ck_assert(memcmp(buf, want, ROW) == 0);
 	/* a ticket outstanding when the daemon dies fails; the next call
 	 * reconnects */
-	stop_process(d2.pid);
+	egt_stop_process(d2.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 1, buf, ROW, &ticket), 0);
 	ck_assert_int_eq(kill(d2.pid, SIGKILL), 0);
 	ck_assert_int_eq(egt_daemon_stop(&d2, 0), -1);
