@@ -1,6 +1,7 @@
-"""Issue now, collect later: a future of an *_async call is read by the
-client's reader thread while the caller does something else, so an answer
-far larger than the socket buffers is complete before result() is called.
+"""Issue now, collect later: an *_async call only queues its request; the
+client's sender thread sends it and its reader thread reads the answer
+while the caller does something else, so an answer far larger than the
+socket buffers is complete before result() is called.
 Without the thread (background=False, the old behaviour) the same answer
 does not move until result(). Also: the thread ends with its client, and
 blocking calls, futures and threads mixed on one client all get their own
@@ -69,6 +70,20 @@ class TestOverlap(unittest.TestCase):
                     self.assertTrue(self.wait_done(f, 20), f"{addr}: not read in the background")
                 np.testing.assert_array_equal(futs[0].result(), self.want(s))
                 np.testing.assert_array_equal(futs[1].result(), self.want(s[::-1]))
+
+    def test_issuing_copies_the_slots(self):
+        # the request goes out later, from the sender thread: it must be
+        # made of the slots as they were when issued
+        with ec.Client(self.d.unix, timeout=30) as c:
+            s = self.rng.integers(0, ROWS, BIG, dtype=np.uint64)
+            keep = s.copy()
+            futs = [c.lookup_async("t", s) for _ in range(3)]
+            s[:] = 0
+            for f in futs:
+                np.testing.assert_array_equal(f.result(), self.want(keep))
+            with self.assertRaises(ValueError):
+                c.lookup_async("t", [-1])  # refused in the call, not later
+            self.assertEqual(c.ping().protocol_version, 1)
 
     def test_without_the_reader_nothing_moves_until_result(self):
         with ec.Client(self.d.unix, timeout=30, background=False) as c:

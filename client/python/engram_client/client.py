@@ -6,10 +6,11 @@
     ...                                            # ... compute meanwhile
     blocks = fut.result()                          # {table: [T, rows, dim]}
 
-Responses come back in request order per connection. The futures of the
-*_async calls are read by a thread of the client as their bytes arrive, so
-the fetch goes on while the caller computes (Client(background=False)
-leaves all reading to result(), as blocking calls do). A Client is safe to
+Responses come back in request order per connection. The *_async calls
+only queue their request: threads of the client send it and read the answer
+as its bytes arrive, so the whole fetch goes on while the caller computes
+(Client(background=False) sends in the call and leaves all reading to
+result(), as blocking calls do). A Client is safe to
 share between threads, but one client per thread pipelines better.
 
 Rows land where the caller wants them: lookup(..., out=buf) receives them
@@ -107,7 +108,8 @@ class Client(Transport):
 
     timeout (seconds, None = no limit) bounds connecting and every wait.
     The connection is opened here; a failure raises EngramConnectionError.
-    background=False: no reader thread; futures move only in result().
+    background=False: no sender and reader threads; futures move only in
+    the calls (a request is sent by its call, its answer read by result()).
     """
 
     def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
@@ -218,7 +220,8 @@ class Client(Transport):
         """Sends a lookup now; Future whose result() is lookup()'s value.
         The rows are received as they arrive, while the caller computes."""
         return self._submit("lookup", wire.REQ_LOOKUP,
-                            *self._lookup_args(table, slots, decode, shm, shm_offset, out),
+                            *self._lookup_args(table, slots, decode, shm, shm_offset, out,
+                                               lazy=self._background_reads),
                             wrap=self._wrapper(out, as_torch), background=True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
@@ -258,8 +261,11 @@ class Client(Transport):
 
     # ---- requests ----------------------------------------------------------
 
-    def _lookup_args(self, table, slots, decode, shm, shm_offset, out):
-        slots = np.asarray(slots)  # once: lists of millions are slow to convert
+    def _lookup_args(self, table, slots, decode, shm, shm_offset, out, lazy=False):
+        """(body, args, out bytes) of a lookup. lazy: the body is a function
+        encoding a copy of the slots later (the sender thread calls it), so
+        issuing costs the caller a copy, and it may reuse its array."""
+        slots = wire.slot_ids(slots)  # checked here: errors raise in the caller
         n = int(slots.size)
         offset = self._shm_offset(shm, shm_offset)
         ob = None
@@ -274,7 +280,12 @@ class Client(Transport):
             inside = self._shm_place(ob)
             if inside is not None:
                 offset = inside
-        body = wire.lookup_body(table, slots, offset, self.min_generation.get(table, 0))
+        floor = self.min_generation.get(table, 0)  # as of the call
+        if lazy:
+            ids = slots.copy()
+            body = lambda: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
+        else:
+            body = wire.lookup_body(table, slots, offset, floor)
         return body, (table, decode, n, offset), ob
 
     def _shm_place(self, ob):

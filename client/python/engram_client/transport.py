@@ -1,8 +1,14 @@
 """The connection under a Client: sending requests in order, reading
 responses, and a thread that reads them while the caller computes.
 
-Responses come back in request order, so the next frame on the wire always
-belongs to the oldest pending future. Whoever holds the *read role* reads
+Requests go out in the order of the pending queue: every request is queued
+(with its future) under the client's lock, and whoever holds the send lock
+sends the queue's head: the caller of a blocking call, which sends what is
+queued before its own request, or, for the *_async calls, the client's
+sender thread, so issuing a lookup costs the caller only queueing it (the
+request is encoded and written meanwhile). Responses come back in request
+order, so the next frame on the wire always belongs to the oldest pending
+future. Whoever holds the *read role* reads
 it: a caller waiting in result(), a sender whose socket is full (the daemon
 may be waiting for us to read before it reads more), or, for futures of the
 *_async calls, the client's reader thread, which receives rows while the
@@ -108,6 +114,26 @@ def _poll_ms(left):
     return None if left is None else max(1, int(left * 1000))
 
 
+def _sender_main(ref):
+    """The sender thread: writes queued requests. Holds its client only
+    while working, as the reader thread does."""
+    while True:
+        c = ref()
+        if c is None:
+            return
+        with c._lock:
+            if not c._unsent:
+                if c._conn is None:
+                    c._sender = None
+                    return
+                cv = c._cv
+                del c
+                cv.wait(_IDLE_S)
+                continue
+        c._flush(None)
+        del c
+
+
 def _reader_main(ref):
     """The reader thread: reads responses while a background future waits.
     Holds its client only while working, so a client nobody keeps is freed
@@ -139,9 +165,10 @@ class Transport:
         self._cv = threading.Condition(self._lock)
         self._wlock = threading.Lock()   # the send side, in queue order
         self._conn = None
-        self._reader = None
+        self._reader = self._sender = None
         self._next_id = 1
         self._pending = collections.deque()
+        self._unsent = collections.deque()  # (future, field, body, connection)
 
     # ---- timing --------------------------------------------------------------
 
@@ -259,6 +286,7 @@ class Transport:
         while self._pending:
             fut = self._pending.popleft()
             fut._exc, fut._done = exc, True
+        self._unsent.clear()
         self._cv.notify_all()
 
     def _release(self, conn):
@@ -299,47 +327,95 @@ class Transport:
         finally:
             self._drop_role(conn)
 
-    def _start_reader(self):
-        """Starts the reader thread unless it runs (lock held)."""
-        if self._reader is None and self._background_reads:
-            self._reader = threading.Thread(target=_reader_main, args=(weakref.ref(self),),
-                                            name="engram-reader", daemon=True)
-            self._reader.start()
+    def _start_threads(self):
+        """Starts the reader and sender threads unless they run (lock held)."""
+        if not self._background_reads:
+            return
+        for attr, main, name in (("_reader", _reader_main, "engram-reader"),
+                                 ("_sender", _sender_main, "engram-sender")):
+            if getattr(self, attr) is None:
+                t = threading.Thread(target=main, args=(weakref.ref(self),), name=name,
+                                     daemon=True)
+                setattr(self, attr, t)
+                t.start()
         self._cv.notify_all()
 
     # ---- sending -------------------------------------------------------------------
 
     def _submit_future(self, fut, field, body):
-        """Queues fut and sends its request; a failure to send fails it
+        """Queues fut with its request body (bytes, or a function making
+        them, called when it is sent) and sends it, or for a background
+        future has the sender thread send it. A failure to send fails it
         (and whatever else is pending) rather than raising."""
-        with self._wlock:
+        while True:
             with self._lock:
-                fresh = self._ensure_connected()
-                fut.id = self._next_id
-                self._next_id += 1
-                # A request that alone met a connection opened before it may
-                # be resent once on a new one if that connection is dead.
-                fut._retryable = not fresh and not self._pending
-                self._pending.append(fut)
-                conn = self._conn
-                conn.refs += 1
-                if fut._background:
-                    self._start_reader()
-            deadline = self._deadline(None)
-            try:
-                self._send(conn, wire.request(fut.id, field, body), deadline)
-            except EngramError as e:
-                if isinstance(e, EngramConnectionError):
-                    self._drain(conn, deadline)
-                # fails whatever is still outstanding, this request included
-                # unless a response (an error for it) already arrived
-                with self._lock:
-                    if conn is self._conn:
-                        self._break(e)
-            finally:
-                with self._lock:
-                    self._release(conn)
+                if self._conn is not None and (self._pending or
+                                               not self._idle_connection_dead()):
+                    self._queue(fut, field, body, False)
+                    break
+            with self._wlock, self._lock:
+                if self._conn is not None and not self._pending and \
+                        self._idle_connection_dead():
+                    self._break(EngramConnectionError("daemon closed the connection"))
+                if self._conn is None:
+                    self._connect()
+                    self._queue(fut, field, body, True)
+                    break
+        if fut._background and self._background_reads:
+            with self._lock:
+                self._start_threads()
+            return fut
+        self._flush(fut)
         return fut
+
+    def _queue(self, fut, field, body, fresh):
+        """(lock held, connected) fut joins the pending and unsent queues."""
+        fut.id = self._next_id
+        self._next_id += 1
+        # A request that alone met a connection opened before it may be
+        # resent once on a new one if that connection turns out dead.
+        fut._retryable = not fresh and not self._pending
+        self._pending.append(fut)
+        self._unsent.append((fut, field, body, self._conn))
+
+    def _flush(self, until):
+        """Sends queued requests (taking the send lock) up to and including
+        until's, or all of them when until is None."""
+        with self._wlock:
+            while True:
+                with self._lock:
+                    item = self._unsent.popleft() if self._unsent else None
+                if item is None:
+                    return
+                self._send_item(*item)
+                if item[0] is until:
+                    return
+
+    def _send_item(self, fut, field, body, conn):
+        """Writes one queued request (send lock held)."""
+        with self._lock:
+            if conn is not self._conn:
+                return  # broken meanwhile: fut has failed already
+            conn.refs += 1
+        deadline = self._deadline(None)
+        try:
+            data = wire.request(fut.id, field, body() if callable(body) else body)
+            self._send(conn, data, deadline)
+        except EngramError as e:
+            if isinstance(e, EngramConnectionError):
+                self._drain(conn, deadline)
+            # fails whatever is still outstanding, this request included
+            # unless a response (an error for it) already arrived
+            with self._lock:
+                if conn is self._conn:
+                    self._break(e)
+        except Exception as e:  # encoding it failed: the queue is out of step
+            with self._lock:
+                if conn is self._conn:
+                    self._break(EngramError(f"encoding request {fut.id}: {e}"))
+        finally:
+            with self._lock:
+                self._release(conn)
 
     def _send(self, conn, data, deadline):
         """Writes data (send lock held). While the socket is full it reads

@@ -85,6 +85,12 @@ def _as_u64(values, what):
     raise TypeError(f"{what} must be integers, not {a.dtype}")
 
 
+def slot_ids(values):
+    """Slots as a flat uint64 array (a view when they already are one);
+    TypeError or ValueError for what cannot be slots."""
+    return _as_u64(values, "slots")
+
+
 def _field_bytes(tag, payload):
     return bytes((tag,)) + varint(len(payload)) + payload
 
