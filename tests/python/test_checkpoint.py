@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import struct
+import subprocess
 import sys
 import unittest
 
@@ -224,6 +225,30 @@ class TestImport(Checkpoint):
         self.imp(t, "model.layers.1.engram.embedding.weight", "--hash", path)
         self.assertEqual(self.info(t)["hash"], "xxh3")
 
+    def test_import_memory_stays_small(self):
+        # 192 MiB of BF16 rows: the import maps the file and writes into the
+        # table's map, and lets go of both as it goes
+        rows, dim = 393216, 256
+        src = self.path("big.safetensors")
+        data = np.random.default_rng(5).integers(0, 1 << 16, rows * dim, dtype=np.uint16)
+        write_safetensors(src, [("w", "BF16", (rows, dim), data.tobytes())])
+        del data
+        # a vfork()ed child would inherit this process's peak RSS: fork it
+        # (preexec_fn), so it starts from what this process holds now
+        with open("/proc/self/status") as f:
+            mine = int(next(ln for ln in f if ln.startswith("VmRSS:")).split()[1])
+        p = subprocess.Popen([os.environ.get("ENGRAM", "build/engram"), "table", "import",
+                              self.path("big"), "--from", src, "--tensor", "w",
+                              "--chunk-slots", "8192"], stdout=subprocess.DEVNULL,
+                             preexec_fn=lambda: None)
+        _, status, ru = os.wait4(p.pid, 0)
+        self.assertEqual(status, 0)
+        tensor_kib = rows * dim * 2 // 1024
+        self.assertLess(ru.ru_maxrss, mine + tensor_kib // 4,
+                        f"peak RSS {ru.ru_maxrss} KiB for a {tensor_kib} KiB tensor "
+                        f"({mine} KiB of it this process's)")
+        self.assertEqual(self.export_st(self.path("big"), "--tensor", "w")["w"][2],
+                         read_safetensors(src)[0]["w"][2])
 
 class TestRefusals(Checkpoint):
     def refused(self, want, *args, dst=None):
