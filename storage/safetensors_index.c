@@ -13,6 +13,7 @@
 #include "eg_safetensors.h"
 #include "eg_table.h"
 #include "safetensors_int.h"
+#include "table_int.h"
 
 #define INDEX_NAME "model.safetensors.index.json"
 
@@ -21,19 +22,6 @@ static int ends_with(const char *s, const char *suffix)
 	size_t n = strlen(s), k = strlen(suffix);
 
 	return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
-static char *join(const char *dir, size_t dirlen, const char *name)
-{
-	size_t k = strlen(name);
-	char *p = malloc(dirlen + 1 + k + 1);
-
-	if (!p)
-		return NULL;
-	memcpy(p, dir, dirlen);
-	p[dirlen] = '/';
-	memcpy(p + dirlen + 1, name, k + 1);
-	return p;
 }
 
 /* A shard name an index may use: a file next to it, nothing else. */
@@ -49,6 +37,7 @@ static int from_index(const char *path, const char *tensor, char **out, char *er
 	json_error_t jerr;
 	json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr), *map, *v;
 	const char *slash = strrchr(path, '/'), *name;
+	char *dir;
 	int rc = 0;
 
 	if (!root) {
@@ -73,7 +62,12 @@ static int from_index(const char *path, const char *tensor, char **out, char *er
 		                 "of a file next to the index", name ? name : "(not a string)", tensor);
 		goto out;
 	}
-	*out = slash ? join(path, (size_t)(slash - path), name) : strdup(name);
+	if (!slash) {
+		*out = strdup(name);
+	} else if ((dir = strndup(path, (size_t)(slash - path)))) {
+		*out = eg__join(dir, name);
+		free(dir);
+	}
 	if (!*out)
 		rc = -ENOMEM;
 out:
@@ -100,7 +94,7 @@ static int only_file(const char *dir, char **out, char *err, size_t errlen)
 	else if (n > 1)
 		rc = eg__st_fail(err, errlen, "holds %d .safetensors files and no %s: name the file",
 		                 n, INDEX_NAME);
-	else if (!found || !(*out = join(dir, strlen(dir), found)))
+	else if (!found || !(*out = eg__join(dir, found)))
 		rc = -ENOMEM;
 	free(found);
 	return rc;
@@ -121,7 +115,7 @@ int eg_st_locate(const char *ckpt, const char *tensor, char **path, char *err, s
 		*path = strdup(ckpt);
 		return *path ? 0 : -ENOMEM;
 	}
-	index = join(ckpt, strlen(ckpt), INDEX_NAME);
+	index = eg__join(ckpt, INDEX_NAME);
 	if (!index)
 		return -ENOMEM;
 	if (stat(index, &sb) == 0)

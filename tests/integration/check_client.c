@@ -65,6 +65,17 @@ static eg_client *dial(const char *addr)
 	return c;
 }
 
+/* dial, and with reader set the client's reader thread on: the loop tests
+ * below run once each way (_i 0 and 1). */
+static eg_client *dial_mode(const char *addr, int reader)
+{
+	eg_client *c = dial(addr);
+
+	if (reader)
+		ck_assert_int_eq(eg_client_start_reader(c), 0);
+	return c;
+}
+
 /* Rows of slots of table a: its fill, not read through the table library. */
 static unsigned char *want_rows(const uint64_t *slots, size_t n)
 {
@@ -144,7 +155,7 @@ START_TEST(pipelined_out_of_order)
 	int order[NPIPE];
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	for (int i = 0; i < NPIPE; i++) {
 		sizes[i] = 1 + rnd() % (i % 8 == 0 ? 20000 : 300);
 		slots[i] = random_slots(sizes[i]);
@@ -156,6 +167,8 @@ START_TEST(pipelined_out_of_order)
 		memcpy(kept[i], slots[i], sizes[i] * sizeof(uint64_t));
 		memset(slots[i], 0xFF, sizes[i] * sizeof(uint64_t));
 		order[i] = i;
+		if (i % 9 == 0) /* blocking calls in between */
+			ck_assert_int_eq(eg_client_ping(c), 0);
 	}
 	for (int i = NPIPE - 1; i > 0; i--) { /* shuffle */
 		int j = (int)(rnd() % (uint64_t)(i + 1)), x = order[i];
@@ -257,7 +270,7 @@ START_TEST(timeouts)
 	double t0, dt;
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	eg_client_set_timeout(c, 200);
 	egt_stop_process(daemon_.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 2, buf, sizeof(buf), &ticket), 0);
@@ -290,7 +303,7 @@ START_TEST(reconnect_after_restart)
 	egt_daemon d2;
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	egt_row_bytes(7, 9, ROW, want);
 	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 1, buf, ROW, &r), 0);
 	/* the daemon restarts under an idle client: the next call just works */
@@ -683,11 +696,11 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, lookup_unix_exact);
 	tcase_add_test(tc, lookup_tcp_exact);
-	tcase_add_test(tc, pipelined_out_of_order);
+	tcase_add_loop_test(tc, pipelined_out_of_order, 0, 2);
 	tcase_add_test(tc, errors_mapped);
 	tcase_add_test(tc, bad_addresses);
-	tcase_add_test(tc, timeouts);
-	tcase_add_test(tc, reconnect_after_restart);
+	tcase_add_loop_test(tc, timeouts, 0, 2);
+	tcase_add_loop_test(tc, reconnect_after_restart, 0, 2);
 	tcase_add_test(tc, close_with_outstanding);
 	tcase_add_test(tc, info_stats_reload);
 	tcase_add_test(tc, hash_reference_matches_numpy);

@@ -1,8 +1,8 @@
 /* check_reader.c - libengram's reader thread against the real engramd:
  * answers far larger than the socket buffers are read while the caller
  * does something else (and, as the control, are not without the thread),
- * pipelines collected out of order, timeouts that leave the ticket
- * outstanding, close with answers streaming in, and a daemon restart. */
+ * and close with answers streaming in. check_client.c runs its pipeline,
+ * timeout and restart tests with the thread on as well. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -115,65 +115,7 @@ START_TEST(answers_arrive_while_the_caller_sleeps)
 }
 END_TEST
 
-#define NPIPE 48
 
-START_TEST(pipeline_collected_out_of_order)
-{
-	eg_client *c;
-	uint64_t *slots[NPIPE], tickets[NPIPE];
-	unsigned char *bufs[NPIPE];
-	size_t sizes[NPIPE];
-	eg_client_rows r;
-
-	start(0);
-	c = dial(daemon_.addr, 1);
-	for (int i = 0; i < NPIPE; i++) {
-		sizes[i] = i % 6 == 0 ? BIG : 1 + (size_t)(i * 37) % 500;
-		slots[i] = slots_of(sizes[i], (uint64_t)i);
-		bufs[i] = malloc(sizes[i] * ROW);
-		ck_assert_int_eq(eg_client_send_lookup(c, "a", slots[i], sizes[i], bufs[i],
-		                                       sizes[i] * ROW, &tickets[i]), 0);
-		if (i % 5 == 0) /* blocking calls in between */
-			ck_assert_int_eq(eg_client_ping(c), 0);
-	}
-	for (int k = 0; k < NPIPE; k++) {
-		int i = (k * 29) % NPIPE; /* 29 is prime to 48: every index once */
-
-		ck_assert_msg(eg_client_wait(c, tickets[i], &r) == 0, "%s", eg_client_errmsg(c));
-		ck_assert_uint_eq(r.count, sizes[i]);
-		check_rows(bufs[i], slots[i], sizes[i]);
-		free(bufs[i]);
-		free(slots[i]);
-	}
-	eg_client_close(c);
-	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
-}
-END_TEST
-
-START_TEST(timeout_leaves_the_ticket)
-{
-	eg_client *c;
-	uint64_t slots[2] = { 5, 6 }, ticket;
-	unsigned char buf[2 * ROW];
-	eg_client_rows r;
-
-	start(0);
-	c = dial(daemon_.addr, 1);
-	eg_client_set_timeout(c, 200);
-	egt_stop_process(daemon_.pid);
-	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 2, buf, sizeof(buf), &ticket), 0);
-	ck_assert_int_eq(eg_client_wait(c, ticket, &r), -ETIMEDOUT);
-	ck_assert(strstr(eg_client_errmsg(c), "200 ms"));
-	ck_assert_int_eq(eg_client_ping(c), -ETIMEDOUT);
-	ck_assert_int_eq(kill(daemon_.pid, SIGCONT), 0);
-	eg_client_set_timeout(c, 10000);
-	ck_assert_msg(eg_client_wait(c, ticket, &r) == 0, "%s", eg_client_errmsg(c));
-	check_rows(buf, slots, 2);
-	ck_assert_int_eq(eg_client_ping(c), 0);
-	eg_client_close(c);
-	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
-}
-END_TEST
 
 /* Closing while the thread streams answers in: it ends, the descriptors
  * go, and the daemon serves the next client. */
@@ -207,37 +149,6 @@ START_TEST(close_while_reading)
 }
 END_TEST
 
-START_TEST(reconnect_after_restart)
-{
-	eg_client *c;
-	uint64_t slots[1] = { 9 }, ticket;
-	unsigned char buf[ROW];
-	eg_client_rows r;
-	char arg[4096];
-	const char *args[] = { "--table", arg, "--listen", daemon_.addr, NULL };
-	egt_daemon d2;
-
-	start(0);
-	c = dial(daemon_.addr, 1);
-	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 1, buf, ROW, &r), 0);
-	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
-	snprintf(arg, sizeof(arg), "a=%s", table_dir);
-	egt_daemon_start(&d2, 0, args);
-	memset(buf, 0, ROW);
-	ck_assert_msg(eg_client_lookup(c, "a", slots, 1, buf, ROW, &r) == 0, "%s",
-	              eg_client_errmsg(c));
-	check_rows(buf, slots, 1);
-	egt_stop_process(d2.pid);
-	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 1, buf, ROW, &ticket), 0);
-	ck_assert_int_eq(kill(d2.pid, SIGKILL), 0);
-	ck_assert_int_eq(egt_daemon_stop(&d2, 0), -1);
-	ck_assert_int_eq(eg_client_wait(c, ticket, &r), -ECONNRESET);
-	egt_daemon_start(&d2, 0, args);
-	ck_assert_msg(eg_client_ping(c) == 0, "%s", eg_client_errmsg(c));
-	eg_client_close(c);
-	ck_assert_int_eq(egt_daemon_stop(&d2, SIGTERM), 0);
-}
-END_TEST
 
 int main(void)
 {
@@ -246,10 +157,7 @@ int main(void)
 
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, answers_arrive_while_the_caller_sleeps);
-	tcase_add_test(tc, pipeline_collected_out_of_order);
-	tcase_add_test(tc, timeout_leaves_the_ticket);
 	tcase_add_test(tc, close_while_reading);
-	tcase_add_test(tc, reconnect_after_restart);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
 }

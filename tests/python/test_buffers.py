@@ -4,7 +4,6 @@ and through the shared buffer (written there by the daemon), and
 as_torch=True / engram_client.torch returning tensors equal to the NumPy
 path that share memory with what was received, bf16 as torch.bfloat16.
 """
-import json
 import os
 import shutil
 import sys
@@ -14,10 +13,9 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from client_support import Daemon, export_rows, import_table  # noqa: E402
+from client_support import Daemon, export_rows, import_spec_table, import_table  # noqa: E402
 
 import engram_client as ec  # noqa: E402
-from engram_client import spec as specmod  # noqa: E402
 
 try:
     import torch
@@ -41,14 +39,7 @@ def setUpModule():
     FIX["u8"] = rng.integers(0, 256, (3000, 40), dtype=np.uint8)
     dirs["u8"] = os.path.join(d, "u8")
     import_table(dirs["u8"], FIX["u8"], "u8")
-    specs = specmod.engram_v1_specs([997, 1009], 3, 2, [1], seed=0, pad=2, vocab_size=5000)
-    spec_path = os.path.join(d, "layer1.json")
-    with open(spec_path, "w") as f:
-        json.dump(specs[1], f)
-    nslots = sum(sum(o) for o in specs[1]["moduli"])
-    dirs["layer1"] = os.path.join(d, "layer1")
-    import_table(dirs["layer1"], rng.standard_normal((nslots, 16)).astype(np.float32), "layer1",
-                 dtype="bf16", hash_spec=spec_path)
+    dirs["layer1"] = import_spec_table(d, "layer1", rng, dtype="bf16")[0]
     FIX["dirs"] = dirs
     FIX["daemon"] = Daemon(dirs, extra=["--max-shm", "64M"], workdir=os.path.join(d, "run"))
 
