@@ -244,7 +244,7 @@ class TestImport(Checkpoint):
         _, status, ru = os.wait4(p.pid, 0)
         self.assertEqual(status, 0)
         tensor_kib = rows * dim * 2 // 1024
-        self.assertLess(ru.ru_maxrss, mine + tensor_kib // 4,
+        self.assertLess(ru.ru_maxrss, mine + tensor_kib // 2,
                         f"peak RSS {ru.ru_maxrss} KiB for a {tensor_kib} KiB tensor "
                         f"({mine} KiB of it this process's)")
         self.assertEqual(self.export_st(self.path("big"), "--tensor", "w")["w"][2],
