@@ -71,9 +71,9 @@ void eg_client_close(eg_client *c)
 
 	if (!c)
 		return;
+	egc__reader_stop(c); /* first: it reads the state freed below */
 	egc__fleet_free(c);
 	egc__floor_free(c);
-	egc__reader_stop(c);
 	if (c->fd >= 0)
 		close(c->fd);
 	egc__shm_release(c);

@@ -3,6 +3,7 @@
  * does something else (and, as the control, are not without the thread),
  * and close with answers streaming in. check_client.c runs its pipeline,
  * timeout and restart tests with the thread on as well. */
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -150,6 +151,53 @@ START_TEST(close_while_reading)
 END_TEST
 
 
+static int my_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* A client of several daemons (an address list, here the same daemon over
+ * unix and TCP): each replica's connection reads in the background. */
+START_TEST(fleet_members_read_in_the_background)
+{
+	uint64_t *s = slots_of(BIG, 5), t;
+	unsigned char *buf = malloc(BIG * ROW);
+	char spec[700];
+	eg_client *c = NULL;
+	eg_client_rows r;
+	int threads;
+
+	start(1);
+	snprintf(spec, sizeof(spec), "%s,%s", daemon_.addr, daemon_.tcp_addr);
+	ck_assert_int_eq(eg_client_open(spec, 20000, 0, &c), 0);
+	threads = my_threads();
+	ck_assert_int_eq(eg_client_start_reader(c), 0);
+	for (int i = 0; i < 3; i++) {
+		memset(buf, 0, BIG * ROW);
+		ck_assert_int_eq(eg_client_send_lookup(c, "a", s, BIG, buf, BIG * ROW, &t), 0);
+		ck_assert_int_eq(eg_client_ready(c, t), -ENOTSUP);
+		usleep(50000);
+		ck_assert_msg(eg_client_wait(c, t, &r) == 0, "%s", eg_client_errmsg(c));
+		check_rows(buf, s, BIG);
+		/* one replica in use (the unix one): one reader thread */
+		ck_assert_int_eq(my_threads(), threads + 1);
+	}
+	eg_client_close(c);
+	ck_assert_int_eq(my_threads(), threads);
+	free(buf);
+	free(s);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("reader");
@@ -158,6 +206,7 @@ int main(void)
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, answers_arrive_while_the_caller_sleeps);
 	tcase_add_test(tc, close_while_reading);
+	tcase_add_test(tc, fleet_members_read_in_the_background);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
 }
