@@ -37,7 +37,7 @@ enum cli_opt_id {
 	/* building and reading tables */
 	O_NSLOTS, O_DIM, O_DTYPE, O_SOURCE_DTYPE, O_CHUNK_SLOTS, O_FILL, O_NAME,
 	O_SCALE_BLOCK, O_HASH, O_FROM, O_GENERATION, O_SLOTS, O_SLOTS_FILE, O_ROWS,
-	O_OUT, O_JSON,
+	O_OUT, O_JSON, O_TENSOR, O_SCALE_TENSOR, O_ALL,
 	/* talking to a daemon */
 	O_CONNECT, O_TIMEOUT, O_TABLE, O_TABLES, O_TOKENS, O_SEQ_LENS, O_CONTEXT,
 	O_BATCH, O_SECONDS, O_DEPTH,
@@ -58,7 +58,8 @@ struct cli_args {
 	eg_dtype dtype, source_dtype;
 	uint64_t chunk_slots, generation;
 	const char *fill, *name, *hash, *from, *rows, *out;
-	int json;
+	const char *tensor, *scale_tensor; /* checkpoint tensors (import, export) */
+	int json, all;
 	/* talking to a daemon */
 	const char *connect, *table, *tables, *tokens, *seq_lens, *context;
 	uint32_t timeout_ms, batch, depth;

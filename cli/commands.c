@@ -49,7 +49,8 @@ const struct cli_cmd cli_commands[] = {
 "      the slot and the value's index, not on the chunk size. With --hash\n"
 "      the slot count comes from the spec (--slots, if given, must agree).\n" },
 	{ TABLE, "import", "DIR", OPTS(O_FROM, O_DIM, O_DTYPE, O_SOURCE_DTYPE, O_CHUNK_SLOTS, O_NAME,
-	                               O_SCALE_BLOCK, O_HASH, O_GENERATION), .run = cli_table_import,
+	                               O_SCALE_BLOCK, O_HASH, O_GENERATION, O_TENSOR,
+	                               O_SCALE_TENSOR), .run = cli_table_import,
 	  .usage =
 "  engram table import DIR --from ROWS.npy [--dtype T] [--name NAME]\n"
 "                      [--chunk-slots K] [--scale-block B] [--hash SPEC.json]\n"
@@ -62,20 +63,34 @@ const struct cli_cmd cli_commands[] = {
 "      --scale-block gets one ue8m0 scale per B values). u8 rows are opaque\n"
 "      bytes: they are copied as is into u8 tables, or into e4m3 tables as\n"
 "      the stored fp8 bytes (scales included, as export writes them); floats\n"
-"      are never converted to u8 nor u8 to floats.\n" },
+"      are never converted to u8 nor u8 to floats.\n"
+"  engram table import DIR --from CKPT --tensor NAME [--scale-tensor NAME]\n"
+"                      [--scale-block B] [--dtype T] [...]\n"
+"      New table from a 2-D tensor [rows, dim] of a safetensors checkpoint:\n"
+"      CKPT is a .safetensors file, a model.safetensors.index.json (the\n"
+"      tensor's shard is found in its weight_map) or a directory holding\n"
+"      one. BF16, F16 and F32 convert to any float dtype (default: the\n"
+"      tensor's), U8 copies into u8, F8_E4M3 into e4m3; --scale-tensor names\n"
+"      its block scales [rows, dim / B] (F8_E8M0, or F32 or BF16 powers of\n"
+"      two), stored as the rows' ue8m0 bytes; any other scale is refused.\n" },
 	{ TABLE, "info", "DIR", OPTS(O_JSON), .run = cli_table_info, .usage =
 "  engram table info DIR [--json]\n"
 "      The table's metadata as 'key: value' lines, or one JSON object.\n" },
 	{ TABLE, "verify", "DIR", NULL, .run = cli_table_verify, .usage =
 "  engram table verify DIR\n"
 "      Recompute every chunk checksum; exit 1 with one line per bad chunk.\n" },
-	{ TABLE, "export", "DIR", OPTS(O_SLOTS, O_SLOTS_FILE, O_OUT), .run = cli_table_export,
-	  .usage =
-"  engram table export DIR --slots 1,5,9|0-99|SLOTS.npy | --slots-file SLOTS.npy\n"
-"                      [--out ROWS.npy]\n"
-"      Rows of the given slots to a .npy (f32 <f4, f16 <f2, bf16 <u2 raw\n"
-"      bits, e4m3 and u8 |u1 of row_bytes columns), or as text lines\n"
-"      'SLOT: values...' (decoded to float; u8 as byte values).\n" },
+	{ TABLE, "export", "DIR", OPTS(O_SLOTS, O_SLOTS_FILE, O_ALL, O_OUT, O_TENSOR, O_SCALE_TENSOR),
+	  .run = cli_table_export, .usage =
+"  engram table export DIR --slots 1,5,9|0-99|SLOTS.npy | --slots-file SLOTS.npy | --all\n"
+"                      [--out ROWS.npy | --out ROWS.safetensors\n"
+"                       [--tensor NAME] [--scale-tensor NAME]]\n"
+"      Rows of the given slots (--all: every row, streamed) to a .npy (f32\n"
+"      <f4, f16 <f2, bf16 <u2 raw bits, e4m3 and u8 |u1 of row_bytes\n"
+"      columns), to a safetensors file (one tensor [rows, dim] named by\n"
+"      --tensor, default the table's name, of F32, F16, BF16, F8_E4M3 or\n"
+"      U8; scaled e4m3 adds its ue8m0 scales as an F8_E8M0 tensor [rows,\n"
+"      dim / B], default NAME_scale_inv), or as text lines 'SLOT: values...'\n"
+"      (decoded to float; u8 as byte values).\n" },
 	{ TABLE, "update", "DIR", OPTS(O_SLOTS, O_SLOTS_FILE, O_ROWS, O_SOURCE_DTYPE),
 	  .run = cli_table_update, .usage =
 "  engram table update DIR --slots LIST|SLOTS.npy --rows ROWS.npy|ROWS.bin\n"

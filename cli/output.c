@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *descr_of(const struct cli_layout *l, uint64_t *cols)
+const char *cli_npy_descr(const struct cli_layout *l, uint64_t *cols)
 {
 	*cols = l->dim;
 	switch (l->dtype) {
@@ -24,20 +24,35 @@ static const char *descr_of(const struct cli_layout *l, uint64_t *cols)
 	}
 }
 
-static int write_npy(FILE *f, const struct cli_layout *l, uint64_t n, const void *rows)
-{
-	uint64_t cols;
-	const char *descr = descr_of(l, &cols);
+struct npy_rows {
+	const struct cli_layout *l;
+	uint64_t n;
+	const void *rows;
+};
 
-	if (eg_npy_write_header(f, descr, 2, n, cols) < 0)
+static int write_npy(FILE *f, void *arg)
+{
+	const struct npy_rows *r = arg;
+	uint64_t cols;
+	const char *descr = cli_npy_descr(r->l, &cols);
+
+	if (eg_npy_write_header(f, descr, 2, r->n, cols) < 0)
 		return -1;
-	if (n && fwrite(rows, l->row_bytes, n, f) != n)
+	if (r->n && fwrite(r->rows, r->l->row_bytes, r->n, f) != r->n)
 		return -1;
 	return 0;
 }
 
 int cli_save_rows(const char *who, const char *path, const struct cli_layout *l,
                   uint64_t n, const void *rows)
+{
+	struct npy_rows r = { l, n, rows };
+
+	return cli_save_file(who, path, write_npy, &r);
+}
+
+int cli_save_file(const char *who, const char *path, int (*put)(FILE *f, void *arg),
+                  void *arg)
 {
 	struct stat st;
 	char tmp[4096];
@@ -51,7 +66,7 @@ int cli_save_rows(const char *who, const char *path, const struct cli_layout *l,
 	f = fopen(tmp, "wb");
 	if (!f)
 		return cli_fail("%s%s: %s", who, path, strerror(errno));
-	if (write_npy(f, l, n, rows) < 0 || fflush(f) != 0 ||
+	if (put(f, arg) < 0 || fflush(f) != 0 ||
 	    (!in_place && fsync(fileno(f)) != 0)) {
 		e = errno;
 		fclose(f);

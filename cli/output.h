@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "eg_table.h"
 
@@ -22,6 +23,16 @@ struct cli_layout {
  * Returns an exit status. */
 int cli_save_rows(const char *who, const char *path, const struct cli_layout *l,
                   uint64_t n, const void *rows);
+
+/* Writes path through put(f, arg) (0, or -1 with errno set) the way
+ * cli_save_rows does: a regular path via a temporary file renamed over it
+ * once flushed and synced, a pipe or device in place. Returns an exit
+ * status; the error line names path and errno. */
+int cli_save_file(const char *who, const char *path, int (*put)(FILE *f, void *arg),
+                  void *arg);
+
+/* The .npy descr of rows of l and their columns (*cols): see cli_save_rows. */
+const char *cli_npy_descr(const struct cli_layout *l, uint64_t *cols);
 
 /* Prints n rows as lines "SLOT: values...": floats decoded (%.9g), u8 rows
  * as byte values. Returns an exit status (CLI_FAIL: out of memory). */

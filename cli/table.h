@@ -24,6 +24,37 @@ int cli_table_update(struct cli_args *a);
 int cli_table_publish(struct cli_args *a);
 int cli_table_rollback(struct cli_args *a);
 
+/* ---- table_create.c: the build every new table goes through ------------ */
+
+/* Writes rows [first, first + n) in m's layout at dst (n * m->row_bytes
+ * bytes); 0 or an error code. */
+typedef int (*cli_fill_fn)(void *arg, const eg_meta *m, uint64_t first, uint64_t n,
+                           void *dst);
+
+/* Builds the table m describes in dir chunk by chunk, each filled by fill,
+ * with a progress bar named label. On failure nothing that opens as a table
+ * is left, and the one error line is why when the fill wrote a reason
+ * there (why may be NULL), else the error code's. Returns an exit status. */
+int cli_build_table(const char *dir, eg_meta *m, cli_fill_fn fill, void *arg,
+                    const char *label, const char *why);
+
+/* Fills *m from the options of a (a->slots, dim, dtype, ...; the name
+ * defaults to DIR's last component) and checks the layout; with --hash it
+ * loads the spec into *hash (freed by the caller) and checks its slot
+ * count against a->slots, rows_of naming where that count came from
+ * ("--slots", a file, a tensor). m->hash_spec is then the caller's to
+ * clear (eg_meta_clear). Returns an exit status. */
+int cli_table_meta(const struct cli_args *a, eg_meta *m, eg_hash **hash,
+                   const char *rows_of);
+
+/* ---- table_ckpt.c: import from a safetensors checkpoint ----------------- */
+
+/* Whether `table import` reads a checkpoint: --tensor or --scale-tensor
+ * given, or --from a .safetensors file, a .json index or a directory. */
+int cli_is_checkpoint(const struct cli_args *a);
+/* `table import DIR --from CKPT --tensor NAME ...`; exit status. */
+int cli_import_checkpoint(struct cli_args *a);
+
 /* ---- table_util.c ---------------------------------------------------- */
 
 /* Slots from a list ("1,5,9", ranges "10-19" allowed) or from a .npy of
@@ -35,6 +66,9 @@ int cli_load_slots(const char *cmd, const char *list, const char *file,
 /* Reads and parses a hash spec file; relative vocab_map names resolve
  * against the spec's directory. Returns an exit status. */
 int cli_load_hash(const char *path, eg_hash **out);
+
+/* Whether s ends in suffix. */
+int cli_ends_with(const char *s, const char *suffix);
 
 /* Opens dir and a snapshot (verify off), printing the error. Exit status. */
 int cli_open_table(const char *dir, eg_table **t, eg_snapshot **s);

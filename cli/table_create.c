@@ -17,9 +17,6 @@
 
 /* ---- the build loop --------------------------------------------------- */
 
-typedef int (*fill_fn)(void *arg, const eg_meta *m, uint64_t first,
-                       uint64_t n, void *dst);
-
 static int enough_space(const char *dir, int existed, const eg_meta *m)
 {
 	struct statvfs sv;
@@ -54,8 +51,8 @@ static void remove_partial(const char *dir)
 	rmdir(dir);
 }
 
-static int build(const char *dir, eg_meta *m, fill_fn fill, void *arg,
-                 const char *label)
+int cli_build_table(const char *dir, eg_meta *m, cli_fill_fn fill, void *arg,
+                    const char *label, const char *why)
 {
 	struct stat st;
 	cli_progress bar;
@@ -110,14 +107,16 @@ fail:
 		remove_partial(dir);
 	if (rc == EG_EEXIST)
 		return cli_fail("%s: already holds a table (build into a new directory, then publish it)", dir);
+	if (why && *why)
+		return cli_fail("%s", why);
 	if (full)
 		return cli_fail("%s: %s: %s (is the disk full?)", dir, what,
 		                eg_strerror(rc));
 	return cli_fail("%s: %s: %s", dir, what, eg_strerror(rc));
 }
 
-/* Fills in what both commands share and checks the layout; exit status. */
-static int make_meta(const struct cli_args *a, eg_meta *m, eg_hash **hash)
+int cli_table_meta(const struct cli_args *a, eg_meta *m, eg_hash **hash,
+                   const char *rows_of)
 {
 	const char *dir = a->pos[0], *base;
 
@@ -147,11 +146,13 @@ static int make_meta(const struct cli_args *a, eg_meta *m, eg_hash **hash)
 			return rc;
 		want = eg_hash_table_slots(*hash);
 		if (want != m->slots) {
+			rc = cli_fail("%s: the hash spec needs %llu slots (the sum of its %u "
+			              "per-head moduli), but %s has %llu", a->hash,
+			              (unsigned long long)want, eg_hash_rows_per_token(*hash),
+			              rows_of, (unsigned long long)m->slots);
 			eg_hash_free(*hash);
 			*hash = NULL;
-			return cli_fail("%s: the hash spec needs a table of %llu slots, not %llu",
-			                a->hash, (unsigned long long)want,
-			                (unsigned long long)m->slots);
+			return rc;
 		}
 		m->hash_spec = eg_hash_to_json(*hash);
 		if (!m->hash_spec) {
@@ -266,10 +267,10 @@ int cli_table_create(struct cli_args *a)
 		eg_hash_free(hash);
 		hash = NULL;
 	}
-	rc = make_meta(a, &m, &hash);
+	rc = cli_table_meta(a, &m, &hash, "--slots");
 	if (rc != CLI_OK)
 		return rc;
-	rc = build(a->pos[0], &m, fill_rows, &f, "create");
+	rc = cli_build_table(a->pos[0], &m, fill_rows, &f, "create", NULL);
 	eg_hash_free(hash);
 	eg_meta_clear(&m);
 	return rc;
@@ -294,6 +295,8 @@ int cli_table_import(struct cli_args *a)
 
 	if (!a->from)
 		return cli_usage_error(a->cmd, "--from ROWS is required");
+	if (cli_is_checkpoint(a))
+		return cli_import_checkpoint(a);
 	/* A raw file's row width follows from --dim and the target layout:
 	 * raw u8 into e4m3 is the stored bytes, scales included. */
 	if (a->dim)
@@ -315,12 +318,12 @@ int cli_table_import(struct cli_args *a)
 		              (unsigned long long)rows.n, (unsigned long long)rows.width);
 		goto out;
 	}
-	rc = make_meta(a, &m, &hash);
+	rc = cli_table_meta(a, &m, &hash, a->from);
 	if (rc != CLI_OK)
 		goto out;
 	rc = cli_rows_check(&rows, &m);
 	if (rc == CLI_OK)
-		rc = build(a->pos[0], &m, fill_from, &rows, "import");
+		rc = cli_build_table(a->pos[0], &m, fill_from, &rows, "import", NULL);
 	eg_hash_free(hash);
 	eg_meta_clear(&m);
 out:

@@ -121,7 +121,7 @@ static int slots_from_file(const char *path, uint64_t **out, size_t *n)
 	return CLI_OK;
 }
 
-static int ends_with(const char *s, const char *suffix)
+int cli_ends_with(const char *s, const char *suffix)
 {
 	size_t a = strlen(s), b = strlen(suffix);
 
@@ -135,7 +135,7 @@ int cli_load_slots(const char *cmd, const char *list, const char *file,
 		return cli_usage_error(cmd, "give --slots or --slots-file, not both");
 	if (!list && !file)
 		return cli_usage_error(cmd, "--slots or --slots-file is required");
-	if (list && ends_with(list, ".npy"))
+	if (list && cli_ends_with(list, ".npy"))
 		file = list;
 	if (file)
 		return slots_from_file(file, out, n);

@@ -82,7 +82,7 @@ void eg_client_info_free(eg_client_table *tables, size_t n)
 	free(tables);
 }
 
-int eg_client_info(eg_client *c, eg_client_table **tables, size_t *n)
+static int info(eg_client *c, eg_client_table **tables, size_t *n)
 {
 	Engram__V1__InfoRequest ir = ENGRAM__V1__INFO_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -159,7 +159,7 @@ static uint64_t quantile_us(const Engram__V1__StatsResponse *s, double q)
 	return UINT64_MAX;
 }
 
-int eg_client_stats_get(eg_client *c, eg_client_stats *out)
+static int stats_get(eg_client *c, eg_client_stats *out)
 {
 	Engram__V1__StatsRequest sr = ENGRAM__V1__STATS_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -201,7 +201,7 @@ int eg_client_stats_get(eg_client *c, eg_client_stats *out)
 	return 0;
 }
 
-int eg_client_ping(eg_client *c)
+static int ping(eg_client *c)
 {
 	Engram__V1__PingRequest pr = ENGRAM__V1__PING_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -219,8 +219,8 @@ int eg_client_ping(eg_client *c)
 	return 0;
 }
 
-int eg_client_reload_tables(eg_client *c, const char *table, eg_client_reload *res,
-                            size_t nres, size_t *nout)
+static int reload_tables(eg_client *c, const char *table, eg_client_reload *res,
+                         size_t nres, size_t *nout)
 {
 	Engram__V1__ReloadRequest rr = ENGRAM__V1__RELOAD_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -254,4 +254,55 @@ int eg_client_reload_tables(eg_client *c, const char *table, eg_client_reload *r
 		*nout = r->n_results;
 	egc__ticket_free(t);
 	return 0;
+}
+
+/* ---- the public calls: each holds the client's lock (egc_int.h) ---------- */
+
+int eg_client_info(eg_client *c, eg_client_table **tables, size_t *n)
+{
+	int err;
+
+	if (!c || !tables || !n)
+		return -EINVAL;
+	egc__lock(c);
+	err = info(c, tables, n);
+	egc__unlock(c);
+	return err;
+}
+
+int eg_client_stats_get(eg_client *c, eg_client_stats *out)
+{
+	int err;
+
+	if (!c || !out)
+		return -EINVAL;
+	egc__lock(c);
+	err = stats_get(c, out);
+	egc__unlock(c);
+	return err;
+}
+
+int eg_client_ping(eg_client *c)
+{
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	egc__lock(c);
+	err = ping(c);
+	egc__unlock(c);
+	return err;
+}
+
+int eg_client_reload_tables(eg_client *c, const char *table, eg_client_reload *res,
+                            size_t nres, size_t *nout)
+{
+	int err;
+
+	if (!c || (nres && !res))
+		return -EINVAL;
+	egc__lock(c);
+	err = reload_tables(c, table, res, nres, nout);
+	egc__unlock(c);
+	return err;
 }

@@ -13,8 +13,13 @@ eg_client *egc__client_new(const char *addr, int timeout_ms, unsigned flags)
 
 	if (!c)
 		return NULL;
+	if (egc__lock_init(c) < 0) {
+		free(c);
+		return NULL;
+	}
 	c->fd = -1;
 	c->shm_fd = -1;
+	c->zombie = -1;
 	c->next_id = 1;
 	c->flags = flags;
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
@@ -66,6 +71,7 @@ void eg_client_close(eg_client *c)
 
 	if (!c)
 		return;
+	egc__reader_stop(c); /* first: it reads the state freed below */
 	egc__fleet_free(c);
 	egc__floor_free(c);
 	if (c->fd >= 0)
@@ -78,17 +84,23 @@ void eg_client_close(eg_client *c)
 	free(c->rbuf);
 	free(c->wbuf);
 	free(c->addr);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
 void eg_client_set_timeout(eg_client *c, int timeout_ms)
 {
-	if (c)
-		c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	if (!c)
+		return;
+	egc__lock(c);
+	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
+	egc__unlock(c);
 }
 
-int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
-                     void *out, size_t out_size, int shm, uint64_t shm_offset, uint64_t *ticket)
+static int send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                       void *out, size_t out_size, int shm, uint64_t shm_offset,
+                       uint64_t *ticket)
 {
 	const unsigned char *frame;
 	size_t len;
@@ -115,6 +127,17 @@ int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, siz
 	egc__start_call(c);
 	*ticket = t->id;
 	return egc__send(c, t, frame, len);
+}
+
+int egc__send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
+                     void *out, size_t out_size, int shm, uint64_t shm_offset, uint64_t *ticket)
+{
+	int err;
+
+	egc__lock(c);
+	err = send_lookup(c, table, slots, n, out, out_size, shm, shm_offset, ticket);
+	egc__unlock(c);
+	return err;
 }
 
 int eg_client_send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
@@ -174,10 +197,10 @@ static int tokens_floors(const eg_client *c, const char *const *tables, size_t n
 	return 0;
 }
 
-int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
-                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
-                     const uint32_t *context, size_t nseq, void *const *outs,
-                     const size_t *out_sizes, int shm, uint64_t shm_offset, uint64_t *ticket)
+static int send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                       const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                       const uint32_t *context, size_t nseq, void *const *outs,
+                       const size_t *out_sizes, int shm, uint64_t shm_offset, uint64_t *ticket)
 {
 	Engram__V1__TokensRequest tr = ENGRAM__V1__TOKENS_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -244,6 +267,22 @@ int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
 	return egc__send(c, t, frame, len);
 }
 
+int egc__send_tokens(eg_client *c, const char *const *tables, size_t ntables,
+                     const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
+                     const uint32_t *context, size_t nseq, void *const *outs,
+                     const size_t *out_sizes, int shm, uint64_t shm_offset, uint64_t *ticket)
+{
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	egc__lock(c);
+	err = send_tokens(c, tables, ntables, tokens, ntokens, seq_lens, context, nseq, outs,
+	                  out_sizes, shm, shm_offset, ticket);
+	egc__unlock(c);
+	return err;
+}
+
 int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntables,
                           const int64_t *tokens, size_t ntokens, const uint32_t *seq_lens,
                           const uint32_t *context, size_t nseq, void *const *outs,
@@ -264,8 +303,8 @@ int eg_client_send_tokens(eg_client *c, const char *const *tables, size_t ntable
 	                        out_sizes, 0, 0, ticket);
 }
 
-int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void **data,
-              size_t nblocks, int shm)
+static int wait_ticket(eg_client *c, uint64_t ticket, eg_client_rows *blocks,
+                       const void **data, size_t nblocks, int shm)
 {
 	egc_ticket *t;
 	size_t i;
@@ -296,6 +335,17 @@ int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void 
 		}
 	}
 	egc__ticket_free(t);
+	return err;
+}
+
+int egc__wait(eg_client *c, uint64_t ticket, eg_client_rows *blocks, const void **data,
+              size_t nblocks, int shm)
+{
+	int err;
+
+	egc__lock(c);
+	err = wait_ticket(c, ticket, blocks, data, nblocks, shm);
+	egc__unlock(c);
 	return err;
 }
 

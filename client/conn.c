@@ -29,28 +29,30 @@ int64_t egc__now_ms(void)
 void egc__start_call(eg_client *c)
 {
 	c->deadline = c->timeout_ms > 0 ? egc__now_ms() + c->timeout_ms : -1;
+	if (!c->reader_on)
+		c->rd_deadline = c->deadline;
 }
 
-static int remaining_ms(const eg_client *c)
+static int remaining_ms(int64_t deadline)
 {
 	int64_t left;
 
-	if (c->deadline < 0)
+	if (deadline < 0)
 		return -1;
-	left = c->deadline - egc__now_ms();
+	left = deadline - egc__now_ms();
 	if (left < 0)
 		return 0;
 	return left > 0x7fffffff ? 0x7fffffff : (int)left;
 }
 
-/* Waits until fd is ready for events or the call's deadline passes. */
-static int poll_fd(eg_client *c, int fd, short events, short *revents)
+/* Waits until fd is ready for events or deadline passes. */
+static int poll_fd(int fd, short events, short *revents, int64_t deadline)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	int r;
 
 	for (;;) {
-		r = poll(&p, 1, remaining_ms(c));
+		r = poll(&p, 1, remaining_ms(deadline));
 		if (r > 0) {
 			if (revents)
 				*revents = p.revents;
@@ -65,7 +67,12 @@ static int poll_fd(eg_client *c, int fd, short events, short *revents)
 
 int egc__poll(eg_client *c, short events, short *revents)
 {
-	return poll_fd(c, c->fd, events, revents);
+	int err, fd = c->fd;
+
+	egc__fd_wait_begin(c);
+	err = poll_fd(fd, events, revents, c->deadline);
+	egc__fd_wait_end(c);
+	return err;
 }
 
 /* ---- connecting ---------------------------------------------------------- */
@@ -89,7 +96,7 @@ static int connect_one(eg_client *c, int family, const struct sockaddr *sa, sock
 			 * for, so retry shortly while the deadline allows */
 			struct timespec ms = { 0, 1000000 };
 
-			if (remaining_ms(c) == 0) {
+			if (remaining_ms(c->deadline) == 0) {
 				err = -ETIMEDOUT;
 				goto fail;
 			}
@@ -100,7 +107,7 @@ static int connect_one(eg_client *c, int family, const struct sockaddr *sa, sock
 			err = -errno;
 			goto fail;
 		}
-		err = poll_fd(c, fd, POLLOUT, &rev);
+		err = poll_fd(fd, POLLOUT, &rev, c->deadline);
 		if (err < 0)
 			goto fail;
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0) {
@@ -227,8 +234,16 @@ void egc__drop(eg_client *c, int err, const char *why)
 {
 	size_t i;
 
-	if (c->fd >= 0)
+	if (c->kill_err) { /* a caller asked for it: its reason */
+		err = c->kill_err;
+		why = c->kill_why;
+	}
+	if (c->fd >= 0 && c->fd_users) {
+		shutdown(c->fd, SHUT_RDWR); /* wakes who waits on it; closed by the last */
+		c->zombie = c->fd;
+	} else if (c->fd >= 0) {
 		close(c->fd);
+	}
 	c->fd = -1;
 	c->rpos = c->rlen = 0;
 	for (i = 0; i < c->qlen; i++) {
@@ -246,27 +261,35 @@ void egc__drop(eg_client *c, int err, const char *why)
 /* ---- reading --------------------------------------------------------------- */
 
 /* The deadline is checked before every read, not only while waiting: a
- * daemon that streams a huge frame without pause never lets poll() wait. */
+ * daemon that streams a huge frame without pause never lets poll() wait.
+ * The reader thread lets the lock go while it copies, too: a large answer
+ * streaming in never keeps a caller from sending. */
 int egc__recv_some(eg_client *c, void *dst, size_t n, size_t *got)
 {
 	ssize_t r;
-	int err;
+	int err = 0, fd = c->fd;
 
 	for (;;) {
-		if (c->deadline >= 0 && egc__now_ms() > c->deadline)
+		if (c->rd_deadline >= 0 && egc__now_ms() > c->rd_deadline)
 			return -ETIMEDOUT;
-		r = recv(c->fd, dst, n, MSG_DONTWAIT);
+		egc__fd_wait_begin(c);
+		r = recv(fd, dst, n, MSG_DONTWAIT);
+		if (r < 0)
+			err = errno;
+		egc__fd_wait_end(c);
 		if (r > 0) {
 			*got = (size_t)r;
 			return 0;
 		}
 		if (r == 0)
 			return -ECONNRESET;
-		if (errno == EINTR)
+		if (err == EINTR)
 			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return -errno;
-		err = egc__poll(c, POLLIN, NULL);
+		if (err != EAGAIN && err != EWOULDBLOCK)
+			return -err;
+		egc__fd_wait_begin(c);
+		err = poll_fd(fd, POLLIN, NULL, c->rd_deadline);
+		egc__fd_wait_end(c);
 		if (err < 0)
 			return err;
 	}

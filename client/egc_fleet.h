@@ -55,6 +55,7 @@ struct egc_fleet {
 	/* tickets sent and not collected (fleet_rows.c) */
 	struct egc_fticket **q;
 	size_t qlen, qcap;
+	int readers;         /* eg_client_start_reader: every replica's client runs one */
 };
 
 /* The deadline of a call starting now (monotonic ms), -1 without one. */
@@ -71,6 +72,9 @@ long egc__fleet_group_of(const eg_client *c, const char *table);
  * a message) once deadline has passed. */
 int egc__fleet_pick(eg_client *c, struct egc_group *g, int64_t deadline, int nowait,
                     size_t *out);
+/* eg_client_start_reader of a fleet: the replicas' clients, those made
+ * and those to come, run reader threads. */
+int egc__fleet_start_readers(eg_client *c);
 /* r's client, connected (made on first use), its timeout set for one try. */
 int egc__fleet_member(eg_client *c, struct egc_replica *r, int64_t deadline, eg_client **out);
 /* After err from r: notes why in c's message; whether another replica may

@@ -14,16 +14,25 @@
  *   client.c  the public calls: connect, lookups, waits
  *   admin.c   the public calls: info, stats, ping, reload
  *   shm.c     the same-host fast path: the shared buffer and its lookups
+ *   reader.c  the reader thread (eg_client_start_reader) and the lock
  *   errors.c  eg_client_strerror and the detail message
  *   floor.c   the lowest generation accepted per table (min_generation)
  *   spec.c    parsing an address list or table routes (egc_fleet.h)
  *   fleet.c   a client over several daemons: replica choice, backoff,
  *             the calls other than lookups
  *   fleet_rows.c  lookups over several daemons: fan-out and retries
+ *
+ * Threads: every public call holds c->mu while it runs. With the reader
+ * thread on, that thread holds it too while it parses, and each side lets it
+ * go only while it waits: on the socket (poll, recv) or on c->cv. Only the
+ * reader thread reads the socket then; a caller waits on c->cv for its
+ * ticket. A socket in use by a thread waiting outside the lock is never
+ * closed under it: it is shut down and closed by the last one out.
  */
 #ifndef EGC_INT_H
 #define EGC_INT_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "engram.h"
@@ -106,6 +115,7 @@ struct eg_client {
 	int fd;              /* -1 when not connected */
 	int timeout_ms;      /* 0 = no limit */
 	int64_t deadline;    /* monotonic ms of the current call; -1 = none */
+	int64_t rd_deadline; /* the same for reads: the call's, or -1 for the reader thread */
 	uint64_t next_id;
 
 	/* outstanding tickets in send order; answered ones form a prefix */
@@ -144,6 +154,18 @@ struct eg_client {
 
 	const char *proto_why; /* static text: why the frame being read is malformed */
 	char errmsg[512];
+
+	/* threads (reader.c) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;   /* a ticket done, a ticket queued, the reader idle */
+	pthread_t reader;
+	int reader_on;       /* the reader thread runs; set once, by a caller */
+	int rd_active;       /* the reader is inside a frame */
+	int rd_stop;         /* eg_client_close: the reader must end */
+	int fd_users;        /* threads waiting on fd outside the lock */
+	int zombie;          /* a dropped fd still waited on (closed when fd_users is 0), or -1 */
+	int kill_err;        /* a caller's reason for the drop the reader is asked to do */
+	char kill_why[EGC_MSG_MAX];
 };
 
 /* errors.c */
@@ -151,6 +173,22 @@ void egc__set_msg(eg_client *c, const char *fmt, ...) __attribute__((format(prin
 int egc__status_err(int status);
 /* Sets c->proto_why (a static string); returns EGC_EPROTOCOL. */
 int egc__proto(eg_client *c, const char *why);
+
+/* reader.c */
+int egc__lock_init(eg_client *c);
+void egc__lock(eg_client *c);
+void egc__unlock(eg_client *c);
+/* Around a wait on c->fd: lets the lock go when the reader thread runs. */
+void egc__fd_wait_begin(eg_client *c);
+void egc__fd_wait_end(eg_client *c);
+/* Waits on c->cv until woken or the call's deadline: 0 or -ETIMEDOUT. */
+int egc__cv_wait(eg_client *c);
+/* Drops the connection from a caller (lock held): when the reader thread is
+ * inside a frame it is woken (the socket shut down) and drops it with err
+ * and why; the call returns once it has. */
+void egc__drop_call(eg_client *c, int err, const char *why);
+/* eg_client_close: ends the reader thread (lock not held). */
+void egc__reader_stop(eg_client *c);
 
 /* conn.c */
 int egc__dial(eg_client *c);

@@ -9,6 +9,15 @@
  * process can overlap the fetch with its own compute. Blocking calls are the
  * send and the wait in one.
  *
+ * Who reads: by default the library reads the socket only inside its calls,
+ * so a response larger than the socket buffers waits for the next call. After
+ * eg_client_start_reader(c) a thread of the library reads every response as
+ * it arrives, into its ticket's buffer, while the caller computes; a wait
+ * then only waits for that thread. The rules stay the same for the caller:
+ * one thread at a time calls the functions of c, and a ticket's buffer
+ * belongs to the library (written by the reader thread) until the wait for
+ * that ticket returns. Do not fork() a process whose client runs a reader.
+ *
  * Errors: functions return 0 on success or a negative code: a negative errno
  * (-ECONNREFUSED, -ETIMEDOUT, -ENOMEM, ...) or one of EGC_E* below.
  * eg_client_strerror() names the code; eg_client_errmsg() gives the last
@@ -31,7 +40,9 @@
  *
  * Timeouts: the client's timeout bounds each call as a whole, also while a
  * frame keeps arriving; a call that times out in the middle of a frame drops
- * the connection (the stream is out of step).
+ * the connection (the stream is out of step). With the reader thread on, a
+ * wait that times out leaves its ticket outstanding (the thread still reads
+ * its frame, however late; wait again, or close the client).
  *
  * Reconnect: when the connection breaks, outstanding tickets fail with
  * -ECONNRESET (or -EPIPE); the next call reconnects to the same address once
@@ -304,6 +315,19 @@ ENGRAM_EXPORT int eg_client_send_tokens(eg_client *c, const char *const *tables,
 ENGRAM_EXPORT int eg_client_wait(eg_client *c, uint64_t ticket, eg_client_rows *rows);
 ENGRAM_EXPORT int eg_client_wait_blocks(eg_client *c, uint64_t ticket,
                                         eg_client_rows *blocks, size_t nblocks);
+
+/* Starts the reader thread of c (see "Who reads" above); a no-op when it
+ * runs. It ends in eg_client_close(), which waits for it. For a client over
+ * several daemons, each replica's connection gets its own, now or when it
+ * is first made.
+ * @return 0, or -EINVAL (c NULL), or the negative errno of pthread_create. */
+ENGRAM_EXPORT int eg_client_start_reader(eg_client *c);
+
+/* Whether ticket's response has been read (a wait for it will not block).
+ * Reads nothing itself: without the reader thread only calls move tickets.
+ * @return 1 or 0, EGC_ETICKET (unknown or collected ticket), -EINVAL,
+ *         -ENOTSUP for a client over several daemons. */
+ENGRAM_EXPORT int eg_client_ready(eg_client *c, uint64_t ticket);
 
 /* Blocking lookup: send + wait; errors of both. */
 ENGRAM_EXPORT int eg_client_lookup(eg_client *c, const char *table, const uint64_t *slots,

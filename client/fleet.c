@@ -146,12 +146,30 @@ int egc__fleet_pick(eg_client *c, struct egc_group *g, int64_t deadline, int now
 	}
 }
 
+int egc__fleet_start_readers(eg_client *c)
+{
+	struct egc_fleet *f = c->fleet;
+	int err;
+
+	f->readers = 1;
+	for (size_t i = 0; i < f->ngroups; i++)
+		for (size_t k = 0; k < f->groups[i].spec.naddrs; k++)
+			if (f->groups[i].reps[k].conn &&
+			    (err = eg_client_start_reader(f->groups[i].reps[k].conn)) < 0)
+				return err;
+	return 0;
+}
+
 int egc__fleet_member(eg_client *c, struct egc_replica *r, int64_t deadline, eg_client **out)
 {
 	int ms = egc__fleet_try_ms(c, deadline), err;
 
 	if (!r->conn) {
 		err = eg_client_connect(r->addr, ms, &r->conn);
+		if (err == 0 && c->fleet->readers && (err = eg_client_start_reader(r->conn)) < 0) {
+			eg_client_close(r->conn);
+			r->conn = NULL;
+		}
 		if (err < 0) {
 			snprintf(r->why, sizeof(r->why), "cannot connect to %s: %s", r->addr,
 			         eg_client_strerror(err));

@@ -108,7 +108,7 @@ int egc__shm_reattach(eg_client *c)
 	}
 	err = send_with_fd(c, frame, (size_t)(p - frame) + body);
 	if (err < 0) {
-		egc__drop(c, err, "sending attach_shm");
+		egc__drop_call(c, err, "sending attach_shm");
 		egc__collect(c, req.id, &t);
 		egc__ticket_free(t);
 		egc__set_msg(c, "attaching the shared buffer on %s: %s", c->addr,
@@ -118,7 +118,7 @@ int egc__shm_reattach(eg_client *c)
 	err = egc__collect(c, req.id, &t);
 	if (err < 0) {
 		/* timeout (message set): this connection is out of step */
-		egc__drop(c, err, "no answer to attach_shm");
+		egc__drop_call(c, err, "no answer to attach_shm");
 		if (egc__collect(c, req.id, &t) == 0)
 			egc__ticket_free(t);
 		goto fail;
@@ -130,21 +130,16 @@ int egc__shm_reattach(eg_client *c)
 	if (err == 0)
 		return 0;
 fail:
-	if (c->fd >= 0) {
-		close(c->fd);
-		c->fd = -1;
-		c->rpos = c->rlen = 0;
-	}
+	if (c->fd >= 0)
+		egc__drop_call(c, err, "the shared buffer could not be attached");
 	return err;
 }
 
-int eg_client_attach_shm(eg_client *c, size_t size, void **base)
+static int attach_shm(eg_client *c, size_t size, void **base)
 {
 	void *p;
 	int fd, err;
 
-	if (!c)
-		return -EINVAL;
 	if (!base || size == 0) {
 		egc__set_msg(c, "eg_client_attach_shm: NULL base or size 0");
 		return -EINVAL;
@@ -200,6 +195,18 @@ int eg_client_attach_shm(eg_client *c, size_t size, void **base)
 	}
 	*base = p;
 	return 0;
+}
+
+int eg_client_attach_shm(eg_client *c, size_t size, void **base)
+{
+	int err;
+
+	if (!c)
+		return -EINVAL;
+	egc__lock(c);
+	err = attach_shm(c, size, base);
+	egc__unlock(c);
+	return err;
 }
 
 static int no_shm(eg_client *c)

@@ -92,6 +92,7 @@ int egc__push(eg_client *c, egc_ticket *t)
 		c->qcap = cap;
 	}
 	c->q[c->qlen++] = t;
+	pthread_cond_broadcast(&c->cv); /* the reader thread: a ticket to read */
 	return 0;
 }
 
@@ -108,9 +109,9 @@ static void unlink_ticket(eg_client *c, egc_ticket *t)
 	}
 }
 
-/* Writes the frame of t. While the socket is full it reads responses, so a
- * daemon that stops reading until its answers are taken cannot deadlock
- * with us. */
+/* Writes the frame of t. While the socket is full it reads responses (or
+ * lets the reader thread read them), so a daemon that stops reading until
+ * its answers are taken cannot deadlock with us. */
 static int write_frame(eg_client *c, egc_ticket *t, const unsigned char *p, size_t n)
 {
 	ssize_t r;
@@ -118,6 +119,8 @@ static int write_frame(eg_client *c, egc_ticket *t, const unsigned char *p, size
 	int err;
 
 	while (n > 0) {
+		if (c->fd < 0) /* dropped by the reader thread meanwhile */
+			return t->done && t->err ? t->err : -ECONNRESET;
 		r = send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (r > 0) {
 			p += r;
@@ -128,10 +131,12 @@ static int write_frame(eg_client *c, egc_ticket *t, const unsigned char *p, size
 			continue;
 		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return -errno;
-		err = egc__poll(c, POLLOUT | POLLIN, &rev);
+		err = egc__poll(c, c->reader_on ? POLLOUT : POLLOUT | POLLIN, &rev);
 		if (err < 0)
 			return err;
-		if ((rev & POLLIN) && !(rev & POLLOUT)) {
+		if (c->reader_on && t->done)
+			return t->err ? t->err : EGC_EPROTOCOL;
+		if (!c->reader_on && (rev & POLLIN) && !(rev & POLLOUT)) {
 			err = egc__read_response(c);
 			if (err < 0)
 				return err;
@@ -143,15 +148,24 @@ static int write_frame(eg_client *c, egc_ticket *t, const unsigned char *p, size
 }
 
 /* After a failed write: an answer the daemon sent before closing (a frame it
- * refused, say) says more than EPIPE does. Reads what is already there. */
-static void read_leftovers(eg_client *c)
+ * refused, say) says more than EPIPE does. Reads what is already there, or
+ * gives the reader thread a moment to (more when the daemon has closed: it
+ * then sees the end soon). */
+static void read_leftovers(eg_client *c, const egc_ticket *t, int closed)
 {
 	int64_t saved = c->deadline;
 
 	/* a moment, not zero: reads check the deadline by the millisecond */
-	c->deadline = egc__now_ms() + 2;
-	while (c->fd >= 0 && egc__head(c) && egc__read_response(c) == 0)
-		;
+	c->deadline = egc__now_ms() + (c->reader_on && closed ? 1000 : 2);
+	if (c->reader_on) {
+		while (!t->done && c->fd >= 0 && egc__cv_wait(c) == 0)
+			;
+	} else {
+		c->rd_deadline = c->deadline;
+		while (c->fd >= 0 && egc__head(c) && egc__read_response(c) == 0)
+			;
+		c->rd_deadline = saved;
+	}
 	c->deadline = saved;
 }
 
@@ -162,7 +176,7 @@ static int only_pending(eg_client *c, const egc_ticket *t)
 
 int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t len)
 {
-	int err, attempt, alone;
+	int err, attempt, alone, refused;
 
 	for (attempt = 0;; attempt++) {
 		err = egc__ensure_connected(c);
@@ -178,15 +192,18 @@ int egc__send(eg_client *c, egc_ticket *t, const unsigned char *frame, size_t le
 		if (err == 0)
 			return 0;
 		if (!t->done && c->fd >= 0)
-			read_leftovers(c);
+			read_leftovers(c, t, err == -EPIPE || err == -ECONNRESET);
+		refused = t->done && t->err <= EGC_EBADREQUEST && t->err >= EGC_EINTERNAL;
+		if (!refused) /* after it no thread touches t: it may go */
+			egc__drop_call(c, err == -EPIPE ? -ECONNRESET : err,
+			               "connection lost while sending");
 		unlink_ticket(c, t);
-		if (t->done && t->err <= EGC_EBADREQUEST && t->err >= EGC_EINTERNAL) {
+		if (refused) {
 			/* the daemon's own answer (frame refused) */
 			err = t->err;
 			egc__set_msg(c, "%s", t->msg);
 			goto fail;
 		}
-		egc__drop(c, err == -EPIPE ? -ECONNRESET : err, "connection lost while sending");
 		/* a daemon restarted under an idle client: one fresh try */
 		if (attempt == 0 && alone && (err == -EPIPE || err == -ECONNRESET)) {
 			t->done = 0;
@@ -220,7 +237,9 @@ int egc__collect(eg_client *c, uint64_t ticket, egc_ticket **out)
 		return EGC_ETICKET;
 	}
 	while (!t->done) {
-		err = egc__read_response(c);
+		/* with the reader thread on, it reads; a timeout leaves the
+		 * ticket outstanding, its frame still read when it comes */
+		err = c->reader_on ? egc__cv_wait(c) : egc__read_response(c);
 		if (err == -ETIMEDOUT && !t->done) {
 			egc__set_msg(c, "no response from %s within %d ms (ticket %llu still pending)",
 			             c->addr, c->timeout_ms, (unsigned long long)ticket);

@@ -28,7 +28,9 @@ the gate arithmetic, not a trained model.
               [--tokens 5,17,9,... | --tokens random] [--batch 2 --seq-len 64]
               [--hidden-dim 256] [--hc-mult 4] [--seed 0] [--backend auto]
 
-Uses PyTorch when it can be imported (--backend auto), else NumPy.
+Uses PyTorch when it can be imported (--backend auto), else NumPy. With
+PyTorch the rows arrive as torch.Tensors over the received bytes (no copy;
+bf16 tables as torch.bfloat16) and go to the device from there.
 """
 import argparse
 import math
@@ -113,8 +115,8 @@ def forward_numpy(p, hidden, rows):
 # ---- PyTorch (same arithmetic) ----------------------------------------------
 
 def forward_torch(p, hidden, rows):
-    """forward_numpy() in PyTorch (CPU, or CUDA when available); returns
-    NumPy arrays."""
+    """forward_numpy() in PyTorch (CPU, or CUDA when available); rows may be
+    a tensor (of any float dtype) or an array; returns NumPy arrays."""
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     T = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(dev)  # noqa: E731
 
@@ -122,7 +124,7 @@ def forward_torch(p, hidden, rows):
         return x * torch.rsqrt(x.square().mean(-1, keepdim=True) + eps) * w
 
     B, L = rows.shape[:2]
-    e = T(rows).reshape(B, L, -1).float()
+    e = (rows.to(dev) if torch.is_tensor(rows) else T(rows)).reshape(B, L, -1).float()
     h = T(hidden)
     gates = []
     for g in range(p.hc_mult):
@@ -155,21 +157,28 @@ def pick_backend(name):
 
 def engram_forward(p, hidden, rows, backend="numpy"):
     """Engram output and gates for hidden states and fetched rows (see
-    forward_numpy for shapes); rows may be f16/f32 or decoded bf16/e4m3."""
-    rows = np.asarray(rows).astype(np.float32, copy=False)
+    forward_numpy for shapes); rows may be f16/f32 or decoded bf16/e4m3,
+    or for the torch backend a tensor."""
+    if torch is None or not torch.is_tensor(rows):
+        rows = np.asarray(rows).astype(np.float32, copy=False)
     return pick_backend(backend)[1](p, hidden, rows)
 
 
 # ---- the model process ------------------------------------------------------
 
-def fetch(client, tables, tokens):
+def fetch(client, tables, tokens, as_torch=False, decode=True):
     """Sends one token lookup for all tables; returns a function that
-    collects it as {table: float32 [B, L, R, dim]}."""
+    collects it as {table: float32 [B, L, R, dim]}, or with as_torch as
+    {table: torch.Tensor [B, L, R, dim]} over the received rows (decoded to
+    float32 only with decode, as e4m3 rows need)."""
     B, L = tokens.shape
-    fut = client.tokens_async(tables, tokens.reshape(-1), seq_lens=[L] * B, decode=True)
+    fut = client.tokens_async(tables, tokens.reshape(-1), seq_lens=[L] * B,
+                              decode=decode or not as_torch, as_torch=as_torch)
 
     def collect():
         blocks = fut.result()
+        if as_torch:
+            return {t: a.view(B, L, a.shape[1], a.shape[2]) for t, a in blocks.items()}
         return {t: np.asarray(a, dtype=np.float32).reshape(B, L, a.shape[1], a.shape[2])
                 for t, a in blocks.items()}
     return collect
@@ -190,6 +199,7 @@ def layer_params(client, tables, hidden, hc_mult, kernel, dilation, seed):
         rng = np.random.default_rng([seed, i])
         params[name] = LayerParams(rng, t.rows_per_token * t.dim, hidden, hc_mult, kernel,
                                    dilation)
+        params[name].raw_dtype = t.dtype
     return params
 
 
@@ -233,7 +243,10 @@ def main(argv=None):
         B, L = tokens.shape
 
         t0 = time.perf_counter()
-        collect = fetch(client, tables, tokens)  # in flight while earlier layers run
+        # in flight while earlier layers run; torch: tensors over the rows as received
+        collect = fetch(client, tables, tokens, as_torch=backend == "torch",
+                        decode=any(params[t].raw_dtype not in ("f32", "f16", "bf16")
+                                   for t in tables))
         hidden = rng.standard_normal((B, L, a.hc_mult, a.hidden_dim)).astype(np.float32)
         t1 = time.perf_counter()
         rows = collect()

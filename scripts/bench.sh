@@ -43,6 +43,14 @@ if ! "$PYTHON" bench/bench_python.py; then
 	echo "bench: bench_python.py failed" >&2
 	failed=$((failed + 1))
 fi
+# checkpoint import next to cp (writes and removes ~12 GB under /var/tmp)
+ran=$((ran + 1))
+echo
+echo "== bench_import.sh"
+if ! ENGRAM="$ENGRAM" PYTHON="$PYTHON" sh bench/bench_import.sh; then
+	echo "bench: bench_import.sh failed" >&2
+	failed=$((failed + 1))
+fi
 if command -v gnuplot >/dev/null 2>&1 && [ -f "$BENCH_OUT/cold_depth.dat" ] &&
 	[ -f "$BENCH_OUT/decode_latency.alone" ]; then
 	gnuplot -e "dir='$BENCH_OUT'" bench/plot.gp && echo && echo "bench: figures in $BENCH_OUT"

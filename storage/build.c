@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,7 @@ struct eg_builder {
 	uint64_t txn_bytes, txn_chunks;
 	uint64_t used_bytes;  /* of data.mdb, known once finished */
 	int err;              /* sticky: the builder must be aborted */
+	int writemap;         /* rows are written through a shared map of the file */
 	eg_progress_fn progress;
 	void *progress_arg;
 };
@@ -233,8 +235,10 @@ int eg_builder_open(const char *dir, const eg_meta *meta, eg_builder **out)
 	if ((rc = prepare_dir(dir, &b->path)))
 		goto fail;
 	size = map_size(&b->meta);
-	if (b->meta.slots * b->meta.row_bytes >= eg__build_writemap_min)
+	if (b->meta.slots * b->meta.row_bytes >= eg__build_writemap_min) {
 		flags |= MDB_WRITEMAP;
+		b->writemap = 1;
+	}
 	if ((rc = eg__mdb(mdb_env_create(&b->env))))
 		goto fail_files;
 	mdb_env_set_maxdbs(b->env, EG__MAXDBS);
@@ -273,6 +277,20 @@ uint64_t eg_builder_chunk_rows(const eg_builder *b, uint64_t chunk)
 	return eg__chunk_rows(&b->meta, chunk);
 }
 
+/* Unmaps the whole pages of a written chunk from this process: they stay in
+ * the page cache (a shared file mapping loses nothing), so a build's RSS
+ * does not grow with the table. The chunk's first page, which holds LMDB's
+ * page header, stays mapped. */
+static void release_chunk(const void *p, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t lo = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t hi = ((uintptr_t)p + len) & ~(page - 1);
+
+	if (hi > lo)
+		madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 /* Checksums the chunk the caller just filled (before any later put can
  * move a small value inside its leaf page). */
 static int seal_chunk(eg_builder *b)
@@ -285,6 +303,8 @@ static int seal_chunk(eg_builder *b)
 	if (!b->cur)
 		return 0;
 	eg__put_le64(sum, XXH3_64bits(b->cur, b->cur_bytes));
+	if (b->writemap)
+		release_chunk(b->cur, b->cur_bytes);
 	b->cur = NULL;
 	if ((rc = eg__mdb(eg__put(b->txn, b->sums, &k, &v, MDB_APPEND))))
 		return rc;

@@ -38,6 +38,8 @@ extern "C" {
 #define EG_ETOKEN     (-39907) /* a token id is outside the hash spec's vocabulary map */
 #define EG_ECORRUPT   (-39908) /* the table's file is damaged: an LMDB page, a B-tree or a
                                   chunk's place in the file is invalid */
+#define EG_ECKPT      (-39909) /* a checkpoint file (safetensors) is malformed or lacks
+                                  the tensor asked for (eg_safetensors.h) */
 
 /* Returns a static string describing err (any code a function here returns). */
 const char *eg_strerror(int err);

@@ -18,6 +18,7 @@ const char *eg_strerror(int err)
 	case EG_EHASH: return "invalid hash spec";
 	case EG_ETOKEN: return "token id outside the vocabulary map";
 	case EG_ECORRUPT: return "the table's file is damaged";
+	case EG_ECKPT: return "malformed checkpoint file, or no such tensor in it";
 	}
 	if (err >= -39999 && err <= -39900)
 		return "unknown engram error";

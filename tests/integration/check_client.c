@@ -2,7 +2,6 @@
  * byte-exact rows (against the tables' fill, egt_row_bytes), token rows
  * (against slots from the NumPy reference), pipelining, error mapping,
  * timeouts, reconnects. Request ids start above 2^32. */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -66,6 +65,17 @@ static eg_client *dial(const char *addr)
 	return c;
 }
 
+/* dial, and with reader set the client's reader thread on: the loop tests
+ * below run once each way (_i 0 and 1). */
+static eg_client *dial_mode(const char *addr, int reader)
+{
+	eg_client *c = dial(addr);
+
+	if (reader)
+		ck_assert_int_eq(eg_client_start_reader(c), 0);
+	return c;
+}
+
 /* Rows of slots of table a: its fill, not read through the table library. */
 static unsigned char *want_rows(const uint64_t *slots, size_t n)
 {
@@ -101,42 +111,6 @@ static void check_lookup(eg_client *c, size_t n)
 	free(slots);
 	free(want);
 	free(got);
-}
-
-/* SIGSTOP is delivered asynchronously: wait until every thread of pid is
- * really stopped, or a request sent next may still be answered. */
-static int all_threads_stopped(pid_t pid)
-{
-	char path[64];
-	struct dirent *e;
-	DIR *d;
-	int stopped = 1;
-
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	ck_assert_ptr_nonnull(d = opendir(path));
-	while (stopped && (e = readdir(d)) != NULL) {
-		char stat_path[640], state = 0;
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
-		if ((f = fopen(stat_path, "r")) == NULL)
-			continue; /* the thread just exited */
-		if (fscanf(f, "%*d %*s %c", &state) != 1 || state != 'T')
-			stopped = 0;
-		fclose(f);
-	}
-	closedir(d);
-	return stopped;
-}
-
-static void stop_process(pid_t pid)
-{
-	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
-	for (int i = 0; i < 5000 && !all_threads_stopped(pid); i++)
-		usleep(1000);
-	ck_assert(all_threads_stopped(pid));
 }
 
 START_TEST(lookup_unix_exact)
@@ -181,7 +155,7 @@ START_TEST(pipelined_out_of_order)
 	int order[NPIPE];
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	for (int i = 0; i < NPIPE; i++) {
 		sizes[i] = 1 + rnd() % (i % 8 == 0 ? 20000 : 300);
 		slots[i] = random_slots(sizes[i]);
@@ -193,6 +167,8 @@ START_TEST(pipelined_out_of_order)
 		memcpy(kept[i], slots[i], sizes[i] * sizeof(uint64_t));
 		memset(slots[i], 0xFF, sizes[i] * sizeof(uint64_t));
 		order[i] = i;
+		if (i % 9 == 0) /* blocking calls in between */
+			ck_assert_int_eq(eg_client_ping(c), 0);
 	}
 	for (int i = NPIPE - 1; i > 0; i--) { /* shuffle */
 		int j = (int)(rnd() % (uint64_t)(i + 1)), x = order[i];
@@ -294,9 +270,9 @@ START_TEST(timeouts)
 	double t0, dt;
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	eg_client_set_timeout(c, 200);
-	stop_process(daemon_.pid);
+	egt_stop_process(daemon_.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 2, buf, sizeof(buf), &ticket), 0);
 	t0 = now_ms();
 	ck_assert_int_eq(eg_client_wait(c, ticket, &r), -ETIMEDOUT);
@@ -327,7 +303,7 @@ START_TEST(reconnect_after_restart)
 	egt_daemon d2;
 
 	start(0);
-	c = dial(daemon_.addr);
+	c = dial_mode(daemon_.addr, _i);
 	egt_row_bytes(7, 9, ROW, want);
 	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 1, buf, ROW, &r), 0);
 	/* the daemon restarts under an idle client: the next call just works */
@@ -341,7 +317,7 @@ START_TEST(reconnect_after_restart)
 	ck_assert(memcmp(buf, want, ROW) == 0);
 	/* a ticket outstanding when the daemon dies fails; the next call
 	 * reconnects */
-	stop_process(d2.pid);
+	egt_stop_process(d2.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 1, buf, ROW, &ticket), 0);
 	ck_assert_int_eq(kill(d2.pid, SIGKILL), 0);
 	ck_assert_int_eq(egt_daemon_stop(&d2, 0), -1);
@@ -720,11 +696,11 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, lookup_unix_exact);
 	tcase_add_test(tc, lookup_tcp_exact);
-	tcase_add_test(tc, pipelined_out_of_order);
+	tcase_add_loop_test(tc, pipelined_out_of_order, 0, 2);
 	tcase_add_test(tc, errors_mapped);
 	tcase_add_test(tc, bad_addresses);
-	tcase_add_test(tc, timeouts);
-	tcase_add_test(tc, reconnect_after_restart);
+	tcase_add_loop_test(tc, timeouts, 0, 2);
+	tcase_add_loop_test(tc, reconnect_after_restart, 0, 2);
 	tcase_add_test(tc, close_with_outstanding);
 	tcase_add_test(tc, info_stats_reload);
 	tcase_add_test(tc, hash_reference_matches_numpy);

@@ -4,6 +4,7 @@ a temporary unix socket and a TCP port.
 
 ENGRAM and ENGRAMD name the binaries (tests/run.sh sets both).
 """
+import json
 import os
 import shutil
 import signal
@@ -43,6 +44,21 @@ def import_table(dir_, rows, name, dtype=None, scale_block=None, hash_spec=None,
         args += ["--chunk-slots", chunk_slots]
     engram(*args)
     os.unlink(src)
+
+
+def import_spec_table(workdir, name, rng, dim=16, dtype=None):
+    """A table name in workdir with a small engram-v1 hash spec (orders 2-3,
+    2 heads, layer 1, a 5000-token vocabulary) and random float32 rows,
+    imported as dtype: (dir, spec, rows)."""
+    from engram_client import spec as specmod
+    spec = specmod.engram_v1_specs([997, 1009], 3, 2, [1], seed=0, pad=2, vocab_size=5000)[1]
+    spec_path = os.path.join(workdir, name + ".json")
+    with open(spec_path, "w") as f:
+        json.dump(spec, f)
+    rows = rng.standard_normal((sum(sum(o) for o in spec["moduli"]), dim)).astype(np.float32)
+    dir_ = os.path.join(workdir, name)
+    import_table(dir_, rows, name, dtype=dtype, hash_spec=spec_path)
+    return dir_, spec, rows
 
 
 def export_rows(dir_, slots):

@@ -538,7 +538,8 @@ class TestWire(unittest.TestCase):
                                  (b.table, b.generation, b.row_bytes, b.count))
                 self.assertEqual(raw[a.data_off:a.data_off + a.data_len], b.data)
             if r.blocks and r.blocks[0].data:
-                self.assertEqual(wire.first_data_offset(raw, 0, len(raw)), h.blocks[0].data_off)
+                self.assertEqual(wire.first_data(raw, 0, len(raw)),
+                                 (h.blocks[0].data_off, h.blocks[0].data_len))
         with self.assertRaises(ec.ProtocolError):
             wire.parse_response(memoryview(b"\x42\x05ab"), 0, 4)  # block runs past the end
 

@@ -163,5 +163,46 @@ class TestGating(unittest.TestCase):
         self.assertIn("not served", p.stderr)
 
 
+class TestGatingTorch(unittest.TestCase):
+    """The torch path of the example: tensors over the received rows."""
+
+    @classmethod
+    def setUpClass(cls):
+        if gating.torch is None:
+            raise unittest.SkipTest("PyTorch (python3-torch) is not installed; "
+                                    "scripts/deps.sh installs it")
+
+    def setUp(self):
+        self.client = ec.Client(FIX["daemon"].unix, timeout=20)
+        self.addCleanup(self.client.close)
+
+    def test_torch_rows_and_forward_match_numpy(self):
+        torch = gating.torch
+        rng = np.random.default_rng(10)
+        B, L = 2, 9
+        tokens = rng.integers(0, 1000, (B, L))
+        params = gating.layer_params(self.client, TABLES, 32, 4, 4, 3, seed=0)
+        hidden = rng.standard_normal((B, L, 4, 32)).astype(np.float32)
+        ref = gating.fetch(self.client, TABLES, tokens)()
+        got = gating.fetch(self.client, TABLES, tokens, as_torch=True, decode=False)()
+        for name in TABLES:
+            t = got[name]
+            self.assertEqual((t.dtype, tuple(t.shape)), (torch.bfloat16, ref[name].shape))
+            np.testing.assert_array_equal(t.float().numpy(), ref[name])
+            out, gates = gating.engram_forward(params[name], hidden, t, backend="torch")
+            want_out, want_gates = gating.engram_forward(params[name], hidden, ref[name])
+            np.testing.assert_allclose(gates, want_gates, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(out, want_out, rtol=1e-3, atol=1e-4)
+
+    def test_program_with_torch(self):
+        p = subprocess.run([sys.executable, GATING_PY, "--connect", FIX["daemon"].unix,
+                            "--hidden-dim", "32", "--batch", "2", "--seq-len", "8",
+                            "--backend", "torch"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("backend torch", p.stdout)
+        self.assertEqual(len([ln for ln in p.stdout.splitlines() if ln.startswith("layer ")]), 2)
+
+
 if __name__ == "__main__":
     unittest.main()

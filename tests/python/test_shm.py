@@ -5,7 +5,6 @@ the slots of the NumPy reference, engram_ref.py), the plain socket path and
 `engram table export`.
 """
 import array
-import json
 import os
 import shutil
 import socket
@@ -16,11 +15,10 @@ import unittest
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from client_support import Daemon, export_rows, import_table  # noqa: E402
+from client_support import Daemon, export_rows, import_spec_table, import_table  # noqa: E402
 import engram_ref  # noqa: E402
 
 import engram_client as ec  # noqa: E402
-from engram_client import spec as specmod  # noqa: E402
 from engram_client import wire  # noqa: E402
 from engram_client._pb import pb  # noqa: E402
 
@@ -34,14 +32,7 @@ def setUpModule():
     FIX["f32"] = rng.standard_normal((5000, 24)).astype(np.float32)
     dirs["f32"] = os.path.join(d, "f32")
     import_table(dirs["f32"], FIX["f32"], "f32", chunk_slots=512)
-    specs = specmod.engram_v1_specs([997, 1009], 3, 2, [1], seed=0, pad=2, vocab_size=5000)
-    spec_path = os.path.join(d, "layer1.json")
-    with open(spec_path, "w") as f:
-        json.dump(specs[1], f)
-    nslots = sum(sum(o) for o in specs[1]["moduli"])
-    dirs["layer1"] = os.path.join(d, "layer1")
-    FIX["spec"], FIX["layer1"] = specs[1], rng.standard_normal((nslots, 16)).astype(np.float32)
-    import_table(dirs["layer1"], FIX["layer1"], "layer1", hash_spec=spec_path)
+    dirs["layer1"], FIX["spec"], FIX["layer1"] = import_spec_table(d, "layer1", rng)
     FIX["dirs"] = dirs
     FIX["daemon"] = Daemon(dirs, extra=["--max-shm", "64M"], workdir=os.path.join(d, "run"))
 

@@ -78,6 +78,42 @@ int egt_fd_count(pid_t pid)
 	return n - (pid == getpid()); /* opendir's own fd */
 }
 
+/* SIGSTOP is delivered asynchronously: wait until every thread of pid is
+ * really stopped, or a request sent next may still be answered. */
+static int all_threads_stopped(pid_t pid)
+{
+	char path[64];
+	struct dirent *e;
+	DIR *d;
+	int stopped = 1;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	ck_assert_ptr_nonnull(d = opendir(path));
+	while (stopped && (e = readdir(d)) != NULL) {
+		char stat_path[640], state = 0;
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(stat_path, sizeof(stat_path), "%s/%s/stat", path, e->d_name);
+		if ((f = fopen(stat_path, "r")) == NULL)
+			continue; /* the thread just exited */
+		if (fscanf(f, "%*d %*s %c", &state) != 1 || state != 'T')
+			stopped = 0;
+		fclose(f);
+	}
+	closedir(d);
+	return stopped;
+}
+
+void egt_stop_process(pid_t pid)
+{
+	ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+	for (int i = 0; i < 5000 && !all_threads_stopped(pid); i++)
+		usleep(1000);
+	ck_assert(all_threads_stopped(pid));
+}
+
 /* One ping over a fresh connection; 0 when a Pong came back. */
 static int ping(const char *path)
 {

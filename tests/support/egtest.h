@@ -151,4 +151,8 @@ void egt_conn_close(egt_conn *c);
  * -1 when it died from a signal. */
 int egt_daemon_stop(egt_daemon *d, int sig);
 
+/* SIGSTOPs pid and returns once every thread of it is stopped (the signal
+ * is asynchronous: a request sent right after kill() may still be answered). */
+void egt_stop_process(pid_t pid);
+
 #endif

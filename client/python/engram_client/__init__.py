@@ -10,8 +10,9 @@ Several daemons (replicas, tables routed to hosts, failover behind a load
 balancer): Fleet, or connect(spec), which returns a Client for one address
 and a Fleet otherwise (fleet.py).
 
-engram_client.spec writes hash specs for tables (imported on its own:
-`from engram_client import spec`).
+engram_client.spec writes hash specs for tables and engram_client.torch
+turns rows into torch.Tensors without a copy (each imported on its own:
+`from engram_client import spec`; the torch module needs PyTorch).
 """
 from .client import Client, Future, Pong, ReloadResult, Stats, TableInfo, parse_address
 from .fleet import Fleet, FleetFuture, connect

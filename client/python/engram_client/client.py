@@ -6,10 +6,18 @@
     ...                                            # ... compute meanwhile
     blocks = fut.result()                          # {table: [T, rows, dim]}
 
-Responses come back in request order per connection; a future's result()
-reads (and keeps) the responses of earlier requests on the way. A Client is
-safe to share between threads (one lock around the connection), but one
-client per thread pipelines better.
+Responses come back in request order per connection. The *_async calls
+only queue their request: threads of the client send it and read the answer
+as its bytes arrive, so the whole fetch goes on while the caller computes
+(Client(background=False) sends in the call and leaves all reading to
+result(), as blocking calls do). A Client is safe to
+share between threads, but one client per thread pipelines better.
+
+Rows land where the caller wants them: lookup(..., out=buf) receives them
+into buf (a NumPy array, a CPU torch.Tensor or any writable buffer of
+exactly n x row_bytes bytes) and returns buf, and as_torch=True returns
+torch.Tensors sharing memory with the received rows (bf16 as
+torch.bfloat16; see engram_client.torch).
 
 Same-host fast path (unix sockets): Client(addr, shm_bytes=N) or
 client.attach_shm(N) hands the daemon a shared buffer (a sealed memfd); then
@@ -17,6 +25,8 @@ lookup(..., shm=True) / tokens(..., shm=True) have the daemon write the rows
 straight into it and return numpy views of the mapping, no row bytes on the
 socket. Such a view is valid until the next shm call whose range overlaps it
 (by default every shm call writes at offset 0): copy what must outlive that.
+A lookup whose out= lies inside the shared buffer is written there by the
+daemon directly, whatever shm says.
 
 Failures raise EngramError subclasses (errors.py). When the connection
 breaks or a wait times out, every outstanding future fails and the next call
@@ -30,23 +40,18 @@ With monotonic=True every answer raises its tables' entries, so the client
 never returns a table's rows of an older generation than it did before.
 Several daemons (replicas, routes, failover): fleet.py.
 """
-import array
 import collections
 import fcntl
 import mmap
 import os
-import select
-import socket
-import threading
-import time
 
 import numpy as np
 
 from . import check, wire
 from ._pb import pb
-from .errors import (EngramConnectionError, EngramError, EngramTimeout, NotFound,
-                     ProtocolError, Unavailable, from_status)
+from .errors import EngramConnectionError, EngramError, NotFound, ProtocolError, Unavailable
 from .rows import DTYPES, Layout, rows_array
+from .transport import Future, Transport
 
 TableInfo = collections.namedtuple(
     "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
@@ -61,22 +66,6 @@ ReloadResult = collections.namedtuple(
 # Largest response frame accepted whatever the request (each request also
 # bounds its answer: check.frame_limit).
 DEFAULT_MAX_FRAME = 1 << 34
-# Row data is placed at this alignment in memory (first block of a frame).
-_ALIGN = 64
-_READ_AHEAD = 1 << 16
-# A frame whose length is bounded only by what no table can exceed (its
-# tables' layouts not known yet) starts in a buffer this big.
-_GROW_FROM = 64 << 20
-
-_POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
-_POLLOUT = select.POLLOUT
-
-
-def _aligned(n, off):
-    """A uint8 array of n bytes whose byte off (None: any) is 64-byte aligned."""
-    buf = np.empty(n + _ALIGN, dtype=np.uint8)
-    shift = 0 if off is None else -(buf.ctypes.data + off) % _ALIGN
-    return buf[shift:shift + n]
 
 
 def parse_address(addr):
@@ -92,62 +81,55 @@ def parse_address(addr):
     raise ValueError(f"address {addr!r} is not unix:PATH or tcp:HOST:PORT")
 
 
-class Future:
-    """A request sent and not yet collected. result() waits for it."""
-
-    __slots__ = ("_client", "id", "kind", "_args", "_frame", "_header", "_exc",
-                 "_done", "_retryable", "generations")
-
-    def __init__(self, client, req_id, kind, args):
-        self._client, self.id, self.kind, self._args = client, req_id, kind, args
-        self._frame = self._header = self._exc = None
-        self._done = False
-        self._retryable = False
-        # {table: generation} of the rows, filled by result().
-        self.generations = None
-
-    def done(self):
-        """True when the response has been read (result() will not block)."""
-        return self._done
-
-    def result(self, timeout=None):
-        """The call's value; raises its EngramError. timeout (seconds) bounds
-        this wait (default: the client's timeout)."""
-        return self._client._collect(self, timeout)
+def _torch():
+    try:
+        from . import torch as et
+    except ImportError:
+        raise ImportError("as_torch=True and torch out= buffers need PyTorch "
+                          "(Debian: python3-torch)") from None
+    return et
 
 
-class Client:
+def _out_bytes(out):
+    """A flat writable uint8 view of the caller's buffer (no copy)."""
+    if type(out).__module__.split(".")[0] == "torch":
+        arr = _torch().as_numpy(out)
+    elif isinstance(out, np.ndarray):
+        arr = out
+    else:
+        arr = np.frombuffer(out, dtype=np.uint8)
+    if not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError("out= must be a writable, C-contiguous buffer")
+    return arr.reshape(-1).view(np.uint8)
+
+
+class Client(Transport):
     """A connection to engramd at addr ("unix:/path" or "tcp:host:port").
 
     timeout (seconds, None = no limit) bounds connecting and every wait.
     The connection is opened here; a failure raises EngramConnectionError.
+    background=False: no sender and reader threads; futures move only in
+    the calls (a request is sent by its call, its answer read by result()).
     """
 
     def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
-                 shm_bytes=None, monotonic=False):
+                 shm_bytes=None, monotonic=False, background=True):
         self.addr = addr
         self.min_generation = {}  # {table: oldest generation accepted}
         self.monotonic = monotonic
         self._family, self._target = parse_address(addr)
         self.timeout = timeout
         self.max_frame = max_frame
-        self._sock = None
-        self._poll = None
-        self._next_id = 1
-        self._pending = collections.deque()
-        self._rbuf = bytearray(_READ_AHEAD)
-        self._rmv = memoryview(self._rbuf)
-        self._rpos = self._rend = 0
+        self._init_transport(background)
         self._layouts = {}      # {table: Layout} and {table: rows per token},
         self._rpts = {}         # from info on the current connection
-        self._lock = threading.RLock()
         self._shm_fd = None     # the shared buffer's memfd, once attached
         self._shm_map = None    # its mmap, and a uint8 array over it
         self._shm = None
         if shm_bytes and self._family != "unix":
             raise ValueError("a shared buffer needs a unix:PATH address")
         if connect:
-            with self._lock:
+            with self._wlock, self._lock:
                 self._connect()
         if shm_bytes:
             self.attach_shm(shm_bytes)
@@ -188,7 +170,7 @@ class Client:
             raise ValueError("a shared buffer needs a unix:PATH address")
         if nbytes <= 0:
             raise ValueError("shm_bytes must be positive")
-        with self._lock:
+        with self._wlock, self._lock:
             if self._shm_fd is not None:
                 raise EngramError("a shared buffer is already attached")
             if self._pending:
@@ -219,35 +201,31 @@ class Client:
         """The attached shared buffer (uint8 ndarray), or None."""
         return self._shm
 
-    def lookup(self, table, slots, decode=False, shm=False, shm_offset=0):
+    def lookup(self, table, slots, decode=False, shm=False, shm_offset=0, out=None,
+               as_torch=False):
         """Rows of slots (any integer sequence/array) of table: ndarray
         [n, dim] (see rows.py for dtypes and decode). With shm=True (after
         attach_shm) the daemon writes the rows into the shared buffer at
         shm_offset and the result is a view of it, valid until the next shm
-        call writing over that range."""
+        call writing over that range. out=buf: the rows as stored go into
+        buf (n x row_bytes bytes, no decode), which is returned; inside the
+        shared buffer the daemon writes them there itself. as_torch=True:
+        a torch.Tensor sharing the rows' memory."""
         return self._call("lookup", wire.REQ_LOOKUP,
-                          *self._lookup_args(table, slots, decode, shm, shm_offset))
+                          *self._lookup_args(table, slots, decode, shm, shm_offset, out),
+                          wrap=self._wrapper(out, as_torch))
 
-    def lookup_async(self, table, slots, decode=False, shm=False, shm_offset=0):
-        """Sends a lookup now; Future whose result() is lookup()'s value."""
+    def lookup_async(self, table, slots, decode=False, shm=False, shm_offset=0, out=None,
+                     as_torch=False):
+        """Sends a lookup now; Future whose result() is lookup()'s value.
+        The rows are received as they arrive, while the caller computes."""
         return self._submit("lookup", wire.REQ_LOOKUP,
-                            *self._lookup_args(table, slots, decode, shm, shm_offset))
-
-    def _lookup_args(self, table, slots, decode, shm, shm_offset):
-        offset = self._shm_offset(shm, shm_offset)
-        slots = np.asarray(slots)  # once: lists of millions are slow to convert
-        body = wire.lookup_body(table, slots, offset, self.min_generation.get(table, 0))
-        return body, (table, decode, int(slots.size), offset)
-
-    def _shm_offset(self, shm, offset):
-        if not shm:
-            return None
-        if self._shm is None:
-            raise EngramError("shm=True needs a shared buffer: call attach_shm first")
-        return int(offset)
+                            *self._lookup_args(table, slots, decode, shm, shm_offset, out,
+                                               lazy=self._background_reads),
+                            wrap=self._wrapper(out, as_torch), background=True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
-               shm=False, shm_offset=0):
+               shm=False, shm_offset=0, as_torch=False):
         """Rows of every returned token for each table, hashed by the daemon
         with the table's hash spec: {table: ndarray [T, rows_per_token, dim]}.
 
@@ -255,17 +233,20 @@ class Client:
         equal-length sequences (then seq_lens defaults to its rows). context:
         per sequence, leading tokens that are history only (no rows).
         shm=True: the blocks go into the shared buffer back to back from
-        shm_offset; the arrays are views of it (see lookup)."""
+        shm_offset; the arrays are views of it (see lookup). as_torch=True:
+        torch.Tensors sharing the rows' memory."""
         args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
                                  self._shm_offset(shm, shm_offset), self.min_generation)
-        return self._call("tokens", wire.REQ_TOKENS, args[0], args[1])
+        return self._call("tokens", wire.REQ_TOKENS, args[0], args[1],
+                          wrap=self._wrapper(None, as_torch))
 
     def tokens_async(self, tables, token_ids, seq_lens=None, context=None, decode=False,
-                     shm=False, shm_offset=0):
+                     shm=False, shm_offset=0, as_torch=False):
         """Sends a token lookup now; Future whose result() is tokens()'s value."""
         args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
                                  self._shm_offset(shm, shm_offset), self.min_generation)
-        return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1])
+        return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1],
+                            wrap=self._wrapper(None, as_torch), background=True)
 
     def close(self):
         """Closes the connection; outstanding futures fail."""
@@ -279,6 +260,57 @@ class Client:
         self.close()
 
     # ---- requests ----------------------------------------------------------
+
+    def _lookup_args(self, table, slots, decode, shm, shm_offset, out, lazy=False):
+        """(body, args, out bytes) of a lookup. lazy: the body is a function
+        encoding a copy of the slots later (the sender thread calls it), so
+        issuing costs the caller a copy, and it may reuse its array."""
+        slots = wire.slot_ids(slots)  # checked here: errors raise in the caller
+        n = int(slots.size)
+        offset = self._shm_offset(shm, shm_offset)
+        ob = None
+        if out is not None:
+            if decode:
+                raise ValueError("out= receives the rows as stored: not with decode=True")
+            ob = _out_bytes(out)
+            lay = self._layout(table, None)
+            if len(ob) != n * lay.row_bytes:
+                raise ValueError(f"out= holds {len(ob)} bytes; {n} rows of table {table!r} "
+                                 f"are {n * lay.row_bytes}")
+            inside = self._shm_place(ob)
+            if inside is not None:
+                offset = inside
+        floor = self.min_generation.get(table, 0)  # as of the call
+        if lazy:
+            ids = slots.copy()
+            body = lambda: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
+        else:
+            body = wire.lookup_body(table, slots, offset, floor)
+        return body, (table, decode, n, offset), ob
+
+    def _shm_place(self, ob):
+        """Offset of buffer ob in the shared buffer, or None when outside."""
+        if self._shm is None or not len(ob):
+            return None
+        off = ob.ctypes.data - self._shm.ctypes.data
+        return off if 0 <= off and off + len(ob) <= len(self._shm) else None
+
+    def _shm_offset(self, shm, offset):
+        if not shm:
+            return None
+        if self._shm is None:
+            raise EngramError("shm=True needs a shared buffer: call attach_shm first")
+        return int(offset)
+
+    @staticmethod
+    def _wrapper(out, as_torch):
+        """What result() returns instead of the rows array(s), or None."""
+        if out is not None:
+            return lambda rows, lay: out
+        if as_torch:
+            et = _torch()
+            return lambda rows, lay: et.as_tensor(rows, lay)
+        return None
 
     @staticmethod
     def _tokens_args(tables, token_ids, seq_lens, context, decode, shm_offset=None,
@@ -294,275 +326,24 @@ class Client:
         ntok = check.tokens_out(int(ids.size), seq_lens, context)
         return body, (tables, decode, ntok, shm_offset)
 
-    def _call(self, kind, field, body, args=None):
-        fut = self._submit(kind, field, body, args)
+    def _call(self, kind, field, body, args=None, out=None, wrap=None):
+        fut = self._submit(kind, field, body, args, out, wrap)
         try:
             return fut.result()
         except EngramConnectionError:
             if not fut._retryable:
                 raise
-        return self._submit(kind, field, body, args).result()
+        return self._submit(kind, field, body, args, out, wrap).result()
 
-    def _submit(self, kind, field, body, args=None):
-        with self._lock:
-            fresh = self._ensure_connected()
-            req_id = self._next_id
-            self._next_id += 1
-            fut = Future(self, req_id, kind, args)
-            # A request that alone met a connection opened before it may be
-            # resent once on a new one if that connection turns out dead.
-            fut._retryable = not fresh and not self._pending
-            self._pending.append(fut)
-            data = wire.request(req_id, field, body)
-            deadline = self._deadline(None)
-            try:
-                self._send(data, deadline)
-            except EngramError as e:
-                if isinstance(e, EngramConnectionError):
-                    self._drain(deadline)
-                # fails whatever is still outstanding, this request included
-                # unless a response (an error for it) already arrived
-                self._break(e)
-            return fut
-
-    def _deadline(self, timeout):
-        t = self.timeout if timeout is None else timeout
-        return None if t is None else time.monotonic() + t
-
-    @staticmethod
-    def _remaining(deadline):
-        if deadline is None:
-            return None
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise EngramTimeout("timed out waiting for engramd")
-        return left
-
-    # ---- connection ----------------------------------------------------------
-
-    def _connect(self):
-        timeout = self.timeout
-        try:
-            if self._family == "unix":
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                try:
-                    s.settimeout(timeout)
-                    s.connect(self._target)
-                except BaseException:
-                    s.close()
-                    raise
-            else:
-                s = socket.create_connection(self._target, timeout=timeout)
-                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except socket.timeout:
-            raise EngramTimeout(f"connecting to {self.addr}: timed out") from None
-        except OSError as e:
-            raise EngramConnectionError(f"connecting to {self.addr}: {e.strerror or e}") from None
-        self._sock = s
-        # another daemon may serve other layouts: learn them again
-        self._layouts, self._rpts = {}, {}
-        self._poll = select.poll()
-        self._poll.register(s.fileno(), _POLLIN | _POLLOUT)
-        self._rpos = self._rend = 0
-        if self._shm_fd is not None:
-            self._send_attach()
-
-    def _send_attach(self):
-        """Attaches the shared buffer: the first frame of the connection,
-        with the memfd as SCM_RIGHTS."""
-        req_id = self._next_id
-        self._next_id += 1
-        fut = Future(self, req_id, "attach", None)
-        self._pending.append(fut)
-        body = pb.AttachShmRequest(size=len(self._shm)).SerializeToString()
-        data = wire.request(req_id, wire.REQ_ATTACH_SHM, body)
-        deadline = self._deadline(None)
-        try:
-            self._sock.settimeout(self.timeout)
-            sent = self._sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                                array.array("i", [self._shm_fd]))])
-            if sent < len(data):
-                self._send(data[sent:], deadline)
-            while not fut._done:
-                self._read_one(deadline)
-        except OSError as e:
-            self._break(self._conn_error("attaching a shared buffer on", e))
-        except EngramError as e:
-            self._break(e)
-        if fut._exc is not None:
-            self._break(fut._exc)
-            raise fut._exc
-    def _ensure_connected(self):
-        """Connects when needed; True when the connection is new. An idle
-        connection the daemon has closed (restart) is replaced."""
-        if self._sock is not None and not self._pending:
-            if self._idle_connection_dead():
-                self._break(EngramConnectionError("daemon closed the connection"))
-        if self._sock is None:
-            self._connect()
-            return True
-        return False
-
-    def _idle_connection_dead(self):
-        if self._rend > self._rpos:
-            return True  # bytes nobody asked for: the stream is out of step
-        # Readable while idle: either EOF (the daemon went away) or bytes
-        # nobody asked for; both mean this connection is done.
-        p = select.poll()
-        p.register(self._sock.fileno(), _POLLIN)
-        return bool(p.poll(0))
-
-    def _break(self, exc):
-        """Drops the connection; every outstanding future fails with exc."""
-        if self._sock is not None:
-            try:
-                self._sock.close()
-            except OSError:
-                pass
-        self._sock = self._poll = None
-        self._rpos = self._rend = 0
-        while self._pending:
-            fut = self._pending.popleft()
-            fut._exc, fut._done = exc, True
-
-    def _send(self, data, deadline):
-        """Writes data; while the socket is full, reads responses (so a
-        daemon that stops reading until we drain its output cannot wedge)."""
-        mv = memoryview(data)
-        off, total = 0, len(data)
-        sock = self._sock
-        while off < total:
-            try:
-                sock.settimeout(0.0)  # never block in send (reads set a timeout)
-                off += sock.send(mv[off:])
-                continue
-            except BlockingIOError:
-                pass
-            except OSError as e:
-                raise self._conn_error("sending to", e) from None
-            left = self._remaining(deadline)
-            events = self._poll.poll(None if left is None else max(1, int(left * 1000)))
-            if not events:
-                raise EngramTimeout(f"timed out sending to {self.addr}")
-            if events[0][1] & _POLLIN:
-                self._read_one(deadline)
-
-    def _drain(self, deadline):
-        """After a failed send: the daemon may have answered (e.g. TOO_LARGE
-        for a frame over its limit) and then closed; read what it sent."""
-        try:
-            while self._pending:
-                self._read_one(deadline)
-        except EngramError:
-            pass
-
-    def _conn_error(self, what, e):
-        if isinstance(e, socket.timeout):
-            return EngramTimeout(f"timed out waiting for {self.addr}")
-        return EngramConnectionError(f"{what} {self.addr}: {e.strerror or e}")
-
-    # ---- receiving -----------------------------------------------------------
-
-    def _collect(self, fut, timeout):
-        with self._lock:
-            deadline = self._deadline(timeout)
-            while not fut._done:
-                if self._sock is None or not self._pending:
-                    raise ProtocolError("future is not outstanding on this client")
-                try:
-                    self._read_one(deadline)
-                except EngramError as e:
-                    self._break(e)
-            if fut._exc is not None:
-                raise fut._exc
-            return self._finish(fut)
-
-    def _recv_into(self, mv, deadline):
-        sock = self._sock
-        try:
-            sock.settimeout(self._remaining(deadline))
-            n = sock.recv_into(mv)
-        except OSError as e:
-            raise self._conn_error("reading from", e) from None
-        if n == 0:
-            raise EngramConnectionError(f"{self.addr} closed the connection")
-        return n
-
-    def _fill(self, deadline):
-        """Reads more into the read-ahead buffer."""
-        if self._rpos:
-            n = self._rend - self._rpos
-            self._rbuf[:n] = self._rbuf[self._rpos:self._rend]
-            self._rpos, self._rend = 0, n
-        self._rend += self._recv_into(self._rmv[self._rend:], deadline)
-
-    def _read_frame(self, deadline):
-        """One response frame as a fresh writable uint8 array whose first
-        row block (if any) starts at a 64-byte aligned address."""
-        while True:
-            try:
-                length, pos = wire.read_varint(self._rbuf, self._rpos, self._rend)
-                break
-            except ProtocolError:
-                if self._rend - self._rpos >= 10:
-                    raise
-                self._fill(deadline)
-        fut = self._pending[0]
-        limit, exact = check.frame_limit(fut.kind, fut._args, self._layouts, self._rpts)
-        limit = min(self.max_frame, limit)
-        if length > limit:
-            raise ProtocolError(f"daemon announced a response of {length} bytes to request "
-                                f"{fut.id}; a true answer has at most {limit}")
-        self._rpos = pos
-        try:
-            # a length only bounded loosely is not allocated at once
-            return self._read_body(length, deadline, length if exact else _GROW_FROM)
-        except EngramConnectionError:
-            raise ProtocolError(f"{self.addr} closed the connection in the middle of a "
-                                f"response (a truncated frame)") from None
-
-    def _read_body(self, length, deadline, room):
-        """The length bytes of a frame whose length prefix is read, in a
-        buffer of room bytes at first, doubled as the bytes come."""
-        want = min(length, 256)
-        while self._rend - self._rpos < want:
-            self._fill(deadline)
-        take = min(self._rend - self._rpos, length)
-        off = wire.first_data_offset(self._rbuf, self._rpos, self._rpos + take)
-        frame = _aligned(min(length, max(room, take)), off)
-        frame[:take] = np.frombuffer(self._rbuf, np.uint8, take, self._rpos)
-        self._rpos += take
-        if self._rpos == self._rend:
-            self._rpos = self._rend = 0
-        got = take
-        while got < length:
-            if got == len(frame):
-                bigger = _aligned(min(length, 2 * got), off)
-                bigger[:got] = frame
-                frame = bigger
-            got += self._recv_into(memoryview(frame)[got:], deadline)
-        return frame
-
-    def _read_one(self, deadline):
-        """Reads the next response and completes the oldest future with it."""
-        frame = self._read_frame(deadline)
-        hdr = wire.parse_response(memoryview(frame), 0, len(frame))
-        fut = self._pending[0]
-        if hdr.id != fut.id and not (hdr.id == 0 and hdr.status != 0):
-            raise ProtocolError(f"response id {hdr.id} does not match request {fut.id}")
-        self._pending.popleft()
-        if hdr.status != 0:
-            fut._exc = from_status(hdr.status, hdr.error)
-        else:
-            fut._frame, fut._header = frame, hdr
-        fut._done = True
+    def _submit(self, kind, field, body, args=None, out=None, wrap=None, background=False):
+        fut = Future(self, None, kind, args)
+        fut._out, fut._wrap, fut._background = out, wrap, background
+        return self._submit_future(fut, field, body)
 
     # ---- turning responses into values --------------------------------------
 
     def _finish(self, fut):
         frame, hdr, kind = fut._frame, fut._header, fut.kind
-        if kind == "attach":
-            return None
         if kind == "lookup":
             table, decode, nslots, shm_offset = fut._args
             check.block_list(hdr.blocks, [table])
@@ -571,7 +352,11 @@ class Client:
             check.block_rows(0, blk, nslots, shm_offset, self._shm_size())
             fut.generations = {table: blk.generation}
             self._check_generations(fut.generations)
-            return self._block_rows(frame, blk, lay, decode)
+            if fut._out is not None:
+                self._place_out(fut, frame, blk)
+                return fut._wrap(None, lay)
+            rows = self._block_rows(frame, blk, lay, decode)
+            return fut._wrap(rows, lay) if fut._wrap else rows
         if kind == "tokens":
             return self._token_rows(fut, frame, hdr)
         try:
@@ -599,6 +384,25 @@ class Client:
             return [ReloadResult(r.table, r.old_generation, r.new_generation, r.reloaded,
                                  r.error, r.path) for r in msg.reload.results]
         raise ProtocolError(f"unknown request kind {kind}")
+
+    def _place_out(self, fut, frame, blk):
+        """The rows of a checked lookup block into the caller's buffer: there
+        already (received into it, or written by the daemon into it inside
+        the shared buffer), else copied."""
+        out, size = fut._out, blk.count * blk.row_bytes
+        if len(out) != size:
+            raise ProtocolError(f"the answer holds {size} bytes of rows; out= has {len(out)}")
+        if blk.shm:
+            src = self._shm[blk.shm_offset:blk.shm_offset + size]
+        elif fut._direct is not None:
+            if fut._direct != blk.data_off:
+                raise ProtocolError(f"rows received at frame offset {fut._direct}, but the "
+                                    f"answer puts them at {blk.data_off}")
+            return
+        else:
+            src = frame[blk.data_off:blk.data_off + size]
+        if size and src.ctypes.data != out.ctypes.data:
+            out[:] = src
 
     def _layout(self, table, row_bytes):
         """The layout of table; row_bytes (None = any) must match it."""
@@ -632,7 +436,8 @@ class Client:
                                     f"table {table!r} has {per}")
             shm_offset = check.block_rows(i, blk, ntok * per, shm_offset, self._shm_size())
             rows = self._block_rows(frame, blk, lay, decode)
-            out[table] = rows.reshape((ntok, per) + rows.shape[1:])
+            rows = rows.reshape((ntok, per) + rows.shape[1:])
+            out[table] = fut._wrap(rows, lay) if fut._wrap else rows
             gens[table] = blk.generation
         fut.generations = gens
         self._check_generations(gens)

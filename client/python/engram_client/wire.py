@@ -85,6 +85,12 @@ def _as_u64(values, what):
     raise TypeError(f"{what} must be integers, not {a.dtype}")
 
 
+def slot_ids(values):
+    """Slots as a flat uint64 array (a view when they already are one);
+    TypeError or ValueError for what cannot be slots."""
+    return _as_u64(values, "slots")
+
+
 def _field_bytes(tag, payload):
     return bytes((tag,)) + varint(len(payload)) + payload
 
@@ -281,10 +287,11 @@ def parse_response(mv, start, end):
     return h
 
 
-def first_data_offset(mv, start, end):
-    """Offset (from start) of the first block's data in a Response of which
-    only mv[start:end] has arrived, or None when it is not in that part.
-    Used to place a frame in memory so the first block's rows are aligned."""
+def first_data(mv, start, end):
+    """(offset from start, length) of the first block's data in a Response
+    of which only mv[start:end] has arrived, or (None, 0) when it is not in
+    that part. Used to place a frame in memory so the first block's rows
+    are aligned, or to receive them into a caller's buffer."""
     pos = start
     try:
         while pos < end:
@@ -296,11 +303,11 @@ def first_data_offset(mv, start, end):
                 while pos < stop:
                     key, pos = read_varint(mv, pos, stop)
                     if key == (5 << 3) | 2:
-                        pos = read_varint(mv, pos, stop)[1]
-                        return pos - start
+                        dlen, pos = read_varint(mv, pos, stop)
+                        return pos - start, dlen
                     pos = _skip(mv, pos, stop, key & 7)
-                return None
+                return None, 0
             pos = _skip(mv, pos, end, wire)
     except ProtocolError:
-        return None
-    return None
+        return None, 0
+    return None, 0

@@ -1,0 +1,158 @@
+"""Issue now, collect later: an *_async call only queues its request; the
+client's sender thread sends it and its reader thread reads the answer
+while the caller does something else, so an answer far larger than the
+socket buffers is complete before result() is called.
+Without the thread (background=False, the old behaviour) the same answer
+does not move until result(). Also: the thread ends with its client, and
+blocking calls, futures and threads mixed on one client all get their own
+rows.
+"""
+import gc
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import unittest
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from client_support import Daemon, import_table  # noqa: E402
+
+import engram_client as ec  # noqa: E402
+
+FIX = {}
+ROWS, DIM = 40000, 24
+BIG = 30000  # slots per lookup: ~2.9 MB of rows, far over the socket buffers
+
+
+def setUpModule():
+    d = FIX["dir"] = tempfile.mkdtemp(prefix="engram-overlap-")
+    FIX["src"] = np.random.default_rng(3).standard_normal((ROWS, DIM)).astype(np.float32)
+    tdir = os.path.join(d, "t")
+    import_table(tdir, FIX["src"], "t", chunk_slots=4096)
+    FIX["daemon"] = Daemon({"t": tdir}, workdir=os.path.join(d, "run"))
+
+
+def tearDownModule():
+    if FIX.get("daemon") is not None:
+        FIX["daemon"].cleanup()
+    shutil.rmtree(FIX.get("dir", "/nonexistent"), ignore_errors=True)
+
+
+def readers():
+    return sum(t.name == "engram-reader" for t in threading.enumerate())
+
+
+class TestOverlap(unittest.TestCase):
+    def setUp(self):
+        self.d = FIX["daemon"]
+        self.rng = np.random.default_rng(4)
+
+    def want(self, s):
+        return FIX["src"][s.astype(np.int64)]
+
+    def wait_done(self, fut, seconds):
+        end = time.monotonic() + seconds
+        while not fut.done() and time.monotonic() < end:
+            time.sleep(0.01)  # the caller "computes": it never calls the client
+        return fut.done()
+
+    def test_answers_arrive_while_the_caller_computes(self):
+        for addr in (self.d.unix, self.d.tcp):
+            with ec.Client(addr, timeout=30) as c:
+                c.ping()
+                s = self.rng.integers(0, ROWS, BIG, dtype=np.uint64)
+                futs = [c.lookup_async("t", s), c.lookup_async("t", s[::-1].copy())]
+                for f in futs:
+                    self.assertTrue(self.wait_done(f, 20), f"{addr}: not read in the background")
+                np.testing.assert_array_equal(futs[0].result(), self.want(s))
+                np.testing.assert_array_equal(futs[1].result(), self.want(s[::-1]))
+
+    def test_issuing_copies_the_slots(self):
+        # the request goes out later, from the sender thread: it must be
+        # made of the slots as they were when issued
+        with ec.Client(self.d.unix, timeout=30) as c:
+            s = self.rng.integers(0, ROWS, BIG, dtype=np.uint64)
+            keep = s.copy()
+            futs = [c.lookup_async("t", s) for _ in range(3)]
+            s[:] = 0
+            for f in futs:
+                np.testing.assert_array_equal(f.result(), self.want(keep))
+            with self.assertRaises(ValueError):
+                c.lookup_async("t", [-1])  # refused in the call, not later
+            self.assertEqual(c.ping().protocol_version, 1)
+
+    def test_without_the_reader_nothing_moves_until_result(self):
+        with ec.Client(self.d.unix, timeout=30, background=False) as c:
+            s = self.rng.integers(0, ROWS, BIG, dtype=np.uint64)
+            fut = c.lookup_async("t", s)
+            self.assertFalse(self.wait_done(fut, 0.5))
+            np.testing.assert_array_equal(fut.result(), self.want(s))
+
+    def no_readers_left(self):
+        end = time.monotonic() + 10
+        while readers() and time.monotonic() < end:
+            gc.collect()
+            time.sleep(0.05)
+        return readers() == 0
+
+    def test_the_reader_ends_with_its_client(self):
+        self.assertTrue(self.no_readers_left())  # those of closed clients of other tests
+        c = ec.Client(self.d.unix, timeout=30)
+        c.lookup_async("t", [1, 2]).result()
+        self.assertEqual(readers(), 1)
+        c.close()
+        self.assertTrue(self.no_readers_left())
+        c2 = ec.Client(self.d.unix, timeout=30)
+        c2.lookup_async("t", [3]).result()
+        self.assertEqual(readers(), 1)
+        del c2  # never closed: the thread must not keep it alive
+        self.assertTrue(self.no_readers_left())
+
+    def test_mixed_calls_and_threads(self):
+        c = ec.Client(self.d.unix, timeout=30)
+        self.addCleanup(c.close)
+        errors = []
+
+        def worker(seed):
+            r = np.random.default_rng(seed)
+            try:
+                for i in range(20):
+                    a = r.integers(0, ROWS, int(r.integers(1, 20000)), dtype=np.uint64)
+                    b = r.integers(0, ROWS, 100, dtype=np.uint64)
+                    fut = c.lookup_async("t", a)
+                    np.testing.assert_array_equal(c.lookup("t", b), self.want(b))
+                    if i % 3 == 0:
+                        time.sleep(0.002)
+                    np.testing.assert_array_equal(fut.result(), self.want(a))
+            except Exception as e:  # reported below
+                errors.append(e)
+        ts = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(120)
+        self.assertEqual(errors, [])
+        self.assertEqual(c.ping().protocol_version, 1)
+
+    def test_timeout_while_the_reader_waits(self):
+        c = ec.Client(self.d.unix, timeout=30)
+        self.addCleanup(c.close)
+        c.ping()
+        self.d.pause()
+        try:
+            fut = c.lookup_async("t", [5])
+            t0 = time.monotonic()
+            with self.assertRaises(ec.EngramTimeout):
+                fut.result(timeout=0.3)
+            self.assertLess(time.monotonic() - t0, 5)
+        finally:
+            self.d.resume()
+        np.testing.assert_array_equal(c.lookup_async("t", [6]).result(), self.want(np.array([6])))
+
+
+if __name__ == "__main__":
+    unittest.main()
