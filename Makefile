@@ -48,9 +48,13 @@ CLIENT_LIBS  = $(call pkg_libs,$(PROTO_PKGS) $(CLIENT_PKGS))
 # tests and benchmarks: the test support, storage and client libraries
 TEST_LIBS    = $(call pkg_libs,$(STORAGE_PKGS) $(PROTO_PKGS) check) -lm
 
+# one version for the daemon, the CLI, the library and the Python package
+VERSION   := $(shell cat VERSION)
+
 SAN_FLAGS := $(if $(SANITIZE),-fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all)
 
-ALL_CFLAGS = -std=gnu11 -fPIC -pthread -D_GNU_SOURCE $(WARN) $(SAN_FLAGS) \
+ALL_CFLAGS = -std=gnu11 -fPIC -pthread -D_GNU_SOURCE -DENGRAM_VERSION='"$(VERSION)"' \
+             $(WARN) $(SAN_FLAGS) \
              -Istorage -Iclient -I$(BUILD)/gen -Itests/support \
              $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS)
 ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
@@ -137,6 +141,9 @@ $(PB_CLIENT_OBJ): $(GEN_PB)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+# the objects that print the version are rebuilt when it changes
+$(BUILD)/server/config.o $(BUILD)/cli/main.o: VERSION
 
 # Objects whose source includes the generated header, directly or through
 # another header, wait for it to be generated; the preprocessor finds them

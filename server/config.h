@@ -6,7 +6,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define ED_VERSION "0.1.0"
+#define ED_VERSION ENGRAM_VERSION /* from the file VERSION, via the Makefile */
 #define ED_PROTOCOL_VERSION 1
 
 /* --verify: recompute every chunk checksum of a snapshot before serving it */
