@@ -91,6 +91,7 @@ static void *reader_main(void *arg)
 {
 	eg_client *c = arg;
 
+	pthread_setname_np(pthread_self(), "eg-reader"); /* as top -H shows it */
 	pthread_mutex_lock(&c->mu);
 	for (;;) {
 		while (!c->rd_stop && (c->fd < 0 || !egc__head(c)))

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -220,31 +219,12 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 	}
 	argv[n] = NULL;
 
-	d->pid = fork();
-	ck_assert_int_ge(d->pid, 0);
-	if (d->pid == 0) {
-		int log = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	{
+		egt_spawn_opts so = { .log = d->log, .nofile_soft = o->nofile_soft,
+		                      .nofile_hard = o->nofile_hard };
 
-		/* a test that fails half-way must not leave its daemon behind */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		if (null >= 0) {
-			dup2(null, STDIN_FILENO);
-			dup2(null, STDOUT_FILENO);
-		}
-		if (o->nofile_hard) {
-			struct rlimit rl = { .rlim_cur = o->nofile_soft, .rlim_max = o->nofile_hard };
-
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-				fprintf(stderr, "setrlimit: %s\n", strerror(errno));
-				_exit(127);
-			}
-		}
-		execv(bin, (char *const *)argv);
-		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
+		d->pid = egt_spawn(argv, &so);
+		ck_assert_msg(d->pid > 0, "spawning %s: %s", bin, strerror((int)-d->pid));
 	}
 	deadline = now() + 10.0;
 	while (ping(d->sock) != 0) {
@@ -254,8 +234,15 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 			ck_abort_msg("engramd exited during start-up (status %d); log above", status);
 		}
 		if (now() > deadline) {
+			char exe[300], link[64];
+			ssize_t len;
+
 			dump_log(d->log);
-			ck_abort_msg("engramd did not answer a ping within 10 s");
+			snprintf(link, sizeof(link), "/proc/%d/exe", (int)d->pid);
+			len = readlink(link, exe, sizeof(exe) - 1);
+			exe[len > 0 ? len : 0] = '\0';
+			ck_abort_msg("engramd (pid %d, running %s) did not answer a ping on %s within 10 s",
+			             (int)d->pid, exe, d->sock);
 		}
 		usleep(10000);
 	}

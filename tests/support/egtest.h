@@ -100,6 +100,21 @@ void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
 size_t egt_hash_spec_slots(const int64_t *tokens, const uint32_t *lens, const uint32_t *ctx,
                            size_t nseq, uint64_t *out);
 
+/* How egt_spawn starts a program. */
+typedef struct egt_spawn_opts {
+	const char *log;      /* stderr appended here (NULL: inherited) */
+	int stdout_to_log;    /* stdout into the log too (else /dev/null) */
+	char *const *envp;    /* the environment (NULL: this process's) */
+	/* RLIMIT_NOFILE of the program (soft, hard); 0: inherited */
+	unsigned long nofile_soft, nofile_hard;
+} egt_spawn_opts;
+
+/* Starts argv (argv[0] a path) with stdin from /dev/null, without fork()
+ * (see spawn.c): the program gets SIGTERM when the calling thread ends.
+ * Returns its pid, or a negative errno; a program that cannot be executed
+ * exits 127 (setpriv's report in the log). */
+pid_t egt_spawn(const char *const *argv, const egt_spawn_opts *o);
+
 /* A running engramd. */
 typedef struct egt_daemon {
 	pid_t pid;

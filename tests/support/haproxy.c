@@ -10,13 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "egtest.h"
 #include "egtest_haproxy.h"
 
 const char *egt_haproxy_bin(void)
@@ -100,28 +100,31 @@ int egt_haproxy_status(const egt_haproxy *h, const char *server, char *out, size
 	return -1;
 }
 
-static void child(const egt_haproxy *h, const char *cfg, const char *const servers[2],
-                  const int http_ports[2])
+/* Starts haproxy on the example config, the addresses in its environment
+ * (the config reads them as "${ENGRAM_R1}" and so on). */
+static pid_t spawn_haproxy(const egt_haproxy *h, const char *cfg, const char *const servers[2],
+                           const int http_ports[2])
 {
-	char port[16];
-	int log = open(h->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	extern char **environ;
+	char vars[6][400];
+	char *env[512];
+	const char *argv[] = { egt_haproxy_bin(), "-f", cfg, "-db", NULL };
+	egt_spawn_opts so = { .log = h->log, .stdout_to_log = 1, .envp = env };
+	size_t n = 0;
 
-	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (log >= 0) {
-		dup2(log, STDOUT_FILENO);
-		dup2(log, STDERR_FILENO);
-	}
-	setenv("ENGRAM_LB_BIND", h->bind, 1);
-	setenv("ENGRAM_LB_STATS", h->stats, 1);
-	setenv("ENGRAM_R1", servers[0], 1);
-	setenv("ENGRAM_R2", servers[1], 1);
-	snprintf(port, sizeof(port), "%d", http_ports[0]);
-	setenv("ENGRAM_R1_HTTP_PORT", port, 1);
-	snprintf(port, sizeof(port), "%d", http_ports[1]);
-	setenv("ENGRAM_R2_HTTP_PORT", port, 1);
-	execl(egt_haproxy_bin(), "haproxy", "-f", cfg, "-db", (char *)NULL);
-	fprintf(stderr, "exec haproxy: %s\n", strerror(errno));
-	_exit(127);
+	snprintf(vars[0], sizeof(vars[0]), "ENGRAM_LB_BIND=%s", h->bind);
+	snprintf(vars[1], sizeof(vars[1]), "ENGRAM_LB_STATS=%s", h->stats);
+	snprintf(vars[2], sizeof(vars[2]), "ENGRAM_R1=%s", servers[0]);
+	snprintf(vars[3], sizeof(vars[3]), "ENGRAM_R2=%s", servers[1]);
+	snprintf(vars[4], sizeof(vars[4]), "ENGRAM_R1_HTTP_PORT=%d", http_ports[0]);
+	snprintf(vars[5], sizeof(vars[5]), "ENGRAM_R2_HTTP_PORT=%d", http_ports[1]);
+	for (size_t i = 0; i < 6; i++)
+		env[n++] = vars[i];
+	for (char **e = environ; *e && n + 1 < sizeof(env) / sizeof(env[0]); e++)
+		if (strncmp(*e, "ENGRAM_", 7) != 0)
+			env[n++] = *e;
+	env[n] = NULL;
+	return egt_spawn(argv, &so);
 }
 
 int egt_haproxy_start(egt_haproxy *h, const char *dir, int port, const char *const servers[2],
@@ -142,13 +145,12 @@ int egt_haproxy_start(egt_haproxy *h, const char *dir, int port, const char *con
 		snprintf(err, errlen, "haproxy is not installed");
 		return -1;
 	}
-	h->pid = fork();
+	h->pid = spawn_haproxy(h, cfg, servers, http_ports);
 	if (h->pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
+		snprintf(err, errlen, "spawning haproxy: %s", strerror((int)-h->pid));
+		h->pid = 0;
 		return -1;
 	}
-	if (h->pid == 0)
-		child(h, cfg, servers, http_ports);
 	/* both replicas healthy: HAProxy sends to either */
 	deadline = now_s() + 15;
 	while (egt_haproxy_status(h, "r1", st[0], sizeof(st[0])) < 0 ||
