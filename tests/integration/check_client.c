@@ -19,24 +19,6 @@
 #define SLOTS 20000
 #define CHUNK 1024
 
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* A table "a" of SLOTS rows served by a fresh daemon with two event loops. */
 static char *table_dir;
 static egt_daemon daemon_;
@@ -88,7 +70,7 @@ static uint64_t *random_slots(size_t n)
 
 	ck_assert_ptr_nonnull(v);
 	for (size_t i = 0; i < n; i++)
-		v[i] = rnd() % SLOTS;
+		v[i] = egt_rnd() % SLOTS;
 	if (n > 2)
 		v[n - 1] = v[0]; /* a duplicate */
 	return v;
@@ -157,7 +139,7 @@ START_TEST(pipelined_out_of_order)
 	start(0);
 	c = dial_mode(daemon_.addr, _i);
 	for (int i = 0; i < NPIPE; i++) {
-		sizes[i] = 1 + rnd() % (i % 8 == 0 ? 20000 : 300);
+		sizes[i] = 1 + egt_rnd() % (i % 8 == 0 ? 20000 : 300);
 		slots[i] = random_slots(sizes[i]);
 		bufs[i] = malloc(sizes[i] * ROW);
 		ck_assert_int_eq(eg_client_send_lookup(c, "a", slots[i], sizes[i], bufs[i],
@@ -171,7 +153,7 @@ START_TEST(pipelined_out_of_order)
 			ck_assert_int_eq(eg_client_ping(c), 0);
 	}
 	for (int i = NPIPE - 1; i > 0; i--) { /* shuffle */
-		int j = (int)(rnd() % (uint64_t)(i + 1)), x = order[i];
+		int j = (int)(egt_rnd() % (uint64_t)(i + 1)), x = order[i];
 
 		order[i] = order[j];
 		order[j] = x;
@@ -274,9 +256,9 @@ START_TEST(timeouts)
 	eg_client_set_timeout(c, 200);
 	egt_stop_process(daemon_.pid);
 	ck_assert_int_eq(eg_client_send_lookup(c, "a", slots, 2, buf, sizeof(buf), &ticket), 0);
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	ck_assert_int_eq(eg_client_wait(c, ticket, &r), -ETIMEDOUT);
-	dt = now_ms() - t0;
+	dt = egt_now_ms() - t0;
 	ck_assert_msg(dt >= 150 && dt < 2000, "timed out after %.0f ms", dt);
 	ck_assert(strstr(eg_client_errmsg(c), "200 ms"));
 	ck_assert_int_eq(eg_client_ping(c), -ETIMEDOUT); /* blocking calls too */
@@ -595,7 +577,7 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 	start(0);
 	c = dial(daemon_.addr);
 	for (size_t i = 0; i < 5000; i++)
-		slots[i] = i % 5 == 0 ? UINT64_MAX - i : rnd() >> (rnd() % 64);
+		slots[i] = i % 5 == 0 ? UINT64_MAX - i : egt_rnd() >> (egt_rnd() % 64);
 	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
 		for (size_t m = 0; m < 3; m++) {
 			uint64_t id = k * 1000003 + (m << 40) + 1;

@@ -31,14 +31,6 @@
 #define BATCH 300
 #define PHASES 5
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* ---- replicas ------------------------------------------------------------- */
 
 struct replica {
@@ -118,7 +110,7 @@ static void fill_slots(uint64_t *rng, uint64_t *slots)
 static void outcome(struct reader *rd, eg_client *c, int err, double t0, int phase,
                     const uint64_t *slots, const uint8_t *got, const eg_client_rows *rows)
 {
-	double took = now_ms() - t0;
+	double took = egt_now_ms() - t0;
 	uint8_t *want;
 
 	if (err < 0) {
@@ -147,7 +139,7 @@ static void read_pipelined(struct reader *rd, eg_client *c, uint64_t *rng, uint8
 
 	for (int k = 0; k < 2; k++) {
 		fill_slots(rng, slots[k]);
-		t0 = now_ms();
+		t0 = egt_now_ms();
 		err[k] = eg_client_send_lookup(c, "t", slots[k], BATCH, out + k * BATCH * ROW,
 		                               BATCH * ROW, &ticket[k]);
 		if (err[k] < 0)
@@ -156,7 +148,7 @@ static void read_pipelined(struct reader *rd, eg_client *c, uint64_t *rng, uint8
 	for (int k = 0; k < 2; k++) {
 		if (err[k] < 0)
 			continue;
-		t0 = now_ms();
+		t0 = egt_now_ms();
 		err[k] = eg_client_wait(c, ticket[k], &rows);
 		outcome(rd, c, err[k], t0, phase, slots[k], out + k * BATCH * ROW, &rows);
 	}
@@ -182,7 +174,7 @@ static void *reader_main(void *arg)
 			continue;
 		}
 		fill_slots(&rng, slots);
-		t0 = now_ms();
+		t0 = egt_now_ms();
 		outcome(rd, c, eg_client_lookup(c, "t", slots, BATCH, out, BATCH * ROW, &rows), t0,
 		        phase, slots, out, &rows);
 	}
@@ -195,13 +187,13 @@ static void *reader_main(void *arg)
 /* Waits until every reader has n answers in phase (else fails the test). */
 static void wait_answers(struct reader *rd, size_t nrd, int phase, uint64_t n)
 {
-	double deadline = now_ms() + 15000;
+	double deadline = egt_now_ms() + 15000;
 
 	for (size_t i = 0; i < nrd; i++) {
 		while (atomic_load(&rd[i].ok[phase]) < n) {
 			ck_assert_msg(atomic_load(&rd[i].open_err) == 0, "reader %zu: open: %s", i,
 			              eg_client_strerror(atomic_load(&rd[i].open_err)));
-			ck_assert_msg(now_ms() < deadline, "reader %zu: %llu answers in phase %d after "
+			ck_assert_msg(egt_now_ms() < deadline, "reader %zu: %llu answers in phase %d after "
 			              "15 s (first early failure: %s)", i,
 			              (unsigned long long)atomic_load(&rd[i].ok[phase]), phase, rd[i].why);
 			usleep(10000);
@@ -211,11 +203,11 @@ static void wait_answers(struct reader *rd, size_t nrd, int phase, uint64_t n)
 
 static void wait_lb_state(const egt_haproxy *lb, const char *server, const char *want)
 {
-	double deadline = now_ms() + 10000;
+	double deadline = egt_now_ms() + 10000;
 	char st[32] = "";
 
 	while (egt_haproxy_status(lb, server, st, sizeof(st)) < 0 || strcmp(st, want) != 0) {
-		ck_assert_msg(now_ms() < deadline, "haproxy: %s is '%s', not %s after 10 s", server,
+		ck_assert_msg(egt_now_ms() < deadline, "haproxy: %s is '%s', not %s after 10 s", server,
 		              st, want);
 		usleep(10000);
 	}
@@ -590,9 +582,9 @@ START_TEST(min_generation_clients)
 	ck_assert_uint_eq(eg_client_min_generation(c, "t"), 2);
 	replica_start(&r[0]);
 	egt_daemon_stop(&r[1].d, SIGKILL);
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	ck_assert_int_eq(lookup_gen(c, &gen), -ETIMEDOUT);
-	ck_assert_double_ge(now_ms() - t0, 599);
+	ck_assert_double_ge(egt_now_ms() - t0, 599);
 	ck_assert_msg(strstr(eg_client_errmsg(c), "no replica answered within 600 ms") &&
 	              strstr(eg_client_errmsg(c), "min_generation 2"), "%s", eg_client_errmsg(c));
 	replica_start(&r[1]);
@@ -635,9 +627,9 @@ START_TEST(local_first)
 		ck_assert_uint_eq(gen, 3);
 	}
 	replica_start(&local);
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	while (lookup_gen(c, &gen) == 0 && gen == 3)
-		ck_assert_msg(now_ms() - t0 < 3000, "still on the remote replica after 3 s");
+		ck_assert_msg(egt_now_ms() - t0 < 3000, "still on the remote replica after 3 s");
 	ck_assert_uint_eq(gen, 5);
 	eg_client_close(c);
 	egt_daemon_stop(&local.d, SIGTERM);
@@ -684,10 +676,10 @@ START_TEST(deadline)
 
 	snprintf(spec, sizeof(spec), "tcp:127.0.0.1:%d,tcp:127.0.0.1:%d", egt_free_port(),
 	         egt_free_port());
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	ck_assert_int_eq(eg_client_open(spec, 300, 0, &c), -ETIMEDOUT);
-	ck_assert_double_ge(now_ms() - t0, 299);
-	ck_assert_double_lt(now_ms() - t0, 2000);
+	ck_assert_double_ge(egt_now_ms() - t0, 299);
+	ck_assert_double_lt(egt_now_ms() - t0, 2000);
 
 	replica_init(&r, "one", 1, "0");
 	replica_start(&r);
@@ -695,10 +687,10 @@ START_TEST(deadline)
 	ck_assert_int_eq(eg_client_open(spec, 400, 0, &c), 0);
 	ck_assert_int_eq(lookup_gen(c, &gen), 0);
 	egt_daemon_stop(&r.d, SIGKILL);
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	ck_assert_int_eq(lookup_gen(c, &gen), -ETIMEDOUT);
-	ck_assert_double_ge(now_ms() - t0, 399);
-	ck_assert_double_lt(now_ms() - t0, 2000);
+	ck_assert_double_ge(egt_now_ms() - t0, 399);
+	ck_assert_double_lt(egt_now_ms() - t0, 2000);
 	ck_assert_msg(strstr(eg_client_errmsg(c), "no replica answered within 400 ms"), "%s",
 	              eg_client_errmsg(c));
 	eg_client_close(c);

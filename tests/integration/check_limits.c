@@ -63,14 +63,6 @@ static void start(egt_daemon *d, const char *const *extra)
 	egt_daemon_start(d, 0, args);
 }
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* A "Key:   N kB" line of /proc/pid/status, in bytes. */
 static double proc_status(pid_t pid, const char *key)
 {
@@ -242,7 +234,7 @@ static void read_all(egt_conn *c, struct ask *asks, size_t n)
 /* Samples the daemon's anonymous memory for secs; returns the largest. */
 static double peak_anon(const egt_daemon *d, double secs, double peak)
 {
-	double end = now() + secs;
+	double end = egt_now() + secs;
 
 	do {
 		double v = proc_status(d->pid, "RssAnon");
@@ -250,7 +242,7 @@ static double peak_anon(const egt_daemon *d, double secs, double peak)
 		if (v > peak)
 			peak = v;
 		usleep(50000);
-	} while (now() < end);
+	} while (egt_now() < end);
 	return peak;
 }
 
@@ -282,13 +274,13 @@ START_TEST(slow_reader_bounded)
 		ask_init(&asks[i], 100 + i, tokens, tokens ? BIG_ROWS / 4 : BIG_ROWS, 7 + i);
 		egt_conn_send(&slow, &asks[i].r);
 	}
-	t0 = now();
+	t0 = egt_now();
 	peak = idle;
 	for (uint64_t i = 0; i < 20; i++) {
 		round_trip(&other, 10 + i, (int)(i % 2), i % 2 ? 64 : 256, 50 + i);
 		peak = peak_anon(&d, 0, peak);
 	}
-	peak = peak_anon(&d, 1.5 - (now() - t0), peak); /* old code: every gather is done */
+	peak = peak_anon(&d, 1.5 - (egt_now() - t0), peak); /* old code: every gather is done */
 	ck_assert_msg(peak - idle < (16 + 16 + 16) * MiB * MEM_FACTOR,
 	              "a client that never reads grew the daemon by %.1f MiB (bound: --max-output "
 	              "16 MiB + one 16 MiB answer + 16 MiB)", (peak - idle) / MiB);
@@ -441,10 +433,10 @@ START_TEST(fd_limit_no_spin)
 	usleep(300000);
 	lines0 = count_lines(d.log, "accept:");
 	cpu0 = cpu_seconds(d.pid);
-	t0 = now();
+	t0 = egt_now();
 	sleep(3);
 	cpu = cpu_seconds(d.pid) - cpu0;
-	secs = now() - t0;
+	secs = egt_now() - t0;
 	lines = count_lines(d.log, "accept:") - lines0;
 	ck_assert_msg(cpu < 0.1 * secs, "at the fd limit the daemon used %.2f s of CPU in %.1f s",
 	              cpu, secs);

@@ -376,14 +376,6 @@ static Engram__V1__Request__BodyCase target_of(enum op op)
 	}
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 static int do_tokens(eg_client *c, int bad_seq)
 {
 	static const char *const tables[] = { "h", "h2" };
@@ -495,7 +487,7 @@ START_TEST(client_refuses)
 
 	liar_up(k->lie, target_of(k->op));
 	ck_assert_int_eq(eg_client_connect(addr, 5000, &c), 0);
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	err = run_op(c, k->op);
 	ck_assert_msg(err == k->err, "case %d: got %d (%s: %s), want %d", _i, err,
 	              eg_client_strerror(err), eg_client_errmsg(c), k->err);
@@ -503,7 +495,7 @@ START_TEST(client_refuses)
 	              eg_client_errmsg(c), k->says);
 	ck_assert_msg(!strchr(eg_client_errmsg(c), '\n'), "message of two lines");
 	/* refused at once (the 300 ms timeout of LOOKUP_BIG included) */
-	ck_assert_msg(now_ms() - t0 < 3000, "case %d took %.0f ms", _i, now_ms() - t0);
+	ck_assert_msg(egt_now_ms() - t0 < 3000, "case %d took %.0f ms", _i, egt_now_ms() - t0);
 	/* and the client goes on: the next call reconnects if it had to */
 	ck_assert_msg(k->op == PING || eg_client_ping(c) == 0, "after case %d: %s", _i,
 	              eg_client_errmsg(c));
@@ -605,7 +597,7 @@ START_TEST(cli_refuses)
 	liar_up(k->lie, k->target);
 	ck_assert_int_eq(mkdir(outdir, 0755), 0);
 	snprintf(out, sizeof(out), "%s/%s", outdir, k->tokens ? "rows" : "rows.npy");
-	t0 = now_ms();
+	t0 = egt_now_ms();
 	rc = run_cli(k->tokens ? tokens : lookup, errpath);
 	f = fopen(errpath, "r");
 	ck_assert_ptr_nonnull(f);
@@ -625,7 +617,7 @@ START_TEST(cli_refuses)
 		ck_assert_msg(count_files(outdir) == 0, "case %d: files were written", _i);
 	}
 	/* well inside --timeout 2000: refused, not waited out */
-	ck_assert_msg(now_ms() - t0 < 1900, "case %d took %.0f ms", _i, now_ms() - t0);
+	ck_assert_msg(egt_now_ms() - t0 < 1900, "case %d took %.0f ms", _i, egt_now_ms() - t0);
 	egt_liar_stop(liar);
 }
 END_TEST

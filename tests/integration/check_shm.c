@@ -26,16 +26,6 @@
 #define CHUNK 1024
 #define SHM (8u << 20)
 
-static uint64_t rng_state = 88172645463325252ull;
-
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state << 13;
-	rng_state ^= rng_state >> 7;
-	rng_state ^= rng_state << 17;
-	return rng_state;
-}
-
 static char *table_dir;
 static egt_daemon daemon_;
 
@@ -72,7 +62,7 @@ static void check_shm_lookup(eg_client *c, void *base, size_t n, uint64_t offset
 	int err;
 
 	for (size_t i = 0; i < n; i++)
-		slots[i] = rnd() % SLOTS;
+		slots[i] = egt_rnd() % SLOTS;
 	want = egt_rows(7, slots, n, ROW);
 	memset((char *)base + offset, 0xee, n * ROW);
 	err = eg_client_lookup_shm(c, "a", slots, n, offset, &r, &data);
@@ -155,7 +145,7 @@ START_TEST(tokens_through_shm)
 	char *d1 = egt_path("h1"), *d2 = egt_path("h2");
 
 	for (i = 0; i < NTOK; i++)
-		tokens[i] = (int64_t)(rnd() % 100000);
+		tokens[i] = (int64_t)(egt_rnd() % 100000);
 	egt_make_hash_table(d1, "h1", 64, 11, NULL);
 	egt_make_hash_table(d2, "h2", 32, 12, NULL);
 	snprintf(a1, sizeof(a1), "h1=%s", d1);

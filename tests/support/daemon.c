@@ -21,14 +21,6 @@
 #include "egtest.h"
 #include "engram.pb-c.h"
 
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 int egt_free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -226,14 +218,14 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 		d->pid = egt_spawn(argv, &so);
 		ck_assert_msg(d->pid > 0, "spawning %s: %s", bin, strerror((int)-d->pid));
 	}
-	deadline = now() + 10.0;
+	deadline = egt_now() + 10.0;
 	while (ping(d->sock) != 0) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
 			dump_log(d->log);
 			d->pid = 0;
 			ck_abort_msg("engramd exited during start-up (status %d); log above", status);
 		}
-		if (now() > deadline) {
+		if (egt_now() > deadline) {
 			char exe[300], link[64];
 			ssize_t len;
 
@@ -250,7 +242,7 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 
 int egt_daemon_stop(egt_daemon *d, int sig)
 {
-	double deadline = now() + 20.0;
+	double deadline = egt_now() + 20.0;
 	int status;
 
 	if (d->pid <= 0)
@@ -263,7 +255,7 @@ int egt_daemon_stop(egt_daemon *d, int sig)
 			break;
 		if (r < 0 && errno != EINTR)
 			return -1;
-		if (now() > deadline) {
+		if (egt_now() > deadline) {
 			fprintf(stderr, "engramd %d did not exit after signal %d; killing it\n",
 			        (int)d->pid, sig);
 			dump_log(d->log);
@@ -333,12 +325,12 @@ static int conn_fill(egt_conn *c, int timeout_ms)
 
 int egt_conn_ready(egt_conn *c, int timeout_ms)
 {
-	double deadline = now() + timeout_ms / 1000.0;
+	double deadline = egt_now() + timeout_ms / 1000.0;
 	uint64_t body;
 	size_t h;
 
 	while (!egt_frame_parse(c->buf, c->len, &h, &body)) {
-		double left = deadline - now();
+		double left = deadline - egt_now();
 
 		if (left <= 0 || !conn_fill(c, (int)(left * 1000) + 1))
 			return 0;

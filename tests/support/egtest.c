@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "egtest.h"
@@ -187,4 +188,27 @@ void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
 	egt_make_spec_table(dir, name, EGT_HASH_SPEC, row_bytes, 1024, seed);
 	if (hash)
 		ck_assert_int_eq(eg_hash_parse(EGT_HASH_SPEC, NULL, hash, NULL, 0), 0);
+}
+
+double egt_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+double egt_now_ms(void)
+{
+	return egt_now() * 1e3;
+}
+
+static uint64_t rng_state = 88172645463325252ull;
+
+uint64_t egt_rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
 }

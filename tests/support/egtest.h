@@ -100,6 +100,13 @@ void egt_make_hash_table(const char *dir, const char *name, uint32_t row_bytes,
 size_t egt_hash_spec_slots(const int64_t *tokens, const uint32_t *lens, const uint32_t *ctx,
                            size_t nseq, uint64_t *out);
 
+/* CLOCK_MONOTONIC in seconds, in milliseconds. */
+double egt_now(void);
+double egt_now_ms(void);
+
+/* A fixed xorshift64 sequence, the same in every run (one state per process). */
+uint64_t egt_rnd(void);
+
 /* How egt_spawn starts a program. */
 typedef struct egt_spawn_opts {
 	const char *log;      /* stderr appended here (NULL: inherited) */

@@ -33,14 +33,6 @@ const char *egt_haproxy_bin(void)
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The answer to an admin command, into buf (NUL-terminated); -1 when the
  * socket cannot be reached. */
 static int admin(const egt_haproxy *h, const char *cmd, char *buf, size_t len)
@@ -152,11 +144,11 @@ int egt_haproxy_start(egt_haproxy *h, const char *dir, int port, const char *con
 		return -1;
 	}
 	/* both replicas healthy: HAProxy sends to either */
-	deadline = now_s() + 15;
+	deadline = egt_now() + 15;
 	while (egt_haproxy_status(h, "r1", st[0], sizeof(st[0])) < 0 ||
 	       egt_haproxy_status(h, "r2", st[1], sizeof(st[1])) < 0 ||
 	       strcmp(st[0], "UP") != 0 || strcmp(st[1], "UP") != 0) {
-		if (waitpid(h->pid, NULL, WNOHANG) == h->pid || now_s() > deadline) {
+		if (waitpid(h->pid, NULL, WNOHANG) == h->pid || egt_now() > deadline) {
 			snprintf(err, errlen, "haproxy did not come up with both replicas UP "
 			         "(log: %s)", h->log);
 			egt_haproxy_stop(h);
