@@ -156,25 +156,64 @@ static pid_t spawn(const char *const *argv, const char *out_path)
 	return pid;
 }
 
-void bu_run(const char *const *argv)
+/* argv with its output in log (NULL: inherited) */
+static void run_to(const char *const *argv, const char *log)
 {
 	int st;
-	pid_t pid = spawn(argv, NULL);
+	pid_t pid = spawn(argv, log);
 
 	if (waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		bu_die("%s failed", argv[0]);
+		bu_die("%s failed%s%s", argv[0], log ? "; see " : "", log ? log : "");
+}
+
+void bu_run(const char *const *argv)
+{
+	run_to(argv, NULL);
+}
+
+/* engram table create DIR ... --fill random:SEED, with --slots N unless a
+ * hash spec file sets them; its output in log (NULL: inherited) */
+static void create_table(const char *dir, uint64_t slots, uint32_t row_bytes, unsigned seed,
+                         const char *hash_file, const char *log)
+{
+	char n[32], d[16], fill[32];
+	const char *argv[16] = { bu_engram(), "table", "create", dir, "--dim", d, "--dtype", "u8",
+	                         "--fill", fill };
+	int k = 10;
+
+	snprintf(d, sizeof(d), "%u", row_bytes);
+	snprintf(fill, sizeof(fill), "random:%u", seed);
+	if (hash_file) {
+		argv[k++] = "--hash";
+		argv[k++] = hash_file;
+	} else {
+		snprintf(n, sizeof(n), "%llu", (unsigned long long)slots);
+		argv[k++] = "--slots";
+		argv[k++] = n;
+	}
+	argv[k] = NULL;
+	run_to(argv, log);
 }
 
 void bu_create_table(const char *dir, uint64_t slots, uint32_t row_bytes, unsigned seed)
 {
-	char n[32], d[16], fill[32];
-	const char *argv[] = { bu_engram(), "table", "create", dir, "--slots", n, "--dim", d,
-	                       "--dtype", "u8", "--fill", fill, NULL };
+	create_table(dir, slots, row_bytes, seed, NULL, NULL);
+}
 
-	snprintf(n, sizeof(n), "%llu", (unsigned long long)slots);
-	snprintf(d, sizeof(d), "%u", row_bytes);
-	snprintf(fill, sizeof(fill), "random:%u", seed);
-	bu_run(argv);
+void bu_create_table_quiet(const char *dir, uint64_t slots, uint32_t row_bytes, unsigned seed,
+                           const char *spec)
+{
+	char log[4200], hash[4200];
+	FILE *f;
+
+	snprintf(log, sizeof(log), "%s.log", dir);
+	snprintf(hash, sizeof(hash), "%s.hash.json", dir);
+	if (spec) {
+		f = fopen(hash, "w");
+		if (!f || fputs(spec, f) < 0 || fclose(f))
+			bu_die("writing %s: %s", hash, strerror(errno));
+	}
+	create_table(dir, slots, row_bytes, seed, spec ? hash : NULL, log);
 }
 
 void bu_evict(const char *dir)
@@ -346,7 +385,10 @@ double bu_percentile(double *v, size_t n, double p)
 
 	if (n == 0)
 		return 0;
-	qsort(v, n, sizeof(*v), cmp_double);
+	for (i = 1; i < n && v[i - 1] <= v[i]; i++)
+		;
+	if (i < n) /* not sorted yet (several percentiles of one array sort it once) */
+		qsort(v, n, sizeof(*v), cmp_double);
 	i = (size_t)(p / 100.0 * (double)(n - 1) + 0.5);
 	return v[i < n ? i : n - 1];
 }

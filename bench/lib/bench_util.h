@@ -31,6 +31,11 @@ void bu_run(const char *const *argv);
 /* `engram table create DIR --slots N --dim ROW --dtype u8 --fill random:SEED`
  * (rows are deterministic: the same seed gives the same bytes). */
 void bu_create_table(const char *dir, uint64_t slots, uint32_t row_bytes, unsigned seed);
+/* The same with engram's output in DIR.log, not on stdout; and when spec (a
+ * hash spec's JSON) is not NULL, `--hash` with it (written to DIR.hash.json)
+ * in place of --slots: the spec sets the slot count. */
+void bu_create_table_quiet(const char *dir, uint64_t slots, uint32_t row_bytes, unsigned seed,
+                           const char *spec);
 
 /* Drops dir/data.mdb from the page cache (posix_fadvise DONTNEED). */
 void bu_evict(const char *dir);
@@ -58,7 +63,7 @@ uint64_t bu_rss_anon(pid_t pid);
  * buffered or O_DIRECT), after evicting it; IOPS. */
 double bu_fio_randread_n(const char *file, unsigned qd, int direct, uint64_t n_ios);
 
-/* The p-th percentile (0..100) of v[0..n-1] (sorts v). */
+/* The p-th percentile (0..100) of v[0..n-1] (sorts v unless it is sorted). */
 double bu_percentile(double *v, size_t n, double p);
 
 /* Zipf(s) over 0..n-1 (rank 0 the most popular), by rejection-inversion
