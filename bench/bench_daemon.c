@@ -5,7 +5,8 @@
  *                [--seconds S] [--rounds R]
  *
  * Without --table it builds a table of N (default 4 Mi) random rows of B
- * (default 160) bytes in a temporary directory; without --connect it starts
+ * (default 160) bytes with `engram table create` in a temporary directory
+ * (under $BENCH_DIR, default /var/tmp); without --connect it starts
  * $ENGRAMD (default: engramd next to the bench directory) on a temporary
  * socket, so `make bench` needs nothing running (with --connect, the daemon
  * must serve the --table DIR as "bench"). In-process and daemon runs
@@ -26,19 +27,12 @@
  * Targets: 65536-slot batches through the daemon reach >= 0.5 of the
  * in-process rate; a token lookup of 4096 tokens over two engram-v1 tables
  * takes <= 1.15 the time of the same rows looked up by precomputed slots. */
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
+#include "bench_util.h"
 #include "eg_hash.h"
 #include "eg_table.h"
 #include "engram.h"
@@ -55,188 +49,21 @@ static struct {
 	uint32_t row_bytes;
 	const char *table, *connect;
 	double seconds;
-	int rounds;
+	uint32_t rounds;
 } opt = { 4u << 20, 160, NULL, NULL, 0.4, 3 };
-
-static char tmpdir[256];
-static pid_t daemon_pid;
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 
-static uint64_t rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return rng;
-}
-
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-
-static int rm_one(const char *p, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(p);
-}
-
-static void cleanup(void)
-{
-	int status;
-
-	if (daemon_pid > 0) {
-		kill(daemon_pid, SIGTERM);
-		waitpid(daemon_pid, &status, 0);
-		daemon_pid = 0;
-	}
-	if (tmpdir[0]) {
-		nftw(tmpdir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-		tmpdir[0] = '\0';
-	}
-}
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("bench_daemon: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	cleanup();
-	exit(1);
-}
-
-/* ---- setup ------------------------------------------------------------------ */
-
-static void build_table(const char *dir, const char *name, uint64_t slots, uint32_t row_bytes,
-                        const char *spec)
-{
-	eg_meta m = { 0 };
-	eg_builder *b;
-	void *rows;
-	int err;
-
-	snprintf(m.name, sizeof(m.name), "%s", name);
-	m.slots = slots;
-	m.dim = row_bytes;
-	m.dtype = EG_DTYPE_U8;
-	m.chunk_slots = EG_DEFAULT_CHUNK_SLOTS;
-	m.hash_spec = (char *)spec;
-	err = eg_builder_open(dir, &m, &b);
-	if (err)
-		die("building %s: %s", dir, eg_strerror(err));
-	for (uint64_t c = 0; c < eg_builder_chunks(b); c++) {
-		size_t words = (size_t)(eg_builder_chunk_rows(b, c) * row_bytes / 8);
-
-		err = eg_builder_next_chunk(b, &rows);
-		if (err) {
-			eg_builder_abort(b);
-			die("building %s: %s", dir, eg_strerror(err));
-		}
-		for (size_t i = 0; i < words; i++)
-			((uint64_t *)rows)[i] = rnd();
-	}
-	err = eg_builder_finish(b);
-	if (err)
-		die("building %s: %s", dir, eg_strerror(err));
-}
-
-static const char *engramd_path(const char *argv0)
-{
-	static char path[4096];
-	const char *env = getenv("ENGRAMD"), *slash;
-
-	if (env && *env)
-		return env;
-	/* $BUILD/bench/bench_daemon -> $BUILD/engramd */
-	slash = strrchr(argv0, '/');
-	if (!slash)
-		return "engramd";
-	snprintf(path, sizeof(path), "%.*s/../engramd", (int)(slash - argv0), argv0);
-	return path;
-}
-
-/* Starts engramd serving tables (NULL-terminated "NAME=DIR" list) on a
- * socket in tmpdir and waits until it answers. */
-static void spawn_daemon(const char *bin, const char *const *tables, char *addr, size_t len)
-{
-	const char *argv[16];
-	char listen[300], log[300];
-	eg_client *c = NULL;
-	size_t n = 0;
-	double deadline;
-
-	snprintf(listen, sizeof(listen), "unix:%s/engramd.sock", tmpdir);
-	snprintf(log, sizeof(log), "%s/engramd.log", tmpdir);
-	snprintf(addr, len, "%s", listen);
-	argv[n++] = bin;
-	argv[n++] = "--listen";
-	argv[n++] = listen;
-	for (size_t i = 0; tables[i] && n < 14; i++) {
-		argv[n++] = "--table";
-		argv[n++] = tables[i];
-	}
-	argv[n] = NULL;
-	daemon_pid = fork();
-	if (daemon_pid < 0)
-		die("fork: %s", strerror(errno));
-	if (daemon_pid == 0) {
-		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-
-		if (fd >= 0)
-			dup2(fd, STDERR_FILENO);
-		execv(bin, (char *const *)argv);
-		fprintf(stderr, "exec %s: %s\n", bin, strerror(errno));
-		_exit(127);
-	}
-	deadline = now_s() + 30;
-	while (eg_client_connect(addr, 1000, &c) != 0 || eg_client_ping(c) != 0) {
-		int status;
-
-		eg_client_close(c);
-		c = NULL;
-		if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			die("%s exited during start-up (see %s)", bin, log);
-		}
-		if (now_s() > deadline)
-			die("%s did not answer within 30 s", bin);
-		usleep(20000);
-	}
-	eg_client_close(c);
-}
-
 /* ---- measuring -------------------------------------------------------------- */
-
-struct side {
-	double best_rate; /* rows/s of the best round */
-};
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Runs batches of b slots from pool for about opt.seconds; returns rows/s.
  * mode 0: in-process gather; 1: blocking daemon lookups; 2: pipelined, two
- * in flight; 3: blocking lookups into the shared buffer (c has one). lat (may be NULL) collects per-call seconds of mode 1. */
+ * in flight; 3: blocking lookups into the shared buffer (c has one). lat
+ * (may be NULL) collects per-call seconds of mode 1. */
 static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, size_t npool,
                   size_t b, unsigned char *out, double *lat, size_t *nlat, size_t latcap)
 {
-	double t0 = now_s(), t, end = t0 + opt.seconds;
+	double t0 = bu_now(), t, end = t0 + opt.seconds;
 	uint64_t rows = 0, tk[2];
 	size_t pos = 0, calls = 0, inflight = 0;
 	eg_client_rows r;
@@ -244,7 +71,7 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 
 	do {
 		const uint64_t *slots = pool + pos;
-		double c0 = lat ? now_s() : 0;
+		double c0 = lat ? bu_now() : 0;
 
 		pos = (pos + b) % (npool - b);
 		if (mode == 0) {
@@ -254,7 +81,7 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 		} else if (mode == 1) {
 			err = eg_client_lookup(c, "bench", slots, b, out, b * opt.row_bytes, &r);
 			if (lat && *nlat < latcap)
-				lat[(*nlat)++] = now_s() - c0;
+				lat[(*nlat)++] = bu_now() - c0;
 		} else {
 			unsigned char *dst = out + (calls % 2) * b * opt.row_bytes;
 
@@ -272,7 +99,7 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 			goto fail;
 		rows += b;
 		calls++;
-		t = (calls & 7) == 0 || b >= 4096 ? now_s() : t0;
+		t = (calls & 7) == 0 || b >= 4096 ? bu_now() : t0;
 	} while (t < end);
 	while (inflight > 0) {
 		err = eg_client_wait(c, tk[(calls - inflight) % 2], &r);
@@ -280,10 +107,10 @@ static double run(int mode, eg_snapshot *s, eg_client *c, const uint64_t *pool, 
 			goto fail;
 		inflight--;
 	}
-	return (double)rows / (now_s() - t0);
+	return (double)rows / (bu_now() - t0);
 fail:
-	die("batch %zu (%s): %s", b, mode == 3 ? "shm" : mode ? "daemon" : "in-process",
-	    mode ? eg_client_errmsg(c) : eg_strerror(err));
+	bu_die("batch %zu (%s): %s", b, mode == 3 ? "shm" : mode ? "daemon" : "in-process",
+	       mode ? eg_client_errmsg(c) : eg_strerror(err));
 }
 
 /* Reads every row once, in order: the page cache holds the table before a
@@ -308,14 +135,14 @@ static void warm_daemon(eg_client *c)
 	unsigned char *buf = malloc(n * (size_t)opt.row_bytes);
 
 	if (!sl || !buf)
-		die("out of memory");
+		bu_die("out of memory");
 	for (uint64_t first = 0; first < opt.slots; first += n) {
 		size_t k = opt.slots - first < n ? (size_t)(opt.slots - first) : n;
 
 		for (size_t i = 0; i < k; i++)
 			sl[i] = first + i;
 		if (eg_client_lookup(c, "bench", sl, k, buf, k * opt.row_bytes, NULL) != 0)
-			die("warming the daemon: %s", eg_client_errmsg(c));
+			bu_die("warming the daemon: %s", eg_client_errmsg(c));
 	}
 	free(sl);
 	free(buf);
@@ -332,15 +159,15 @@ static void bench_slots(eg_snapshot *s, eg_client *c)
 	int modes = 3;
 
 	if (!pool || !out || !lat)
-		die("out of memory");
+		bu_die("out of memory");
 	if (eg_client_attach_shm(c, 65536 * (size_t)opt.row_bytes, &shm_base) == 0)
 		modes = 4;
 	else
 		printf("shm: not measured (%s)\n", eg_client_errmsg(c));
 	for (size_t i = 0; i < npool; i++)
-		pool[i] = rnd() % opt.slots;
+		pool[i] = bu_rand(&rng) % opt.slots;
 	warm_daemon(c);
-	for (int round = 0; round < opt.rounds; round++) {
+	for (uint32_t round = 0; round < opt.rounds; round++) {
 		warm(s);
 		for (size_t k = 0; k < NBATCH; k++) {
 			for (int mode = 0; mode < modes; mode++) {
@@ -359,10 +186,9 @@ static void bench_slots(eg_snapshot *s, eg_client *c)
 		printf("%-8zu %16.0f %16.0f %7.3f %18.0f %7.3f %16.0f %7.3f\n", batch_sizes[k],
 		       best[k][0], best[k][1], best[k][1] / best[k][0], best[k][2],
 		       best[k][2] / best[k][0], best[k][3], best[k][3] / best[k][0]);
-	qsort(lat, nlat, sizeof(*lat), cmp_double);
 	if (nlat)
 		printf("latency of a 4096-slot lookup: p50 %.1f us, p99 %.1f us (%zu calls)\n",
-		       lat[nlat / 2] * 1e6, lat[(size_t)((double)nlat * 0.99)] * 1e6, nlat);
+		       bu_percentile(lat, nlat, 50) * 1e6, bu_percentile(lat, nlat, 99) * 1e6, nlat);
 	printf("target 65536-slot daemon/in-process >= 0.5: %s (%.3f blocking, %.3f pipelined)\n",
 	       best[NBATCH - 1][1] / best[NBATCH - 1][0] >= 0.5 ? "met" : "NOT met",
 	       best[NBATCH - 1][1] / best[NBATCH - 1][0], best[NBATCH - 1][2] / best[NBATCH - 1][0]);
@@ -392,7 +218,7 @@ static char *make_spec(uint64_t base)
 	uint64_t p = base;
 
 	if (!s)
-		die("out of memory");
+		bu_die("out of memory");
 	n = (size_t)snprintf(s, 4096, "{\"kind\":\"engram-v1\",\"max_ngram\":3,\"heads\":%d,"
 	                     "\"pad\":0,\"multipliers\":[1000003,998244353,1442695040888963407],"
 	                     "\"moduli\":[", HEADS);
@@ -410,9 +236,13 @@ static char *make_spec(uint64_t base)
 	return s;
 }
 
-static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *addr, size_t alen)
+/* dm: the daemon serving "bench" (NULL: not ours), restarted to serve the
+ * token tables instead; *cp is reconnected to it. */
+static void bench_tokens(bu_daemon *dm, eg_client **cp)
 {
-	char *spec = make_spec(60000), d1[300], d2[300], t1[320], t2[320], err[200];
+	char *spec = make_spec(60000), *d1 = bu_path("tok1"), *d2 = bu_path("tok2"), err[200];
+	char t1[4200], t2[4200];
+	const char *args[] = { t1, t2, NULL };
 	const char *tables[] = { "tok1", "tok2" };
 	eg_hash *h;
 	int64_t *tokens = malloc(TOKENS * sizeof(*tokens));
@@ -424,54 +254,46 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 	double best_tok = 1e9, best_slots = 1e9, best_hash = 1e9;
 	int e;
 
-	if (!spawned) {
+	if (!dm) {
 		printf("tokens: skipped (needs tables the bench serves itself; drop --connect)\n");
 		return;
 	}
 	if (eg_hash_parse(spec, NULL, &h, err, sizeof(err)) != 0)
-		die("hash spec: %s", err);
+		bu_die("hash spec: %s", err);
 	rpt = eg_hash_rows_per_token(h);
 	nrows = TOKENS * rpt;
-	snprintf(d1, sizeof(d1), "%s/tok1", tmpdir);
-	snprintf(d2, sizeof(d2), "%s/tok2", tmpdir);
-	build_table(d1, "tok1", eg_hash_table_slots(h), TOK_ROW_BYTES, spec);
-	build_table(d2, "tok2", eg_hash_table_slots(h), TOK_ROW_BYTES, spec);
-	/* restart the daemon serving the token tables too */
+	bu_create_table_quiet(d1, 0, TOK_ROW_BYTES, 11, spec);
+	bu_create_table_quiet(d2, 0, TOK_ROW_BYTES, 12, spec);
+	/* restart the daemon serving the token tables */
 	eg_client_close(*cp);
 	*cp = NULL;
-	kill(daemon_pid, SIGTERM);
-	waitpid(daemon_pid, &e, 0);
-	daemon_pid = 0;
-	snprintf(t1, sizeof(t1), "tok1=%s", d1);
-	snprintf(t2, sizeof(t2), "tok2=%s", d2);
-	{
-		const char *list[] = { t1, t2, NULL };
-
-		spawn_daemon(bin, list, addr, alen);
-	}
-	if (eg_client_connect(addr, 30000, &c) != 0)
-		die("connect %s failed", addr);
+	bu_daemon_stop(dm);
+	snprintf(t1, sizeof(t1), "--table=tok1=%s", d1);
+	snprintf(t2, sizeof(t2), "--table=tok2=%s", d2);
+	bu_daemon_start(dm, args);
+	if (eg_client_connect(dm->addr, 30000, &c) != 0)
+		bu_die("connect %s failed", dm->addr);
 	*cp = c;
 	slots = malloc(nrows * sizeof(*slots));
 	out[0] = malloc(nrows * TOK_ROW_BYTES);
 	out[1] = malloc(nrows * TOK_ROW_BYTES);
 	if (!tokens || !slots || !out[0] || !out[1])
-		die("out of memory");
+		bu_die("out of memory");
 	sizes[0] = sizes[1] = nrows * TOK_ROW_BYTES;
 	for (size_t i = 0; i < TOKENS; i++)
-		tokens[i] = (int64_t)(rnd() % 100000);
+		tokens[i] = (int64_t)(bu_rand(&rng) % 100000);
 	{
 		uint32_t len = TOKENS;
 
 		e = eg_hash_slots(h, tokens, &len, NULL, 1, slots, NULL);
 		if (e != 0)
-			die("eg_hash_slots: %s", eg_strerror(e));
+			bu_die("eg_hash_slots: %s", eg_strerror(e));
 	}
-	for (int round = 0; round < opt.rounds * 3; round++) {
+	for (uint32_t round = 0; round < opt.rounds * 3; round++) {
 		double t0, dt;
 		uint64_t ta, tb;
 
-		t0 = now_s();
+		t0 = bu_now();
 		for (int k = 0; k < 10; k++) {
 			e = eg_client_send_tokens(c, tables, 2, tokens, TOKENS, NULL, NULL, 0,
 			                          (void *const *)out, sizes, &ta);
@@ -482,10 +304,10 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 				goto out;
 			}
 		}
-		dt = (now_s() - t0) / 10;
+		dt = (bu_now() - t0) / 10;
 		if (dt < best_tok)
 			best_tok = dt;
-		t0 = now_s();
+		t0 = bu_now();
 		for (int k = 0; k < 10; k++) {
 			e = eg_client_send_lookup(c, "tok1", slots, nrows, out[0], sizes[0], &ta);
 			if (e == 0)
@@ -495,20 +317,20 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 			if (e == 0)
 				e = eg_client_wait(c, tb, NULL);
 			if (e != 0)
-				die("slot lookup: %s", eg_client_errmsg(c));
+				bu_die("slot lookup: %s", eg_client_errmsg(c));
 		}
-		dt = (now_s() - t0) / 10;
+		dt = (bu_now() - t0) / 10;
 		if (dt < best_slots)
 			best_slots = dt;
 		/* the daemon's hashing alone, in-process: 10 times both tables */
-		t0 = now_s();
+		t0 = bu_now();
 		for (int k = 0; k < 2 * 10; k++) {
 			uint32_t len = TOKENS;
 
 			if (eg_hash_slots(h, tokens, &len, NULL, 1, slots, NULL) != 0)
-				die("eg_hash_slots failed");
+				bu_die("eg_hash_slots failed");
 		}
-		dt = (now_s() - t0) / 10;
+		dt = (bu_now() - t0) / 10;
 		if (dt < best_hash)
 			best_hash = dt;
 	}
@@ -523,6 +345,8 @@ static void bench_tokens(const char *bin, int spawned, eg_client **cp, char *add
 out:
 	eg_hash_free(h);
 	free(spec);
+	free(d1);
+	free(d2);
 	free(tokens);
 	free(slots);
 	free(out[0]);
@@ -533,82 +357,63 @@ out:
 
 int main(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{"slots", required_argument, NULL, 's'},
-		{"row-bytes", required_argument, NULL, 'b'},
-		{"table", required_argument, NULL, 't'},
-		{"connect", required_argument, NULL, 'c'},
-		{"seconds", required_argument, NULL, 'S'},
-		{"rounds", required_argument, NULL, 'r'},
-		{NULL, 0, NULL, 0},
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &opt.slots },
+		{ "row-bytes", BU_U32, &opt.row_bytes },
+		{ "table", BU_STR, &opt.table },
+		{ "connect", BU_STR, &opt.connect },
+		{ "seconds", BU_DOUBLE, &opt.seconds },
+		{ "rounds", BU_U32, &opt.rounds },
+		{ NULL, BU_STR, NULL },
 	};
-	char dir[300], addr[300], targ[320];
-	const char *bin = engramd_path(argv[0]), *base = getenv("TMPDIR");
+	char targ[4200];
+	const char *dir = opt.table, *addr, *args[] = { targ, NULL };
+	bu_daemon dm = { 0 };
 	eg_table *t;
 	eg_snapshot *s;
 	eg_client *c;
 	const eg_meta *m;
-	int ch, err;
+	int err;
 	double t0;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 's': opt.slots = strtoull(optarg, NULL, 0); break;
-		case 'b': opt.row_bytes = (uint32_t)strtoul(optarg, NULL, 0); break;
-		case 't': opt.table = optarg; break;
-		case 'c': opt.connect = optarg; break;
-		case 'S': opt.seconds = atof(optarg); break;
-		case 'r': opt.rounds = atoi(optarg); break;
-		default:
-			fprintf(stderr, "usage: bench_daemon [--slots N] [--row-bytes B] [--table DIR] "
-			                "[--connect ADDR] [--seconds S] [--rounds R]\n");
-			return 2;
-		}
-	}
+	bu_options(argc, argv, opts, "bench_daemon [--slots N] [--row-bytes B] [--table DIR] "
+	           "[--connect ADDR] [--seconds S] [--rounds R]");
 	if (opt.row_bytes == 0 || opt.row_bytes % 8 || opt.slots < 65536 * 2 || opt.rounds < 1)
-		die("--row-bytes must be a multiple of 8, --slots >= 131072, --rounds >= 1");
+		bu_die("--row-bytes must be a multiple of 8, --slots >= 131072, --rounds >= 1");
 	signal(SIGPIPE, SIG_IGN);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/bench-daemon-XXXXXX", base && *base ? base : "/tmp");
-	if (!mkdtemp(tmpdir)) {
-		tmpdir[0] = '\0';
-		die("mkdtemp: %s", strerror(errno));
-	}
-	if (opt.table) {
-		snprintf(dir, sizeof(dir), "%s", opt.table);
-	} else {
-		snprintf(dir, sizeof(dir), "%s/bench", tmpdir);
-		t0 = now_s();
-		build_table(dir, "bench", opt.slots, opt.row_bytes, NULL);
+	if (!dir) {
+		dir = bu_path("bench");
+		t0 = bu_now();
+		bu_create_table_quiet(dir, opt.slots, opt.row_bytes, 1, NULL);
 		printf("built %llu x %u B table in %.1f s\n", (unsigned long long)opt.slots,
-		       opt.row_bytes, now_s() - t0);
+		       opt.row_bytes, bu_now() - t0);
 	}
 	err = eg_table_open(dir, &t);
 	if (err == 0)
 		err = eg_snapshot_open(t, 0, &s);
 	if (err)
-		die("%s: %s", dir, eg_strerror(err));
+		bu_die("%s: %s", dir, eg_strerror(err));
 	m = eg_snapshot_meta(s);
 	opt.slots = m->slots;
 	opt.row_bytes = m->row_bytes;
 	if (opt.connect) {
-		snprintf(addr, sizeof(addr), "%s", opt.connect);
+		addr = opt.connect;
 	} else {
-		const char *list[] = { targ, NULL };
-
-		snprintf(targ, sizeof(targ), "bench=%s", dir);
-		spawn_daemon(bin, list, addr, sizeof(addr));
+		snprintf(targ, sizeof(targ), "--table=bench=%s", dir);
+		bu_daemon_start(&dm, args);
+		addr = dm.addr;
 	}
 	err = eg_client_connect(addr, 30000, &c);
 	if (err)
-		die("connect %s: %s", addr, eg_client_strerror(err));
-	printf("table %llu slots x %u B (%.0f MiB), %s, %.1f s per run, best of %d rounds\n",
+		bu_die("connect %s: %s", addr, eg_client_strerror(err));
+	printf("table %llu slots x %u B (%.0f MiB), %s, %.1f s per run, best of %u rounds\n",
 	       (unsigned long long)opt.slots, opt.row_bytes,
 	       (double)opt.slots * opt.row_bytes / (1 << 20), addr, opt.seconds, opt.rounds);
 	bench_slots(s, c);
-	bench_tokens(bin, !opt.connect, &c, addr, sizeof(addr));
+	bench_tokens(opt.connect ? NULL : &dm, &c);
 	eg_client_close(c);
 	eg_snapshot_close(s);
 	eg_table_close(t);
-	cleanup();
+	bu_daemon_stop(&dm);
 	return 0;
 }
