@@ -5,10 +5,11 @@
  *
  * One run: a table of 100 M slots x 16-byte u8 rows in chunks of 8192 slots
  * (1.6 GB; reused from $BENCH_DIR/engramd-reload-100m when it exists there,
- * else built in a temporary directory that is removed at the end), engramd
- * ($ENGRAMD or the argument) serving it, and client threads doing 4096-slot
- * random lookups back to back over the Unix socket. Three phases run one
- * after the other:
+ * else built in a temporary directory under $BENCH_DIR, default /var/tmp,
+ * that is removed at the end), engramd (the argument, else $ENGRAMD, else
+ * the one above the bench binary) serving it, and client threads doing
+ * 4096-slot random lookups back to back over the Unix socket. Three phases
+ * run one after the other:
  * steady state; then another thread patching a few rows in place
  * (eg_table_update) every 100 ms without reloading, which separates what
  * the writer's I/O costs the readers on a small machine from what the
@@ -29,24 +30,19 @@
  * the length of each phase (default 12), $BENCH_RELOAD_SLOTS the table's
  * size (default 100 M; smaller only to see that the bench runs),
  * $BENCH_RELOAD_CHUNK_SLOTS its chunks (default 8192). */
-#include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "eg_table.h"
 #include "egtest.h"
 #include "engram.pb-c.h"
@@ -70,11 +66,13 @@ static atomic_int phase = WARM;
 /* eg_table_update in progress (its writes and fsync compete for the same
  * two cores and disk): samples that overlap one are also counted apart */
 static atomic_int patching;
-static char tmpdir[256], sock_path[300], table_dir[512];
-static pid_t daemon_pid;
+static char table_dir[512];
+static bu_daemon daemon_;
+static const char *sock_path; /* daemon_'s, without "unix:" */
 
+/* ns for lookups and swaps, us for builds and patches */
 struct samples {
-	uint64_t *v;
+	double *v;
 	size_t n;
 };
 
@@ -102,34 +100,10 @@ static struct {
 	uint64_t slots[HOT_PATCHES][PATCH_ROWS];
 } recent = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
-static uint64_t now_ns(void)
+static void add(struct samples *s, double v)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t rnd(uint64_t *s)
-{
-	*s ^= *s << 13;
-	*s ^= *s >> 7;
-	*s ^= *s << 17;
-	return *s;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench_reload: %s\n", what);
-	if (daemon_pid > 0)
-		kill(daemon_pid, SIGKILL);
-	exit(1);
-}
-
-static void add(struct samples *s, uint64_t v)
-{
-	if (!s->v && !(s->v = malloc(MAX_SAMPLES * sizeof(uint64_t))))
-		die("out of memory");
+	if (!s->v && !(s->v = malloc(MAX_SAMPLES * sizeof(double))))
+		bu_die("out of memory");
 	if (s->n < MAX_SAMPLES)
 		s->v[s->n++] = v;
 }
@@ -149,7 +123,7 @@ static int conn_open(struct conn *c)
 
 	memset(c, 0, sizeof(*c));
 	if (strlen(sock_path) >= sizeof(sa.sun_path))
-		die("socket path too long: set TMPDIR shorter");
+		bu_die("socket path too long: set BENCH_DIR shorter");
 	memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
@@ -166,14 +140,14 @@ static void conn_send(struct conn *c, const Engram__V1__Request *r)
 	uint8_t *b = malloc(n + 10);
 
 	if (!b)
-		die("out of memory");
+		bu_die("out of memory");
 	h = egt_varint_put(b, n);
 	engram__v1__request__pack(r, b + h);
 	while (off < h + n) {
 		ssize_t w = send(c->fd, b + off, h + n - off, MSG_NOSIGNAL);
 
 		if (w <= 0)
-			die("send to engramd failed");
+			bu_die("send to engramd failed");
 		off += (size_t)w;
 	}
 	free(b);
@@ -196,14 +170,14 @@ static Engram__V1__Response *conn_recv(struct conn *c)
 		if (c->cap - c->len < 65536) {
 			c->cap = c->cap ? 2 * c->cap : 1 << 20;
 			if (!(c->buf = realloc(c->buf, c->cap)))
-				die("out of memory");
+				bu_die("out of memory");
 		}
 		struct pollfd p = { .fd = c->fd, .events = POLLIN };
 		if (poll(&p, 1, 30000) != 1)
-			die("no answer from engramd within 30 s");
+			bu_die("no answer from engramd within 30 s");
 		ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
 		if (n <= 0)
-			die("engramd closed the connection");
+			bu_die("engramd closed the connection");
 		c->len += (size_t)n;
 	}
 }
@@ -215,14 +189,6 @@ static void conn_close(struct conn *c)
 }
 
 /* ---- the table ---------------------------------------------------------- */
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static int table_usable(const char *dir)
 {
@@ -242,30 +208,29 @@ static int table_usable(const char *dir)
 	return ok;
 }
 
-/* Row of slot s: its slot number, then a version (0 until patched). */
+/* Row of slot s: its slot number, then a version (0 until patched). Built
+ * here, not with bu_create_table: `engram table create` fills rows with
+ * zeros or random bytes, not with their own slot numbers. */
 static void build_table(const char *dir)
 {
 	eg_meta m = { .slots = table_slots, .dim = ROW_BYTES, .dtype = EG_DTYPE_U8,
 	              .chunk_slots = chunk_slots };
-	uint64_t t0 = now_ns(), slot = 0, chunks;
+	uint64_t slot = 0, chunks;
+	double t0 = bu_now();
 	eg_builder *b;
 	int rc;
 
 	snprintf(m.name, sizeof(m.name), "reload100m");
 	rc = eg_builder_open(dir, &m, &b);
-	if (rc) {
-		fprintf(stderr, "bench_reload: cannot build in %s: %s\n", dir, eg_strerror(rc));
-		die("build failed");
-	}
+	if (rc)
+		bu_die("cannot build in %s: %s", dir, eg_strerror(rc));
 	chunks = eg_builder_chunks(b);
 	for (uint64_t c = 0; c < chunks; c++) {
 		uint64_t *rows;
 
 		if ((rc = eg_builder_next_chunk(b, (void **)&rows))) {
-			fprintf(stderr, "bench_reload: chunk %llu: %s\n", (unsigned long long)c,
-			        eg_strerror(rc));
 			eg_builder_abort(b);
-			die("build failed");
+			bu_die("building chunk %llu: %s", (unsigned long long)c, eg_strerror(rc));
 		}
 		for (uint64_t r = 0; r < eg_builder_chunk_rows(b, c); r++, slot++) {
 			rows[2 * r] = slot;
@@ -275,8 +240,8 @@ static void build_table(const char *dir)
 			printf("  building: %llu%%\n", (unsigned long long)(100 * c / chunks));
 	}
 	if ((rc = eg_builder_finish(b)))
-		die("build finish failed");
-	printf("table built in %.1f s\n", (double)(now_ns() - t0) * 1e-9);
+		bu_die("build finish failed: %s", eg_strerror(rc));
+	printf("table built in %.1f s\n", bu_now() - t0);
 }
 
 /* Reads data.mdb once so that both phases start with a warm page cache. */
@@ -300,73 +265,22 @@ static void snapshot_times(const char *dir, double *dir_ms, double *verify_ms)
 {
 	eg_table *t;
 	eg_snapshot *s;
-	uint64_t t0;
+	double t0;
 
 	if (eg_table_open(dir, &t))
-		die("cannot open the table");
-	t0 = now_ns();
+		bu_die("cannot open the table");
+	t0 = bu_now();
 	if (eg_snapshot_open(t, 0, &s))
-		die("cannot open a snapshot");
-	*dir_ms = (double)(now_ns() - t0) * 1e-6;
+		bu_die("cannot open a snapshot");
+	*dir_ms = (bu_now() - t0) * 1e3;
 	table_generation = eg_snapshot_meta(s)->generation;
 	eg_snapshot_close(s);
-	t0 = now_ns();
+	t0 = bu_now();
 	if (eg_snapshot_open(t, 1, &s))
-		die("cannot open a verified snapshot");
-	*verify_ms = (double)(now_ns() - t0) * 1e-6;
+		bu_die("cannot open a verified snapshot");
+	*verify_ms = (bu_now() - t0) * 1e3;
 	eg_snapshot_close(s);
 	eg_table_close(t);
-}
-
-/* ---- the daemon --------------------------------------------------------- */
-
-static void start_daemon(const char *bin)
-{
-	char table_arg[600], listen_arg[320], log_path[300];
-	struct conn c;
-
-	snprintf(sock_path, sizeof(sock_path), "%s/engramd.sock", tmpdir);
-	snprintf(log_path, sizeof(log_path), "%s/engramd.log", tmpdir);
-	snprintf(table_arg, sizeof(table_arg), "big=%s", table_dir);
-	snprintf(listen_arg, sizeof(listen_arg), "unix:%s", sock_path);
-	daemon_pid = fork();
-	if (daemon_pid < 0)
-		die("fork failed");
-	if (daemon_pid == 0) {
-		int log = open(log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (log >= 0)
-			dup2(log, STDERR_FILENO);
-		execl(bin, bin, "--table", table_arg, "--listen", listen_arg, (char *)NULL);
-		_exit(127);
-	}
-	for (int i = 0; i < 3000; i++) {
-		int status;
-
-		if (conn_open(&c) == 0) {
-			conn_close(&c);
-			return;
-		}
-		if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
-			daemon_pid = 0;
-			fprintf(stderr, "bench_reload: %s exited; see %s\n", bin, log_path);
-			die("engramd did not start");
-		}
-		usleep(10000);
-	}
-	die("engramd did not listen within 30 s");
-}
-
-static void stop_daemon(void)
-{
-	int status;
-
-	if (daemon_pid <= 0)
-		return;
-	kill(daemon_pid, SIGTERM);
-	waitpid(daemon_pid, &status, 0);
-	daemon_pid = 0;
 }
 
 /* ---- load --------------------------------------------------------------- */
@@ -429,7 +343,7 @@ static void *client_main(void *arg)
 	int ph;
 
 	if (!slots || conn_open(&c) < 0)
-		die("client cannot connect");
+		bu_die("client cannot connect");
 	lr.table = (char *)"big";
 	lr.slots = slots;
 	lr.n_slots = BATCH;
@@ -437,17 +351,18 @@ static void *client_main(void *arg)
 	r.lookup = &lr;
 	while ((ph = atomic_load(&phase)) != STOP) {
 		Engram__V1__Response *resp;
-		uint64_t t0, t1, newest, gen;
+		uint64_t newest, gen;
+		double t0, t1;
 		size_t nhot = ask_recent(slots, gens, &newest);
 
 		for (size_t i = nhot; i < BATCH; i++)
-			slots[i] = rnd(&cl->seed) % table_slots;
+			slots[i] = bu_rand(&cl->seed) % table_slots;
 		r.id++;
 		int patch0 = atomic_load(&patching);
-		t0 = now_ns();
+		t0 = bu_now();
 		conn_send(&c, &r);
 		resp = conn_recv(&c);
-		t1 = now_ns();
+		t1 = bu_now();
 		patch0 |= atomic_load(&patching);
 		if (!resp || resp->status != ENGRAM__V1__STATUS__OK || resp->n_blocks != 1 ||
 		    resp->blocks[0]->count != BATCH || resp->blocks[0]->data.len != BATCH * ROW_BYTES) {
@@ -469,9 +384,9 @@ static void *client_main(void *arg)
 		}
 		engram__v1__response__free_unpacked(resp, NULL);
 		if (ph != WARM)
-			add(&cl->lat[ph - STEADY], t1 - t0);
+			add(&cl->lat[ph - STEADY], (t1 - t0) * 1e9);
 		if (ph == RELOADING && !patch0)
-			add(&cl->lat[3], t1 - t0);
+			add(&cl->lat[3], (t1 - t0) * 1e9);
 	}
 	conn_close(&c);
 	free(slots);
@@ -485,33 +400,33 @@ static void *updater_main(void *arg)
 	int my_phase = *(int *)arg;
 	Engram__V1__Request r = ENGRAM__V1__REQUEST__INIT;
 	Engram__V1__ReloadRequest rr = ENGRAM__V1__RELOAD_REQUEST__INIT;
-	uint64_t seed = 0x2545F4914F6CDD1Dull, next = now_ns();
+	uint64_t seed = 0x2545F4914F6CDD1Dull;
+	double next = bu_now();
 	struct conn c;
 
 	if (conn_open(&c) < 0)
-		die("updater cannot connect");
+		bu_die("updater cannot connect");
 	rr.table = (char *)"big";
 	r.body_case = ENGRAM__V1__REQUEST__BODY_RELOAD;
 	r.reload = &rr;
 	while (atomic_load(&phase) == my_phase) {
-		uint64_t slots[PATCH_ROWS], rows[2 * PATCH_ROWS], t0 = now_ns(), gen = 0;
+		uint64_t slots[PATCH_ROWS], rows[2 * PATCH_ROWS], gen = 0;
+		double t0 = bu_now();
 		Engram__V1__Response *resp;
 		int rc;
 
 		for (size_t i = 0; i < PATCH_ROWS; i++) {
-			slots[i] = rnd(&seed) % table_slots;
+			slots[i] = bu_rand(&seed) % table_slots;
 			rows[2 * i] = slots[i]; /* still its own slot: readers check that */
 			rows[2 * i + 1] = table_generation + 1; /* the generation this patch makes */
 		}
 		atomic_store(&patching, 1);
 		rc = eg_table_update(table_dir, slots, PATCH_ROWS, rows, NULL, &gen);
 		atomic_store(&patching, 0);
-		if (rc) {
-			fprintf(stderr, "bench_reload: eg_table_update: %s\n", eg_strerror(rc));
-			die("patch failed");
-		}
+		if (rc)
+			bu_die("eg_table_update: %s", eg_strerror(rc));
 		if (gen != table_generation + 1)
-			die("the table's generation moved by more than this patch: another writer?");
+			bu_die("the table's generation moved by more than this patch: another writer?");
 		table_generation = gen;
 		pthread_mutex_lock(&recent.lock);
 		recent.generation[recent.next] = gen;
@@ -520,7 +435,7 @@ static void *updater_main(void *arg)
 		if (recent.n < HOT_PATCHES)
 			recent.n++;
 		pthread_mutex_unlock(&recent.lock);
-		add(&patch_us, (now_ns() - t0) / 1000);
+		add(&patch_us, (bu_now() - t0) * 1e6);
 		if (my_phase != RELOADING)
 			goto wait;
 		r.id++;
@@ -528,11 +443,11 @@ static void *updater_main(void *arg)
 		resp = conn_recv(&c);
 		if (!resp || resp->status != 0 || resp->body_case != ENGRAM__V1__RESPONSE__BODY_RELOAD ||
 		    resp->reload->n_results != 1)
-			die("bad reload answer");
+			bu_die("bad reload answer");
 		if (resp->reload->results[0]->reloaded) {
 			reloads_ok++;
-			add(&build_us, resp->reload->results[0]->build_us);
-			add(&swap_ns, resp->reload->results[0]->swap_ns);
+			add(&build_us, (double)resp->reload->results[0]->build_us);
+			add(&swap_ns, (double)resp->reload->results[0]->swap_ns);
 		} else {
 			reloads_refused++;
 			fprintf(stderr, "bench_reload: reload not swapped: %s\n",
@@ -540,10 +455,10 @@ static void *updater_main(void *arg)
 		}
 		engram__v1__response__free_unpacked(resp, NULL);
 wait:
-		next += RELOAD_EVERY_MS * 1000000ull;
-		t0 = now_ns();
+		next += RELOAD_EVERY_MS * 1e-3;
+		t0 = bu_now();
 		if (next > t0)
-			usleep((useconds_t)((next - t0) / 1000));
+			usleep((useconds_t)((next - t0) * 1e6));
 		else
 			next = t0; /* the patch took longer than the period: no catch-up burst */
 	}
@@ -553,24 +468,13 @@ wait:
 
 /* ---- report ------------------------------------------------------------- */
 
-static int cmp_u64(const void *a, const void *b)
+/* The p-th percentile (0..100) of s (sorts s). */
+static double pct(struct samples *s, double p)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
+	return bu_percentile(s->v, s->n, p);
 }
 
-static uint64_t pct(const struct samples *s, double p)
-{
-	size_t i;
-
-	if (s->n == 0)
-		return 0;
-	i = (size_t)(p * (double)(s->n - 1) + 0.5);
-	return s->v[i];
-}
-
-/* Merges the clients' samples of one phase, sorted. */
+/* Merges the clients' samples of one phase. */
 static struct samples merged(struct client *cl, int ph)
 {
 	struct samples m = { 0 };
@@ -578,32 +482,26 @@ static struct samples merged(struct client *cl, int ph)
 	for (int i = 0; i < CLIENTS; i++)
 		for (size_t k = 0; k < cl[i].lat[ph].n; k++)
 			add(&m, cl[i].lat[ph].v[k]);
-	if (m.n)
-		qsort(m.v, m.n, sizeof(uint64_t), cmp_u64);
 	return m;
 }
 
-static void report_phase(const char *name, const struct samples *s, double seconds)
+static void report_phase(const char *name, struct samples *s, double seconds)
 {
 	printf("%-10s %7zu lookups of %d slots (%.0f/s): p50 %.0f us, p99 %.0f us, max %.0f us\n",
-	       name, s->n, BATCH, (double)s->n / seconds, (double)pct(s, 0.5) * 1e-3,
-	       (double)pct(s, 0.99) * 1e-3, (double)pct(s, 1.0) * 1e-3);
-}
-
-static void sorted(struct samples *s)
-{
-	if (s->n)
-		qsort(s->v, s->n, sizeof(uint64_t), cmp_u64);
+	       name, s->n, BATCH, (double)s->n / seconds, pct(s, 50) * 1e-3, pct(s, 99) * 1e-3,
+	       pct(s, 100) * 1e-3);
 }
 
 int main(int argc, char **argv)
 {
-	const char *bin = argc > 1 ? argv[1] : getenv("ENGRAMD");
-	const char *bench_dir = getenv("BENCH_DIR"), *tmp = getenv("TMPDIR");
+	const char *bench_dir = getenv("BENCH_DIR");
 	const char *secs_env = getenv("BENCH_RELOAD_SECONDS");
 	const char *slots_env = getenv("BENCH_RELOAD_SLOTS");
 	const char *chunk_env = getenv("BENCH_RELOAD_CHUNK_SLOTS");
 	double seconds = secs_env ? atof(secs_env) : 12.0, dir_ms, verify_ms, ratio;
+	char table_arg[600];
+	/* engramd's default level (bu_daemon_start asks for warn): a line a reload */
+	const char *daemon_args[] = { table_arg, "--log-level=info", NULL };
 	struct client cl[CLIENTS];
 	struct samples steady, patching_only, reloading, quiet;
 	pthread_t updater;
@@ -611,17 +509,14 @@ int main(int argc, char **argv)
 	int failed = 0;
 	uint64_t after_patch = 0, before_patch = 0;
 
-	if (!bin)
-		bin = "build/engramd";
+	if (argc > 1 && setenv("ENGRAMD", argv[1], 1)) /* the argument wins over $ENGRAMD */
+		bu_die("setenv failed");
 	if (seconds <= 0)
 		seconds = 12.0;
 	if (slots_env && strtoull(slots_env, NULL, 10) >= BATCH)
 		table_slots = strtoull(slots_env, NULL, 10);
 	if (chunk_env && atoi(chunk_env) > 0)
 		chunk_slots = (uint32_t)atoi(chunk_env);
-	snprintf(tmpdir, sizeof(tmpdir), "%s/bench_reload.XXXXXX", tmp ? tmp : "/tmp");
-	if (!mkdtemp(tmpdir))
-		die("cannot make a temporary directory");
 	if (bench_dir) {
 		if (table_slots == DEFAULT_SLOTS && chunk_slots == DEFAULT_CHUNK_SLOTS)
 			snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-100m", bench_dir);
@@ -630,12 +525,14 @@ int main(int argc, char **argv)
 			         (unsigned long long)table_slots, chunk_slots);
 		mkdir(bench_dir, 0755);
 	} else {
-		snprintf(table_dir, sizeof(table_dir), "%s/table", tmpdir);
+		snprintf(table_dir, sizeof(table_dir), "%s/table", bu_tmpdir());
 	}
 	if (bench_dir && table_usable(table_dir)) {
 		printf("table: reusing %s\n", table_dir);
 	} else {
-		nftw(table_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); /* an unfinished build */
+		const char *rm[] = { "rm", "-rf", table_dir, NULL }; /* an unfinished build */
+
+		bu_run(rm);
 		printf("table: building %llu slots x %u B (%.2f GB), %u-slot chunks, in %s\n",
 		       (unsigned long long)table_slots, ROW_BYTES,
 		       (double)table_slots * ROW_BYTES * 1e-9, chunk_slots, table_dir);
@@ -646,7 +543,9 @@ int main(int argc, char **argv)
 	printf("snapshot build in-process: chunk directory %.2f ms, with every checksum %.0f ms\n",
 	       dir_ms, verify_ms);
 
-	start_daemon(bin);
+	snprintf(table_arg, sizeof(table_arg), "--table=big=%s", table_dir);
+	bu_daemon_start(&daemon_, daemon_args);
+	sock_path = daemon_.addr + strlen("unix:");
 	memset(cl, 0, sizeof(cl));
 	for (int i = 0; i < CLIENTS; i++) {
 		cl[i].seed = 0x9E3779B97F4A7C15ull * (uint64_t)(i + 1);
@@ -671,15 +570,12 @@ int main(int argc, char **argv)
 		after_patch += cl[i].after_patch;
 		before_patch += cl[i].before_patch;
 	}
-	stop_daemon();
+	bu_daemon_stop(&daemon_);
 
 	steady = merged(cl, 0);
 	patching_only = merged(cl, 1);
 	reloading = merged(cl, 2);
 	quiet = merged(cl, 3);
-	sorted(&build_us);
-	sorted(&swap_ns);
-	sorted(&patch_us);
 	printf("%d clients, one lookup in flight each; phases of %.0f s\n", CLIENTS, seconds);
 	report_phase("steady", &steady, seconds);
 	report_phase("patching", &patching_only, seconds);
@@ -687,28 +583,26 @@ int main(int argc, char **argv)
 	       RELOAD_EVERY_MS);
 	report_phase("reloading", &reloading, seconds);
 	printf("  of which %zu not overlapping a patch write: p50 %.0f us, p99 %.0f us, max %.0f us\n",
-	       quiet.n, (double)pct(&quiet, 0.5) * 1e-3, (double)pct(&quiet, 0.99) * 1e-3,
-	       (double)pct(&quiet, 1.0) * 1e-3);
+	       quiet.n, pct(&quiet, 50) * 1e-3, pct(&quiet, 99) * 1e-3, pct(&quiet, 100) * 1e-3);
 	printf("reloads: %u swapped, %u not, one per %.0f ms (patch of %d rows + Reload, "
 	       "every %d ms at most; eg_table_update p50 %.1f ms)\n",
 	       reloads_ok, reloads_refused,
 	       reloads_ok + reloads_refused ? seconds * 1e3 / (reloads_ok + reloads_refused) : 0.0,
-	       PATCH_ROWS, RELOAD_EVERY_MS, (double)pct(&patch_us, 0.5) * 1e-3);
+	       PATCH_ROWS, RELOAD_EVERY_MS, pct(&patch_us, 50) * 1e-3);
 	printf("reload snapshot build (daemon, %llu slots): p50 %.2f ms, max %.2f ms\n",
-	       (unsigned long long)table_slots, (double)pct(&build_us, 0.5) * 1e-3,
-	       (double)pct(&build_us, 1.0) * 1e-3);
+	       (unsigned long long)table_slots, pct(&build_us, 50) * 1e-3, pct(&build_us, 100) * 1e-3);
 	printf("reload swap: p50 %llu ns, max %llu ns (target: well under 1 s: %s)\n",
-	       (unsigned long long)pct(&swap_ns, 0.5), (unsigned long long)pct(&swap_ns, 1.0),
-	       swap_ns.n && pct(&swap_ns, 1.0) < 1000000000u ? "met" : "MISSED");
-	ratio = pct(&steady, 0.99) ? (double)pct(&reloading, 0.99) / (double)pct(&steady, 0.99) : 0;
-	if (pct(&steady, 0.99))
+	       (unsigned long long)pct(&swap_ns, 50), (unsigned long long)pct(&swap_ns, 100),
+	       swap_ns.n && pct(&swap_ns, 100) < 1000000000u ? "met" : "MISSED");
+	ratio = pct(&steady, 99) ? pct(&reloading, 99) / pct(&steady, 99) : 0;
+	if (pct(&steady, 99))
 		printf("p99 patching without reloads / steady: %.2f\n",
-		       (double)pct(&patching_only, 0.99) / (double)pct(&steady, 0.99));
+		       pct(&patching_only, 99) / pct(&steady, 99));
 	printf("p99 reloading / steady: %.2f (target <= 2.00: %s)\n", ratio,
 	       ratio > 0 && ratio <= 2.0 ? "met" : "MISSED");
-	if (pct(&steady, 0.99))
+	if (pct(&steady, 99))
 		printf("p99 reloading outside patch writes / steady: %.2f\n",
-		       (double)pct(&quiet, 0.99) / (double)pct(&steady, 0.99));
+		       pct(&quiet, 99) / pct(&steady, 99));
 
 	printf("rows checked: slot and version word of every row; %llu answers held the rows of "
 	       "the last %d patches, %llu served at or after the newest one's generation, %llu "
@@ -717,9 +611,9 @@ int main(int argc, char **argv)
 	       (unsigned long long)after_patch, (unsigned long long)before_patch,
 	       failed ? "a WRONG ROW or failed lookup (above)" : "no misplaced row, no torn answer");
 
-	/* the table too when it was built there; a $BENCH_DIR table is kept */
-	nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	/* bu_tmpdir goes at exit, the table too when it was built there; a
+	 * $BENCH_DIR table is kept */
 	if (failed)
-		die("a lookup returned a wrong row or failed");
+		bu_die("a lookup returned a wrong row or failed");
 	return 0;
 }
