@@ -170,10 +170,11 @@ $(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
 	$(CC) -shared -Wl,-soname,libengram.so.1 $(ALL_LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
 	ln -sf libengram.so.1 $(BUILD)/libengram.so
 
-$(BUILD)/engram.pc: client/engram.pc.in
+# FORCE (mk/install.mk): the paths are make variables, so a new PREFIX counts
+$(BUILD)/engram.pc: client/engram.pc.in FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCDIR@|$(INCDIR)|g' $< > $@
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(ENGRAMD): $(SERVER_OBJS) $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAMD_LIBS)

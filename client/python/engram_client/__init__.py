@@ -14,6 +14,12 @@ engram_client.spec writes hash specs for tables and engram_client.torch
 turns rows into torch.Tensors without a copy (each imported on its own:
 `from engram_client import spec`; the torch module needs PyTorch).
 """
+try:
+    from ._version import version as __version__  # written by setup.py
+except ImportError:  # used from the source tree: the repository's VERSION
+    import os as _os
+    with open(_os.path.join(_os.path.dirname(__file__), "..", "..", "..", "VERSION")) as _f:
+        __version__ = _f.read().strip()
 from .client import DEFAULT_ADDRESS, Client, Future, Pong, ReloadResult, Stats, TableInfo, parse_address
 from .fleet import Fleet, FleetFuture, connect
 from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, Internal,
