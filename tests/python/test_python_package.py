@@ -51,6 +51,7 @@ class PipInstall(unittest.TestCase):
                 assert engram_client.__file__.startswith({venv!r}), engram_client.__file__
                 assert engram_client.__version__ == {VERSION!r}, engram_client.__version__
                 assert engram_client.DEFAULT_ADDRESS == {DEFAULT!r}
+                assert engram_client.Client(connect=False).addr == {DEFAULT!r}
                 with engram_client.Client({d.addr!r}, timeout=10) as c:
                     r = c.lookup("t", [0, 5, 63])
                 sys.stdout.write(r.tobytes().hex())

@@ -119,7 +119,8 @@ class Client(Transport):
 
     def __init__(self, addr=None, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
                  shm_bytes=None, monotonic=False, background=True):
-        addr = addr or DEFAULT_ADDRESS
+        if addr is None:
+            addr = DEFAULT_ADDRESS
         self.addr = addr
         self.min_generation = {}  # {table: oldest generation accepted}
         self.monotonic = monotonic

@@ -370,7 +370,8 @@ def connect(spec=None, timeout=None, failover=False, monotonic=False, **kw):
     """A Client for one address (a plain connection, as before), a Fleet for
     an address list, routes or (failover=True) one address behind a load
     balancer. No spec: DEFAULT_ADDRESS (unix:/run/engramd/engramd.sock)."""
-    spec = spec or DEFAULT_ADDRESS
+    if spec is None:
+        spec = DEFAULT_ADDRESS
     if failover or routes.is_fleet(spec):
         return Fleet(spec, timeout=timeout, monotonic=monotonic, **kw)
     return Client(spec, timeout=timeout, monotonic=monotonic, **kw)
