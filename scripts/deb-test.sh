@@ -9,8 +9,10 @@
 # reads a row, then dpkg -r and dpkg -P leave none of the package's files.
 #
 # It installs a system package: it refuses to run when engramd is already
-# installed or /run/engramd exists (someone else's), and takes a lock so two
-# runs never overlap.
+# installed, /run/engramd or /var/lib/engramd exists or a process runs as
+# user engramd (someone else's); a leftover engramd user without processes
+# is deleted first, so that the package is seen creating it. A lock keeps
+# two runs from overlapping.
 set -eu
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "deb-test: needs root (installs a package)" >&2; exit 1; }
@@ -23,6 +25,14 @@ installed() { dpkg-query -W -f='${Status}' engramd 2>/dev/null | grep -q "instal
 
 installed && fail "package engramd is already installed here; not touching it"
 [ -e /run/engramd ] && fail "/run/engramd exists (another engramd?); not touching it"
+[ -e /var/lib/engramd ] && fail "/var/lib/engramd exists (someone's tables?); not touching it"
+# the package must create the user: one left by an earlier run (Debian never
+# removes system users) goes first, unless something runs as it
+if getent passwd engramd > /dev/null; then
+	pgrep -u engramd > /dev/null && fail "processes run as user engramd; not touching it"
+	userdel engramd
+	getent group engramd > /dev/null && groupdel engramd
+fi
 
 work=$(mktemp -d /tmp/engramd-deb-test.XXXXXX)
 pid=""
