@@ -6,7 +6,8 @@
 #   make soak            one daemon under everything at once for SOAK_SECONDS
 #                        (600), every row checked (not part of the tests)
 #   make SANITIZE=address,undefined test    sanitizer build (in build-address-undefined/)
-#   make install PREFIX=/usr DESTDIR=...
+#   make install PREFIX=/usr DESTDIR=...   (also uninstall; mk/install.mk)
+#   make deb             a Debian package (debhelper; debian/)
 #
 # Dependencies come through pkg-config. The top-level targets first run
 # scripts/deps.sh (installs missing packages as root) and then re-enter make,
@@ -84,7 +85,7 @@ LIB_BENCH   := $(BUILD)/libegbench.a
 ENGRAMD := $(BUILD)/engramd
 ENGRAM  := $(BUILD)/engram
 
-.PHONY: all deps test check run bench bench-scale fuzz soak install clean proto-python
+.PHONY: all deps test check run bench bench-scale fuzz soak clean proto-python
 .DEFAULT_GOAL := all
 
 # ---- entry points that set up the machine first -------------------------
@@ -169,10 +170,11 @@ $(LIB_CLIENT_SO): $(CLIENT_OBJS) $(PB_CLIENT_OBJ)
 	$(CC) -shared -Wl,-soname,libengram.so.1 $(ALL_LDFLAGS) -o $@ $^ $(CLIENT_LIBS)
 	ln -sf libengram.so.1 $(BUILD)/libengram.so
 
-$(BUILD)/engram.pc: client/engram.pc.in
+# FORCE (mk/install.mk): the paths are make variables, so a new PREFIX counts
+$(BUILD)/engram.pc: client/engram.pc.in FORCE
 	@mkdir -p $(dir $@)
 	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
-	    -e 's|@INCDIR@|$(INCDIR)|g' $< > $@
+	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(ENGRAMD): $(SERVER_OBJS) $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAMD_LIBS)
@@ -207,28 +209,11 @@ fuzz: deps
 	@$(MAKE) --no-print-directory $(GEN_PB)
 	@scripts/fuzz.sh $(BUILD) $(FUZZ_SRCS)
 
-# ---- install --------------------------------------------------------------
+# ---- install, uninstall, deb: mk/install.mk ------------------------------
 
-install: all
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCDIR)
-	install -m 755 $(ENGRAMD) $(ENGRAM) $(DESTDIR)$(BINDIR)/
-	install -m 644 $(LIB_CLIENT) $(DESTDIR)$(LIBDIR)/
-	install -m 755 $(LIB_CLIENT_SO) $(DESTDIR)$(LIBDIR)/
-	ln -sf libengram.so.1 $(DESTDIR)$(LIBDIR)/libengram.so
-	install -m 644 client/engram.h $(DESTDIR)$(INCDIR)/
-	install -m 644 $(BUILD)/engram.pc $(DESTDIR)$(LIBDIR)/pkgconfig/
+include mk/install.mk
 
 clean:
 	rm -rf build build-*/
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
-
-# ---- Python client: engram_client plus its generated engram_pb2 ------------
-
-PYTHON_SITE ?= /usr/lib/python3/dist-packages
-.PHONY: install-python
-install: install-python
-install-python: proto-python
-	install -d $(DESTDIR)$(PYTHON_SITE)/engram_client
-	install -m 644 client/python/engram_client/*.py $(BUILD)/gen/python/engram_pb2.py \
-	    $(DESTDIR)$(PYTHON_SITE)/engram_client/

@@ -17,18 +17,20 @@ const struct cli_group cli_table_group = {
 "  Dtypes: f32 f16 bf16 e4m3 u8. --chunk-slots: a power of two (default 65536).\n",
 };
 
-/* Every query needs an address; $ENGRAM_CONNECT stands in for --connect. */
+/* A query's address: --connect, else $ENGRAM_CONNECT, else the installed
+ * service's socket (engram.h's EGC_DEFAULT_ADDR). */
 static int query_check(struct cli_args *a)
 {
-	if (!a->connect)
+	if (!a->connect || !*a->connect)
 		a->connect = getenv("ENGRAM_CONNECT");
 	if (!a->connect || !*a->connect)
-		return cli_usage_error(a->cmd, "--connect ADDR is required");
+		a->connect = EGC_DEFAULT_ADDR;
 	return CLI_OK;
 }
 
 const struct cli_group cli_query_group = {
-	.head = "Query a running engramd (ADDR: unix:PATH or tcp:HOST:PORT; default $ENGRAM_CONNECT):\n",
+	.head = "Query a running engramd (ADDR: unix:PATH or tcp:HOST:PORT; default\n"
+	        "$ENGRAM_CONNECT, else " EGC_DEFAULT_ADDR "):\n",
 	.notes = "Every query takes --timeout MS (default 30000; 0 = none).\n",
 	.opts = OPTS(O_CONNECT, O_TIMEOUT),
 	.check = query_check,
@@ -106,26 +108,26 @@ const struct cli_cmd cli_commands[] = {
 "      Point LINK back at LINK.prev (and LINK.prev at the version just left).\n" },
 
 	{ QUERY, "info", NULL, OPTS(O_JSON), .run = cli_query_info, .usage =
-"  engram info    --connect ADDR [--json]        tables served\n" },
+"  engram info    [--connect ADDR] [--json]      tables served\n" },
 	{ QUERY, "stats", NULL, OPTS(O_JSON), .run = cli_query_stats, .usage =
-"  engram stats   --connect ADDR [--json]        daemon counters\n" },
+"  engram stats   [--connect ADDR] [--json]      daemon counters\n" },
 	{ QUERY, "ping", NULL, NULL, .run = cli_query_ping, .usage =
-"  engram ping    --connect ADDR                 round trip\n" },
+"  engram ping    [--connect ADDR]               round trip\n" },
 	{ QUERY, "lookup", NULL, OPTS(O_TABLE, O_SLOTS, O_SLOTS_FILE, O_OUT), .run = cli_query_lookup,
 	  .usage =
-"  engram lookup  --connect ADDR --table NAME (--slots 1,2,5-9 | --slots-file S.npy)\n"
+"  engram lookup  [--connect ADDR] --table NAME (--slots 1,2,5-9 | --slots-file S.npy)\n"
 "                 [--out ROWS.npy]               rows, as `engram table export` writes them\n" },
 	{ QUERY, "tokens", NULL, OPTS(O_TABLES, O_TOKENS, O_SEQ_LENS, O_CONTEXT, O_OUT),
 	  .run = cli_query_tokens, .usage =
-"  engram tokens  --connect ADDR --tables a,b --tokens 1,2,3 [--seq-lens 2,1]\n"
+"  engram tokens  [--connect ADDR] --tables a,b --tokens 1,2,3 [--seq-lens 2,1]\n"
 "                 [--context 0,0] [--out PREFIX] rows of token n-grams hashed by the\n"
 "                                                daemon; --out writes PREFIX.TABLE.npy of\n"
 "                                                [tokens * rows_per_token, width]\n" },
 	{ QUERY, "reload", NULL, OPTS(O_TABLE), .run = cli_query_reload, .usage =
-"  engram reload  --connect ADDR [--table NAME]  reopen tables from disk\n" },
+"  engram reload  [--connect ADDR] [--table NAME] reopen tables from disk\n" },
 	{ QUERY, "bench", NULL, OPTS(O_TABLE, O_BATCH, O_SECONDS, O_DEPTH), .run = cli_query_bench,
 	  .usage =
-"  engram bench   --connect ADDR --table NAME [--batch 4096] [--seconds 3]\n"
+"  engram bench   [--connect ADDR] --table NAME [--batch 4096] [--seconds 3]\n"
 "                 [--depth 1]                    random lookups: rows/s, latency;\n"
 "                                                --depth lookups in flight at once\n" },
 };
@@ -150,6 +152,8 @@ void cli_help(FILE *f, const struct cli_cmd *cmd)
 		return;
 	}
 	fputs("usage: engram COMMAND [ARGS...]\n"
+	      "\n"
+	      "       engram --version\n"
 	      "\n"
 	      "Build, inspect and patch engram tables, and query a running engramd.\n"
 	      "Exit status: 0 ok, 1 failure (one line on stderr), 2 bad command line.\n"

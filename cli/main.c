@@ -102,6 +102,10 @@ static int run(int argc, char **argv)
 		cli_help(stdout, NULL);
 		return CLI_OK;
 	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+		printf("engram %s\n", ENGRAM_VERSION); /* from the file VERSION, as engramd's */
+		return CLI_OK;
+	}
 	cmd = lookup(argc, argv, &words, &rc);
 	if (!cmd)
 		return rc;

@@ -36,9 +36,11 @@ int eg_client_open(const char *addr, int timeout_ms, unsigned flags, eg_client *
 	eg_client *c;
 	int err;
 
-	if (!addr || !out)
+	if (!out)
 		return -EINVAL;
 	*out = NULL;
+	if (!addr || !*addr)
+		addr = EGC_DEFAULT_ADDR;
 	if ((flags & EGC_FAILOVER) || egc__spec_is_fleet(addr))
 		return egc__fleet_open(addr, timeout_ms, flags, out);
 	c = egc__client_new(addr, timeout_ms, flags);

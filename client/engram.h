@@ -81,13 +81,18 @@ extern "C" {
 #define EGC_MSG_FRAME_MAX      (64u << 20) /* an info or reload answer; stats,
                                               ping: 64 KiB */
 
+/* The address of the daemon installed as a service (engramd.socket): what
+ * eg_client_connect() and eg_client_open() use for a NULL or empty addr. */
+#define EGC_DEFAULT_ADDR "unix:/run/engramd/engramd.sock"
+
 /* A connection to one daemon; opaque. */
 typedef struct eg_client eg_client;
 
 /* Connects to a daemon.
- * @param addr "unix:/run/engramd.sock", "unix:@abstract" or
- *             "tcp:127.0.0.1:7070" (tcp:[::1]:7070 for IPv6); copied. An
- *             address list or routes make a client of several daemons, as
+ * @param addr "unix:/run/engramd/engramd.sock", "unix:@abstract" or
+ *             "tcp:127.0.0.1:7070" (tcp:[::1]:7070 for IPv6); copied; NULL
+ *             or "" means EGC_DEFAULT_ADDR. An address list or routes make
+ *             a client of several daemons, as
  *             eg_client_open(addr, timeout_ms, 0, out) does.
  * @param timeout_ms bounds the connect and, later, every call (0 = no
  *             limit; change it with eg_client_set_timeout()).
@@ -95,7 +100,7 @@ typedef struct eg_client eg_client;
  *             eg_client_close(); NULL on failure.
  * @return 0, or EGC_EADDR (malformed or unresolvable address), -ETIMEDOUT,
  *         a negative errno of socket()/connect() (-ECONNREFUSED, -ENOENT),
- *         -ENOMEM, -EINVAL (addr or out NULL). On failure there is no client
+ *         -ENOMEM, -EINVAL (out NULL). On failure there is no client
  *         to ask for a message. */
 ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client **out);
 
@@ -147,7 +152,8 @@ ENGRAM_EXPORT int eg_client_connect(const char *addr, int timeout_ms, eg_client 
 
 /* Opens a client of spec.
  * @param spec one address (a plain connection, as eg_client_connect), an
- *             address list, routes or @FILE (above); copied.
+ *             address list, routes or @FILE (above); copied; NULL or ""
+ *             means EGC_DEFAULT_ADDR.
  * @param timeout_ms the deadline of every call, retries included (0 = none)
  * @param flags EGC_FAILOVER: a client of several daemons even for one
  *             address (a load balancer in front of replicas: a failed

@@ -24,7 +24,7 @@ request, sent before the "earlier layers" run so the fetch overlaps them.
 Weights and hidden states are random (seeded): this shows the data path and
 the gate arithmetic, not a trained model.
 
-    gating.py --connect unix:/run/engramd.sock [--tables layer1,layer15]
+    gating.py [--connect unix:/run/engramd/engramd.sock] [--tables layer1,layer15]
               [--tokens 5,17,9,... | --tokens random] [--batch 2 --seq-len 64]
               [--hidden-dim 256] [--hc-mult 4] [--seed 0] [--backend auto]
 
@@ -212,7 +212,8 @@ def _tokens_arg(text, batch, seq_len, vocab, rng):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Engram gating on rows fetched from engramd.")
-    ap.add_argument("--connect", required=True, help="unix:/path or tcp:host:port")
+    ap.add_argument("--connect", default=None,
+                    help="unix:/path or tcp:host:port (default unix:/run/engramd/engramd.sock)")
     ap.add_argument("--tables", help="comma-separated tables, one per Engram layer "
                     "(default: the first two with a hash spec)")
     ap.add_argument("--tokens", default="random", help="comma-separated token ids or 'random'")

@@ -354,7 +354,7 @@ static void usage(FILE *f)
 
 		width = n > width ? n : width;
 	}
-	fputs("usage: engramd --table NAME=DIR [--table NAME=DIR ...] [options]\n", f);
+	fputs("usage: engramd [--table NAME=DIR ...] [options]   (no table: serves nothing)\n", f);
 	for (size_t i = 0; i < NSETTINGS; i++) {
 		const char *h = settings[i].help, *nl;
 
@@ -452,10 +452,6 @@ int ed_config_parse(int argc, char **argv)
 	}
 	if (optind < argc) {
 		ed_error("unexpected argument '%s'", argv[optind]);
-		return -1;
-	}
-	if (ed_cfg.n_tables == 0) {
-		ed_error("no table to serve: give --table NAME=DIR");
 		return -1;
 	}
 	if (apply_per_table() < 0)

@@ -17,7 +17,7 @@ void ed_do_info(struct ed_req *req, uint64_t id)
 	Engram__V1__InfoResponse info = ENGRAM__V1__INFO_RESPONSE__INIT;
 	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
 
-	if (!ti || !tp || !pins) {
+	if (n && (!ti || !tp || !pins)) { /* calloc(0) may be NULL: no table */
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "out of memory");
 		goto out;
 	}

@@ -350,7 +350,11 @@ int ed_registry_open(void)
 {
 	char err[PATH_MAX + 200];
 
-	tables = calloc(ed_cfg.n_tables, sizeof(*tables));
+	/* no table is a valid state: a fresh install serves nothing until
+	 * tables are configured (calloc(0) may return NULL) */
+	if (ed_cfg.n_tables == 0)
+		ed_info("no table configured: serving nothing until tables are added");
+	tables = calloc(ed_cfg.n_tables ? ed_cfg.n_tables : 1, sizeof(*tables));
 	if (!tables)
 		return -ENOMEM;
 	for (size_t i = 0; i < ed_cfg.n_tables; i++) {

@@ -7,7 +7,7 @@
 // come back in request order on each connection, each echoing its request id.
 //
 //   const { Client } = require('./engram');
-//   const c = await Client.connect('unix:/run/engramd.sock', { timeout: 5000 });
+//   const c = await Client.connect(DEFAULT_ADDRESS, { timeout: 5000 }); // or 'tcp:host:port'
 //   const info = await c.info();                      // [{name, slots, dim, ...}]
 //   const r = await c.lookup('layer1', [0, 17, 42]);  // {data: Buffer, rowBytes, count, generation}
 //   const t = await c.tokens(['layer1'], [5, 9, 2]);  // {tokens, rowsPerToken, blocks: [...]}
@@ -102,6 +102,10 @@ function checkBlocks(r, tables, wants, tokens) {
   });
 }
 
+// The socket of the daemon installed as a service (engramd.socket): what
+// connect() uses when given no address.
+const DEFAULT_ADDRESS = 'unix:/run/engramd/engramd.sock';
+
 function parseAddress(addr) {
   if (addr.startsWith('unix:') && addr.length > 5) return { path: addr.slice(5) };
   const m = /^tcp:(.+):(\d+)$/.exec(addr);
@@ -138,9 +142,11 @@ class Client {
     sock.on('close', () => this._fail(new EngramError(null, `${addr} closed the connection`)));
   }
 
-  // Connects to addr ("unix:/path" or "tcp:host:port"); timeout in ms bounds
-  // the connect and every request (0 = none).
+  // Connects to addr ("unix:/path" or "tcp:host:port"; null, undefined or ''
+  // for DEFAULT_ADDRESS); timeout in ms bounds the connect and every request
+  // (0 = none).
   static connect(addr, { timeout = 10000 } = {}) {
+    addr = addr || DEFAULT_ADDRESS;
     const opts = parseAddress(addr);
     return new Promise((resolve, reject) => {
       const sock = net.createConnection(opts);
@@ -335,7 +341,7 @@ async function main(argv) {
   return 0;
 }
 
-module.exports = { Client, EngramError, ProtocolError, parseAddress, Request, Response, Status };
+module.exports = { Client, DEFAULT_ADDRESS, EngramError, ProtocolError, parseAddress, Request, Response, Status };
 
 if (require.main === module) {
   main(process.argv.slice(2)).then((rc) => { process.exitCode = rc; }, (e) => {

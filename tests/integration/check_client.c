@@ -243,6 +243,30 @@ START_TEST(bad_addresses)
 }
 END_TEST
 
+/* NULL and "" mean the installed service's socket: what happens is what
+ * happens when that address is named (no service here: the same error). */
+START_TEST(default_address)
+{
+	const char *const addrs[] = { NULL, "" };
+	eg_client *c = NULL;
+	int named;
+
+	ck_assert_str_eq(EGC_DEFAULT_ADDR, "unix:/run/engramd/engramd.sock");
+	named = eg_client_connect(EGC_DEFAULT_ADDR, 1000, &c);
+	eg_client_close(c);
+	for (size_t i = 0; i < 2; i++) {
+		c = NULL;
+		ck_assert_int_eq(eg_client_connect(addrs[i], 1000, &c), named);
+		ck_assert_int_eq(c != NULL, named == 0);
+		eg_client_close(c);
+		c = NULL;
+		ck_assert_int_eq(eg_client_open(addrs[i], 1000, 0, &c), named);
+		eg_client_close(c);
+	}
+	ck_assert_int_eq(eg_client_connect(NULL, 1000, NULL), -EINVAL);
+}
+END_TEST
+
 START_TEST(timeouts)
 {
 	eg_client *c;
@@ -681,6 +705,7 @@ static Suite *suite(void)
 	tcase_add_loop_test(tc, pipelined_out_of_order, 0, 2);
 	tcase_add_test(tc, errors_mapped);
 	tcase_add_test(tc, bad_addresses);
+	tcase_add_test(tc, default_address);
 	tcase_add_loop_test(tc, timeouts, 0, 2);
 	tcase_add_loop_test(tc, reconnect_after_restart, 0, 2);
 	tcase_add_test(tc, close_with_outstanding);

@@ -233,3 +233,16 @@ test('connect errors are reported', async () => {
                        (e) => e instanceof EngramError && e.status === null);
   assert.throws(() => Client.connect('http://x'), /not unix:PATH or tcp:HOST:PORT/);
 });
+
+test('no address means the installed service socket', async () => {
+  const { DEFAULT_ADDRESS } = require(path.join(__dirname, '..', '..', 'examples', 'node', 'engram.js'));
+  assert.strictEqual(DEFAULT_ADDRESS, 'unix:/run/engramd/engramd.sock');
+  let c;
+  try {
+    c = await Client.connect(undefined, { timeout: 2000 }); // a service of this host answers
+    assert.strictEqual(c.addr, DEFAULT_ADDRESS);
+    c.close();
+  } catch (e) {
+    assert.ok(e instanceof EngramError && e.message.includes(DEFAULT_ADDRESS), e.message);
+  }
+});

@@ -1,6 +1,6 @@
 """Client: one connection to engramd, blocking calls and pipelined futures.
 
-    c = Client("unix:/run/engramd.sock", timeout=5.0)
+    c = Client(timeout=5.0)          # DEFAULT_ADDRESS, the installed service
     rows = c.lookup("layer1", slots)               # ndarray [n, dim]
     fut = c.tokens_async(["layer1", "layer15"], ids)  # sent now ...
     ...                                            # ... compute meanwhile
@@ -63,6 +63,10 @@ Pong = collections.namedtuple("Pong", "protocol_version server_version")
 ReloadResult = collections.namedtuple(
     "ReloadResult", "table old_generation new_generation reloaded error path")
 
+# The socket of the daemon installed as a service (engramd.socket): the
+# address a Client or connect() uses when given none.
+DEFAULT_ADDRESS = "unix:/run/engramd/engramd.sock"
+
 # Largest response frame accepted whatever the request (each request also
 # bounds its answer: check.frame_limit).
 DEFAULT_MAX_FRAME = 1 << 34
@@ -104,7 +108,8 @@ def _out_bytes(out):
 
 
 class Client(Transport):
-    """A connection to engramd at addr ("unix:/path" or "tcp:host:port").
+    """A connection to engramd at addr ("unix:/path" or "tcp:host:port";
+    None: DEFAULT_ADDRESS, unix:/run/engramd/engramd.sock).
 
     timeout (seconds, None = no limit) bounds connecting and every wait.
     The connection is opened here; a failure raises EngramConnectionError.
@@ -112,8 +117,10 @@ class Client(Transport):
     the calls (a request is sent by its call, its answer read by result()).
     """
 
-    def __init__(self, addr, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
+    def __init__(self, addr=None, timeout=None, max_frame=DEFAULT_MAX_FRAME, connect=True,
                  shm_bytes=None, monotonic=False, background=True):
+        if addr is None:
+            addr = DEFAULT_ADDRESS
         self.addr = addr
         self.min_generation = {}  # {table: oldest generation accepted}
         self.monotonic = monotonic

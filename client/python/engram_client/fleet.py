@@ -36,7 +36,7 @@ import threading
 import time
 
 from . import routes
-from .client import DEFAULT_MAX_FRAME, Client
+from .client import DEFAULT_ADDRESS, DEFAULT_MAX_FRAME, Client
 from .errors import (BadRequest, EngramConnectionError, EngramError, EngramTimeout, Internal,
                      NotFound, ProtocolError, Unavailable)
 
@@ -366,10 +366,12 @@ class Fleet:
         self.close()
 
 
-def connect(spec, timeout=None, failover=False, monotonic=False, **kw):
+def connect(spec=None, timeout=None, failover=False, monotonic=False, **kw):
     """A Client for one address (a plain connection, as before), a Fleet for
     an address list, routes or (failover=True) one address behind a load
-    balancer."""
+    balancer. No spec: DEFAULT_ADDRESS (unix:/run/engramd/engramd.sock)."""
+    if spec is None:
+        spec = DEFAULT_ADDRESS
     if failover or routes.is_fleet(spec):
         return Fleet(spec, timeout=timeout, monotonic=monotonic, **kw)
     return Client(spec, timeout=timeout, monotonic=monotonic, **kw)
