@@ -118,7 +118,7 @@ bench-scale: deps
 all: $(ENGRAMD) $(ENGRAM) $(LIB_CLIENT) $(LIB_CLIENT_SO) $(BUILD)/engram.pc
 
 check: all $(TEST_BINS) $(BENCH_BINS) proto-python
-	@BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh
+	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) PYTHON=$(PYTHON) tests/run.sh
 
 $(GEN_PB): proto/engram.proto
 	@mkdir -p $(BUILD)/gen

@@ -48,7 +48,9 @@ usr/local/share/man/man8/engramd.8
 def make(*args):
     # a make run by a test is not part of the outer make's job server
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
-    p = subprocess.run(["make", "--no-print-directory", "-C", ROOT, f"BUILD={BUILD}", *args],
+    # with the outer build's sanitizers, so nothing is rebuilt without them
+    san = [f"SANITIZE={os.environ['SANITIZE']}"] if os.environ.get("SANITIZE") else []
+    p = subprocess.run(["make", "--no-print-directory", "-C", ROOT, f"BUILD={BUILD}", *san, *args],
                        capture_output=True, text=True, env=env, timeout=600)
     if p.returncode != 0:
         raise AssertionError(f"make {' '.join(args)} failed:\n{p.stdout}\n{p.stderr}")
