@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "egtest.h"
@@ -167,7 +168,8 @@ START_TEST(metrics_count_requests)
 	/* counted once the write completes, a moment after the client has read */
 	for (int i = 0;; i++) {
 		ck_assert_int_eq(http(port, "GET", "/metrics", &body), 200);
-		if (sample(body, "engramd_lookup_latency_seconds_count") == 3 || i == 200)
+		if (sample(body, "engramd_lookup_latency_seconds_count{kind=\"slots\"}") == 3 ||
+		    i == 200)
 			break;
 		free(body);
 		usleep(10000);
@@ -179,10 +181,24 @@ START_TEST(metrics_count_requests)
 	ck_assert(sample(body, "engramd_requests_total{status=\"out_of_range\"}") == 1);
 	ck_assert(sample(body, "engramd_errors_total") == 1);
 	ck_assert(sample(body, "engramd_rows_total") == 74);
-	ck_assert(sample(body, "engramd_bytes_out_total") >= 74 * 16);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_count") == 3);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_bucket{le=\"+Inf\"}") == 3);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_sum") > 0);
+	ck_assert(sample(body, "engramd_response_bytes_total") >= 74 * 16);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_count{kind=\"slots\"}") == 3);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_bucket{kind=\"slots\",le=\"+Inf\"}") ==
+	          3);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_sum{kind=\"slots\"}") > 0);
+	/* slot lookups are not counted as token requests */
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_count{kind=\"tokens\"}") == 0);
+	ck_assert_ptr_null(strstr(body, "engramd_bytes_out_total"));
+	ck_assert(sample(body, "engramd_build_info{version=\"" ENGRAM_VERSION "\",protocol=\"1\"}") ==
+	          1);
+	ck_assert(sample(body, "process_start_time_seconds") > 1.5e9);
+	ck_assert(sample(body, "process_start_time_seconds") <= (double)time(NULL));
+	ck_assert(sample(body, "engramd_malloc_in_use_bytes") >= 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* glibc's figures, not zeros (a sanitizer's own malloc bypasses glibc's) */
+	ck_assert(sample(body, "engramd_malloc_in_use_bytes") > 0);
+#endif
+	ck_assert(sample(body, "engramd_malloc_arena_bytes") >= sample(body, "engramd_malloc_in_use_bytes"));
 	ck_assert(sample(body, "engramd_table_generation{table=\"t\"}") == 1);
 	ck_assert(sample(body, "engramd_table_slots{table=\"t\"}") == 10000);
 	ck_assert(sample(body, "engramd_tables_loaded") == 1);
