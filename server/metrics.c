@@ -150,15 +150,18 @@ static void io(struct text *t)
 }
 
 /* One gauge per loaded table. */
-static void per_table(struct text *t, size_t loaded, const char *name, const char *help,
-                      int which)
+static void per_table(struct text *t, struct ed_table **list, size_t n, const char *name,
+                      const char *help, int which)
 {
 	header(t, name, "gauge", help);
-	for (size_t i = 0; i < loaded; i++) {
-		struct ed_table *tb = ed_registry_at(i);
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *tb = list[i];
 		struct ed_snap *s = ed_table_pin(tb);
-		unsigned long long v = which == 0 ? s->meta->generation
-		                     : which == 1 ? s->meta->slots : s->meta->row_bytes;
+		unsigned long long v;
+
+		if (!s)
+			continue; /* removed meanwhile */
+		v = which == 0 ? s->meta->generation : which == 1 ? s->meta->slots : s->meta->row_bytes;
 
 		put(t, "engramd_%s{table=\"", name);
 		label(t, ed_table_name(tb));
@@ -168,17 +171,19 @@ static void per_table(struct text *t, size_t loaded, const char *name, const cha
 }
 
 /* One value per loaded table with a row cache (which < 0: by pager). */
-static void per_table_cache(struct text *t, size_t loaded, const char *name, const char *type,
-                            const char *help, int which)
+static void per_table_cache(struct text *t, struct ed_table **list, size_t n, const char *name,
+                            const char *type, const char *help, int which)
 {
 	header(t, name, type, help);
-	for (size_t i = 0; i < loaded; i++) {
-		struct ed_table *tb = ed_registry_at(i);
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *tb = list[i];
 		struct ed_snap *s = ed_table_pin(tb);
 		struct ed_rowcache_stats rs;
 		struct ed_pager_stats ps;
 		unsigned long long v;
 
+		if (!s)
+			continue;
 		if (which >= 0 && !s->cache) {
 			ed_snap_unpin(s);
 			continue;
@@ -201,32 +206,34 @@ static void per_table_cache(struct text *t, size_t loaded, const char *name, con
 	}
 }
 
-static void caches(struct text *t, size_t loaded)
+static void caches(struct text *t, struct ed_table **l, size_t n)
 {
-	per_table_cache(t, loaded, "cache_hits_total", "counter", "Row cache hits.", 0);
-	per_table_cache(t, loaded, "cache_misses_total", "counter", "Row cache misses.", 1);
-	per_table_cache(t, loaded, "cache_evictions_total", "counter",
+	per_table_cache(t, l, n, "cache_hits_total", "counter", "Row cache hits.", 0);
+	per_table_cache(t, l, n, "cache_misses_total", "counter", "Row cache misses.", 1);
+	per_table_cache(t, l, n, "cache_evictions_total", "counter",
 	                "Rows the row cache dropped to make room.", 2);
-	per_table_cache(t, loaded, "cache_rows", "gauge", "Rows held by the row cache.", 3);
-	per_table_cache(t, loaded, "cache_memory_bytes", "gauge",
+	per_table_cache(t, l, n, "cache_rows", "gauge", "Rows held by the row cache.", 3);
+	per_table_cache(t, l, n, "cache_memory_bytes", "gauge",
 	                "DRAM the row cache allocated (its budget, bookkeeping included).", 4);
-	per_table_cache(t, loaded, "resident_pages", "gauge",
+	per_table_cache(t, l, n, "resident_pages", "gauge",
 	                "Page-cache mode: pages of the data file known to be resident.", -1);
-	per_table_cache(t, loaded, "page_evictions_total", "counter",
+	per_table_cache(t, l, n, "page_evictions_total", "counter",
 	                "Page-cache mode: pages dropped to stay within --page-budget.", -2);
 }
 
 static void tables(struct text *t)
 {
-	size_t loaded = ed_registry_loaded();
+	struct ed_table **l;
+	size_t n = ed_registry_list(&l);
 
 	scalar(t, "tables_configured", "gauge", "Tables engramd is configured to serve.",
-	       ed_cfg.n_tables);
-	scalar(t, "tables_loaded", "gauge", "Tables with a snapshot being served.", loaded);
-	per_table(t, loaded, "table_generation", "Generation of the snapshot served.", 0);
-	per_table(t, loaded, "table_slots", "Slots (rows) of the snapshot served.", 1);
-	per_table(t, loaded, "table_row_bytes", "Bytes per row.", 2);
-	caches(t, loaded);
+	       ed_registry_configured());
+	scalar(t, "tables_loaded", "gauge", "Tables with a snapshot being served.", n);
+	per_table(t, l, n, "table_generation", "Generation of the snapshot served.", 0);
+	per_table(t, l, n, "table_slots", "Slots (rows) of the snapshot served.", 1);
+	per_table(t, l, n, "table_row_bytes", "Bytes per row.", 2);
+	caches(t, l, n);
+	ed_registry_list_put(l, n);
 }
 
 /* The process: when it started, what it is, what its malloc holds. */
