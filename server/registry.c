@@ -349,15 +349,15 @@ static int table_budget(struct ed_table *t, uint64_t c, uint64_t page_budget)
 }
 
 /* Row caches and page budgets, once every table's size is known. */
-static int setup_budgets(void)
+static int setup_budgets(size_t n)
 {
 	uint64_t cache_pool = 0, page_pool = 0;
 
-	for (size_t i = 0; i < n_set; i++) {
+	for (size_t i = 0; i < n; i++) {
 		cache_pool += ed_cfg.tables[i].cache_bytes ? 0 : table_bytes(set[i]);
 		page_pool += ed_cfg.tables[i].page_budget ? 0 : table_bytes(set[i]);
 	}
-	for (size_t i = 0; i < n_set; i++) {
+	for (size_t i = 0; i < n; i++) {
 		uint64_t bytes = table_bytes(set[i]);
 		int rc = table_budget(set[i],
 		                      share(ed_cfg.tables[i].cache_bytes, ed_cfg.cache_bytes, bytes,
@@ -445,20 +445,29 @@ int ed_registry_open(void)
 	if (!set)
 		return -ENOMEM;
 	atomic_store(&n_configured, ed_cfg.n_tables);
+	/* set[] is published (n_set) once the budgets are set up too: until
+	 * then the HTTP thread sees no table, only the progress */
 	for (size_t i = 0; i < ed_cfg.n_tables; i++) {
 		struct ed_table *t = table_new(&ed_cfg.tables[i], check);
 
 		if (!t)
-			return -1;
-		pthread_rwlock_wrlock(&set_lock);
-		set[n_set++] = t;
-		pthread_rwlock_unlock(&set_lock);
-		atomic_store(&n_loaded, n_set);
+			goto fail;
+		set[i] = t;
+		atomic_store(&n_loaded, i + 1);
 	}
-	if (setup_budgets() < 0)
-		return -1;
+	if (setup_budgets(ed_cfg.n_tables) < 0)
+		goto fail;
+	pthread_rwlock_wrlock(&set_lock);
+	n_set = ed_cfg.n_tables;
+	pthread_rwlock_unlock(&set_lock);
 	atomic_store(&started, 1);
 	return 0;
+fail:
+	for (size_t i = 0; i < ed_cfg.n_tables && set[i]; i++)
+		table_retire(set[i]);
+	free(set);
+	set = NULL;
+	return -1;
 }
 
 struct ed_rowcache *ed_table_cache(const struct ed_table *t)
