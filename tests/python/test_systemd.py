@@ -21,8 +21,7 @@ import urllib.request
 
 import numpy as np
 
-import engram_pb2 as pb
-from daemon_support import ENGRAMD, Conn, import_rows
+from daemon_support import ENGRAMD, Conn, free_port, import_rows
 
 FAULTS = os.environ.get("ENGRAMD_FAULTS", os.path.join(os.path.dirname(ENGRAMD),
                                                         "engramd-faults"))
@@ -30,14 +29,6 @@ ACTIVATE = shutil.which("systemd-socket-activate")
 WATCHDOG_S = 2.0      # WatchdogSec: pings every 0.67 s, a loop is hung after 1 s
 WEDGE_S = 4.0         # how long the fault hook blocks worker 1
 SLOW_START_S = 2.5    # the fault hook's delay before the tables load
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def http(port, path):
