@@ -1,7 +1,8 @@
 /* check_http.c - engramd's HTTP port: /metrics in the Prometheus text format
- * counting real lookups, /healthz (200 serving, 503 draining), the port
- * from the config file, and errors (404, 405, a port already taken). Plain
- * HTTP/1.0 over a TCP socket, no HTTP library. */
+ * counting real lookups, /healthz, /livez and /readyz (200 serving; 503
+ * draining but for /livez), the port from the config file, and errors
+ * (404, 405, a port already taken). Plain HTTP/1.0 over a TCP socket, no
+ * HTTP library. */
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -240,6 +241,12 @@ START_TEST(healthz_and_errors)
 	ck_assert_int_eq(http(port, "GET", "/healthz", &body), 200);
 	ck_assert_ptr_nonnull(strstr(body, "ok"));
 	free(body);
+	ck_assert_int_eq(http(port, "GET", "/livez", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "every loop answers"));
+	free(body);
+	ck_assert_int_eq(http(port, "GET", "/readyz", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "ok: 1 tables loaded"));
+	free(body);
 	ck_assert_int_eq(http(port, "GET", "/nope", &body), 404);
 	free(body);
 	ck_assert_int_eq(http(port, "POST", "/metrics", &body), 405);
@@ -306,6 +313,12 @@ START_TEST(healthz_503_while_draining)
 	}
 	ck_assert_int_eq(code, 503);
 	ck_assert_int_eq(kill(d.pid, 0), 0); /* still draining */
+	/* not ready, but alive: the loops answer while they drain */
+	ck_assert_int_eq(http(port, "GET", "/readyz", &body), 503);
+	ck_assert_ptr_nonnull(strstr(body, "stopping"));
+	free(body);
+	ck_assert_int_eq(http(port, "GET", "/livez", &body), 200);
+	free(body);
 	close(fd); /* the pending writes fail: the drain ends well before 30 s */
 	stop_ok(&d, 0); /* a second SIGTERM could land after the handlers are gone */
 }
