@@ -1,4 +1,5 @@
-/* registry.c - served tables, pinned snapshots and hot reload.
+/* registry.c - the served tables: the set of them, pins, hot reload and
+ * the config's table changes (the snapshots themselves: snap.c).
  *
  * Pinning takes a per-table mutex only around "load current, add a pin": a
  * bare atomic load followed by an increment could race with a reload
@@ -24,33 +25,9 @@
 #include "io.h"
 #include "log.h"
 #include "pager.h"
-#include "registry.h"
+#include "registry_int.h"
 #include "rowcache.h"
 #include "stats.h"
-
-/* An open LMDB environment, shared by every snapshot read from it: LMDB
- * forbids opening one environment twice in a process. */
-struct ed_env {
-	struct ed_env *next;
-	unsigned refs;          /* snapshots using it; under env_lock */
-	eg_table *table;
-	struct ed_pager *pager; /* NULL without the I/O thread */
-	int direct_fd;          /* -1 when O_DIRECT is refused (tmpfs) */
-	uint32_t dio_align;
-};
-
-struct ed_table {
-	char name[EG_NAME_MAX + 1];
-	atomic_uint refs;                 /* the set's, listers', snapshots' */
-	char *dir;                        /* as configured; may be a symlink; under reload_lock */
-	uint64_t page_budget;             /* --page-budget share; 0 = none */
-	struct ed_rowcache *cache;        /* NULL: page-cache mode */
-	uint32_t epoch;                   /* last epoch handed out; under reload_lock */
-	pthread_mutex_t pin_lock;
-	struct ed_snap *_Atomic cur;
-	char refused_path[PATH_MAX];      /* last refused version, for quiet polls */
-	uint64_t refused_generation;
-};
 
 /* the tables served, in configuration order; under set_lock */
 static struct ed_table **set;
@@ -59,253 +36,9 @@ static pthread_rwlock_t set_lock = PTHREAD_RWLOCK_INITIALIZER;
 /* tables loaded at start so far (progress), and whether that start is done */
 static atomic_size_t n_loaded, n_configured;
 static atomic_int started;
-static struct ed_env *envs;
-static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
-/* One reload at a time: the env list and the refusal memory stay simple. */
+/* One reload or config change at a time: tables' dirs, epochs and refusal
+ * memory stay simple. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The I/O path's view of a new environment: page residency, and the file
- * opened again for direct reads. Without them rows are read through the
- * map, as before; that is slower, never wrong. */
-static void io_open(struct ed_env *e, uint64_t page_budget)
-{
-	struct statx sx;
-	int rc;
-
-	e->direct_fd = -1;
-	e->dio_align = 4096;
-	if (!ed_io_running())
-		return;
-	if ((rc = ed_pager_new(e->table, page_budget, &e->pager)))
-		ed_warn("%s: no page residency tracking: %s", eg_table_path(e->table), strerror(-rc));
-	rc = eg_table_open_data(e->table, O_DIRECT);
-	if (rc < 0) {
-		ed_debug("%s: no direct reads: %s", eg_table_path(e->table), strerror(-rc));
-		return;
-	}
-	e->direct_fd = rc;
-	if (statx(rc, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
-	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align &&
-	    sx.stx_dio_mem_align <= 4096)
-		e->dio_align = sx.stx_dio_offset_align;
-}
-
-/* Finds the open environment of resolved dir, or opens it. */
-static int env_get(const char *resolved, uint64_t page_budget, struct ed_env **out)
-{
-	struct ed_env *e;
-	int rc = 0;
-
-	pthread_mutex_lock(&env_lock);
-	for (e = envs; e; e = e->next) {
-		if (strcmp(eg_table_path(e->table), resolved) == 0) {
-			e->refs++;
-			goto out;
-		}
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = eg_table_open(resolved, &e->table);
-	if (rc) {
-		free(e);
-		e = NULL;
-		goto out;
-	}
-	io_open(e, page_budget);
-	e->refs = 1;
-	e->next = envs;
-	envs = e;
-out:
-	pthread_mutex_unlock(&env_lock);
-	*out = e;
-	return rc;
-}
-
-static void env_put(struct ed_env *e)
-{
-	struct ed_env **p;
-
-	pthread_mutex_lock(&env_lock);
-	if (--e->refs > 0) {
-		pthread_mutex_unlock(&env_lock);
-		return;
-	}
-	for (p = &envs; *p != e; p = &(*p)->next)
-		;
-	*p = e->next;
-	pthread_mutex_unlock(&env_lock);
-	ed_info("closed table environment %s", eg_table_path(e->table));
-	ed_pager_free(e->pager);
-	if (e->direct_fd >= 0)
-		close(e->direct_fd);
-	eg_table_close(e->table);
-	free(e);
-}
-
-static void table_put(struct ed_table *t);
-
-static void snap_free(struct ed_snap *s)
-{
-	struct ed_table *owner = s->owner;
-
-	free(s->epochs);
-	if (s->hash)
-		eg_hash_free(s->hash);
-	if (s->snap)
-		eg_snapshot_close(s->snap);
-	if (s->env)
-		env_put(s->env);
-	free(s);
-	if (owner)
-		table_put(owner); /* last: the table's row cache served s */
-}
-
-/* Row-cache epochs of s's chunks: a chunk keeps its epoch while its rows
- * stay where they were in the same environment (LMDB copies a patched chunk
- * to new pages, and cannot reuse the old ones while old, the current
- * snapshot, is open); every other chunk gets a fresh one. Called with
- * reload_lock held, or before serving. */
-static int snap_epochs(struct ed_table *t, struct ed_snap *s, const struct ed_snap *old)
-{
-	uint32_t fresh;
-
-	if (!t->cache)
-		return 0;
-	s->epochs = malloc((s->dir.nchunks ? s->dir.nchunks : 1) * sizeof(*s->epochs));
-	if (!s->epochs)
-		return -ENOMEM;
-	fresh = ++t->epoch;
-	for (uint64_t c = 0; c < s->dir.nchunks; c++) {
-		int same = old && old->env == s->env && old->epochs && c < old->dir.nchunks &&
-		           old->dir.chunks[c] == s->dir.chunks[c];
-
-		s->epochs[c] = same ? old->epochs[c] : fresh;
-	}
-	s->cache = t->cache;
-	return 0;
-}
-
-struct damage {
-	char first[200];
-	unsigned count;
-};
-
-static void note_damage(void *arg, const char *problem)
-{
-	struct damage *d = arg;
-
-	if (d->count++ == 0)
-		snprintf(d->first, sizeof(d->first), "%s", problem);
-}
-
-/* Checks a version this process has not mapped yet at level EG_CHECK_*, in
- * a re-executed copy of engramd (main.c: --check-table). LMDB trusts its
- * file and a damaged B-tree can make it crash: in the child that only
- * refuses the version. posix_spawn, not fork: this process has threads,
- * and a forked copy could inherit a lock one of them holds. */
-static int check_version(const char *resolved, int level, char *err, size_t errlen)
-{
-	char exe[] = "/proc/self/exe", flag[] = "--check-table", lflag[] = "--level", lvl[8];
-	char *argv[] = { exe, flag, (char *)resolved, lflag, lvl, NULL };
-	struct damage d = { "", 0 };
-	int rc;
-
-	snprintf(lvl, sizeof(lvl), "%d", level);
-	rc = eg_table_check_isolated(resolved, level, argv, note_damage, &d);
-	if (rc && d.count)
-		snprintf(err, errlen, "%.100s is damaged: %s%s", resolved, d.first,
-		         d.count > 1 ? " (and more)" : "");
-	else if (rc)
-		snprintf(err, errlen, "cannot check %s: %s", resolved, eg_strerror(rc));
-	return rc;
-}
-
-/* Opens a snapshot of the table at resolved dir and parses its hash spec;
- * check (EG_CHECK_*, or 0 for a version already checked) first. */
-static int snap_open(const char *resolved, int check, int verify, uint64_t page_budget,
-                     struct ed_snap **out,
-                     char *err, size_t errlen)
-{
-	struct ed_snap *s = calloc(1, sizeof(*s));
-	int rc;
-
-	*out = NULL;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (check && (rc = check_version(resolved, check, err, errlen)))
-		goto fail;
-	rc = env_get(resolved, page_budget, &s->env);
-	if (rc) {
-		snprintf(err, errlen, "cannot open %s: %s", resolved, eg_strerror(rc));
-		goto fail;
-	}
-	rc = eg_snapshot_open(s->env->table, verify, &s->snap);
-	if (rc) {
-		snprintf(err, errlen, "cannot read %s: %s", resolved, eg_strerror(rc));
-		goto fail;
-	}
-	s->meta = eg_snapshot_meta(s->snap);
-	s->path = eg_table_path(s->env->table);
-	eg_snapshot_rowdir(s->snap, &s->dir);
-	s->pager = s->env->pager;
-	s->direct_fd = s->env->direct_fd;
-	s->dio_align = s->env->dio_align;
-	if (s->meta->hash_spec) {
-		char why[200] = "";
-
-		rc = eg_hash_parse(s->meta->hash_spec, NULL, &s->hash, why, sizeof(why));
-		if (rc) {
-			snprintf(err, errlen, "%s: bad hash spec: %s", resolved, why);
-			goto fail;
-		}
-		if (eg_hash_table_slots(s->hash) != s->meta->slots) {
-			snprintf(err, errlen, "%s: hash spec covers %llu slots, table has %llu",
-			         resolved, (unsigned long long)eg_hash_table_slots(s->hash),
-			         (unsigned long long)s->meta->slots);
-			rc = EG_EHASH;
-			goto fail;
-		}
-		s->rows_per_token = eg_hash_rows_per_token(s->hash);
-	}
-	atomic_init(&s->refs, 1);
-	*out = s;
-	return 0;
-fail:
-	snap_free(s);
-	return rc;
-}
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
-
-/* Why a new version cannot replace the served one, or NULL. */
-static const char *incompatible(const eg_meta *a, const eg_meta *b)
-{
-	if (a->dim != b->dim)
-		return "dim differs";
-	if (a->dtype != b->dtype)
-		return "dtype differs";
-	if (a->scale_block != b->scale_block || a->row_bytes != b->row_bytes)
-		return "row layout differs";
-	if (strcmp(nz(a->hash_spec), nz(b->hash_spec)) != 0)
-		return "hash spec differs";
-	return NULL;
-}
 
 static uint64_t table_bytes(const struct ed_table *t)
 {
@@ -334,7 +67,7 @@ static int table_budget(struct ed_table *t, uint64_t c, uint64_t page_budget)
 	t->page_budget = page_budget;
 	if (c && ed_io_running()) {
 		if ((rc = ed_rowcache_new(s->meta->row_bytes, c, &t->cache)) ||
-		    (rc = snap_epochs(t, s, NULL))) {
+		    (rc = ed__snap_epochs(t, s, NULL))) {
 			ed_error("table %s: cannot make a row cache of %llu bytes: %s", t->name,
 			         (unsigned long long)c, strerror(-rc));
 			return rc;
@@ -371,7 +104,7 @@ static int setup_budgets(size_t n)
 	return 0;
 }
 
-static void table_put(struct ed_table *t)
+void ed__table_put(struct ed_table *t)
 {
 	if (atomic_fetch_sub(&t->refs, 1) != 1)
 		return;
@@ -383,7 +116,7 @@ static void table_put(struct ed_table *t)
 
 void ed_table_put(struct ed_table *t)
 {
-	table_put(t);
+	ed__table_put(t);
 }
 
 /* A table serving the table in a->dir as a->name, not yet in the set;
@@ -404,12 +137,12 @@ static struct ed_table *table_new(const struct ed_table_arg *a, int check)
 	pthread_mutex_init(&t->pin_lock, NULL);
 	if (!realpath(t->dir, resolved)) {
 		ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
-		table_put(t);
+		ed__table_put(t);
 		return NULL;
 	}
-	if (snap_open(resolved, check, 0, 0, &s, err, sizeof(err))) {
+	if (ed__snap_open(resolved, check, 0, 0, &s, err, sizeof(err))) {
 		ed_error("table %s: %s", t->name, err);
-		table_put(t);
+		ed__table_put(t);
 		return NULL;
 	}
 	s->owner = t;
@@ -434,7 +167,7 @@ static void table_retire(struct ed_table *t)
 	pthread_mutex_unlock(&t->pin_lock);
 	if (s)
 		ed_snap_unpin(s);
-	table_put(t);
+	ed__table_put(t);
 }
 
 int ed_registry_open(void)
@@ -537,7 +270,7 @@ size_t ed_registry_list(struct ed_table ***out)
 void ed_registry_list_put(struct ed_table **list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		table_put(list[i]);
+		ed__table_put(list[i]);
 	free(list);
 }
 
@@ -570,7 +303,7 @@ struct ed_snap *ed_registry_pin(const char *name)
 	if (!t)
 		return NULL;
 	s = ed_table_pin(t);
-	table_put(t);
+	ed__table_put(t);
 	return s;
 }
 
@@ -596,7 +329,7 @@ void ed_snap_unpin(struct ed_snap *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		ed_debug("closing snapshot of %s generation %llu", s->path,
 		         (unsigned long long)s->meta->generation);
-		snap_free(s);
+		ed__snap_free(s);
 	}
 }
 
@@ -636,7 +369,7 @@ static void table_reload(struct ed_table *t, int quiet, struct ed_reload_result 
 	res->old_generation = res->new_generation = old->meta->generation;
 	snprintf(res->path, sizeof(res->path), "%s", old->path);
 
-	t0 = now_ns();
+	t0 = ed__now_ns();
 	if (!realpath(t->dir, resolved)) {
 		snprintf(res->error, sizeof(res->error), "cannot resolve %s: %s", t->dir,
 		         strerror(errno));
@@ -652,40 +385,40 @@ static void table_reload(struct ed_table *t, int quiet, struct ed_reload_result 
 	check = !fresh ? 0 : ed_cfg.verify == ED_VERIFY_NONE ? EG_CHECK_STRUCTURE
 	                                                    : EG_CHECK_CHECKSUMS;
 	verify = !fresh && ed_cfg.verify == ED_VERIFY_ALL;
-	if (snap_open(resolved, check, verify, t->page_budget, &s, res->error,
+	if (ed__snap_open(resolved, check, verify, t->page_budget, &s, res->error,
 	              sizeof(res->error))) {
 		refuse(t, quiet, resolved, 0, res);
 		return;
 	}
-	t1 = now_ns();
+	t1 = ed__now_ns();
 	res->build_us = (t1 - t0) / 1000;
 	if (strcmp(s->path, old->path) == 0 && s->meta->generation == old->meta->generation) {
-		snap_free(s); /* nothing new */
+		ed__snap_free(s); /* nothing new */
 		return;
 	}
-	if ((why = incompatible(old->meta, s->meta))) {
+	if ((why = ed__snap_incompatible(old->meta, s->meta))) {
 		snprintf(res->error, sizeof(res->error),
 		         "%.150s generation %llu: %s from the served version", resolved,
 		         (unsigned long long)s->meta->generation, why);
 		refuse(t, quiet, resolved, s->meta->generation, res);
-		snap_free(s);
+		ed__snap_free(s);
 		return;
 	}
 
-	if (snap_epochs(t, s, old)) {
+	if (ed__snap_epochs(t, s, old)) {
 		snprintf(res->error, sizeof(res->error), "out of memory for the row cache epochs");
 		refuse(t, quiet, resolved, s->meta->generation, res);
-		snap_free(s);
+		ed__snap_free(s);
 		return;
 	}
 	s->owner = t;
 	atomic_fetch_add(&t->refs, 1);
 	/* the swap as pinning readers see it: waiting for the lock included */
-	t2 = now_ns();
+	t2 = ed__now_ns();
 	pthread_mutex_lock(&t->pin_lock);
 	atomic_store_explicit(&t->cur, s, memory_order_release);
 	pthread_mutex_unlock(&t->pin_lock);
-	t2 = now_ns() - t2;
+	t2 = ed__now_ns() - t2;
 
 	res->reloaded = 1;
 	res->swap_ns = t2;
@@ -798,7 +531,7 @@ int ed_registry_apply(const struct ed_table_arg *want, size_t n)
 	pthread_rwlock_unlock(&set_lock);
 	/* the old set's references; a kept table's list reference is next's */
 	for (size_t k = 0; k < n_cur; k++)
-		table_put(cur[k]);
+		ed__table_put(cur[k]);
 	for (size_t k = 0; k < n_gone; k++) {
 		ed_info("table %s: removed; requests in flight on it finish", gone[k]->name);
 		table_retire(gone[k]); /* drops the list's reference */
