@@ -8,7 +8,7 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct ed_beat *beats;
-static atomic_uint_fast64_t interval_ms = 250;
+static atomic_uint_fast64_t interval_ms = 500;
 
 static uint64_t now_ns(void)
 {

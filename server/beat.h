@@ -22,7 +22,7 @@ struct ed_beat {
 	struct ed_beat *next;           /* the list of running beats; under its lock */
 };
 
-/* Interval of every beat started from now on (default 250 ms); call before
+/* Interval of every beat started from now on (default 500 ms); call before
  * the loops start. The watchdog shortens it to fit its period. */
 void ed_beat_set_interval(uint64_t ms);
 uint64_t ed_beat_interval(void);
