@@ -83,6 +83,8 @@ LIB_SUPPORT := $(BUILD)/libegtest.a
 LIB_BENCH   := $(BUILD)/libegbench.a
 
 ENGRAMD := $(BUILD)/engramd
+# engramd with the tests' fault hooks (server/fault.h); never installed
+ENGRAMD_FAULTS := $(BUILD)/engramd-faults
 ENGRAM  := $(BUILD)/engram
 
 .PHONY: all deps test check run bench bench-scale fuzz soak clean proto-python
@@ -117,7 +119,7 @@ bench-scale: deps
 
 all: $(ENGRAMD) $(ENGRAM) $(LIB_CLIENT) $(LIB_CLIENT_SO) $(BUILD)/engram.pc
 
-check: all $(TEST_BINS) $(BENCH_BINS) proto-python
+check: all $(ENGRAMD_FAULTS) $(TEST_BINS) $(BENCH_BINS) proto-python
 	@BUILD=$(BUILD) SANITIZE=$(SANITIZE) PYTHON=$(PYTHON) tests/run.sh
 
 $(GEN_PB): proto/engram.proto
@@ -177,6 +179,13 @@ $(BUILD)/engram.pc: client/engram.pc.in FORCE
 	    -e 's|@INCDIR@|$(INCDIR)|g' -e 's|@VERSION@|$(VERSION)|g' $< > $@
 
 $(ENGRAMD): $(SERVER_OBJS) $(LIB_STORAGE) $(LIB_PROTO)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAMD_LIBS)
+
+$(BUILD)/server/fault-hooks.o: server/fault.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DED_FAULT_HOOKS -MMD -MP -c -o $@ $<
+$(ENGRAMD_FAULTS): $(filter-out $(BUILD)/server/fault.o,$(SERVER_OBJS)) \
+                   $(BUILD)/server/fault-hooks.o $(LIB_STORAGE) $(LIB_PROTO)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(ENGRAMD_LIBS)
 
 $(ENGRAM): $(CLI_OBJS) $(LIB_STORAGE) $(LIB_CLIENT)

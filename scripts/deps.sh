@@ -6,7 +6,7 @@ set -eu
 PACKAGES="build-essential pkg-config liblmdb-dev lmdb-utils libuv1-dev \
 libprotobuf-c-dev protobuf-c-compiler protobuf-compiler libxxhash-dev check \
 libjansson-dev libsystemd-dev libmicrohttpd-dev liburing-dev fio redis-server libhiredis-dev gnuplot-nox python3 python3-numpy python3-protobuf python3-torch \
-clang libclang-rt-14-dev gdb haproxy rsync \
+clang libclang-rt-14-dev haproxy rsync \
 debhelper dpkg-dev fakeroot systemd man-db groff-base python3-venv python3-setuptools python3-pip"
 
 missing=""

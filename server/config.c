@@ -8,26 +8,57 @@
  * the initial values of ed_cfg. */
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
 #include "log.h"
 
-struct ed_config ed_cfg = {
-	.max_frame = 64u << 20,
-	.max_rows = 1u << 22,
-	.max_output = 64u << 20,
-	.max_shm = 1u << 30,
-	.socket_mode = 0660,
-	.verify = ED_VERIFY_NEW,
-	.drain_timeout = 10,
-	.io_depth = 64,
-	.urgent_rows = 16384,
-};
+#define DEFAULTS { \
+	.max_frame = 64u << 20, \
+	.max_rows = 1u << 22, \
+	.max_output = 64u << 20, \
+	.max_shm = 1u << 30, \
+	.socket_mode = 0660, \
+	.verify = ED_VERIFY_NEW, \
+	.drain_timeout = 10, \
+	.io_depth = 64, \
+	.urgent_rows = 16384, \
+	.log_level = -1, \
+}
+
+struct ed_config ed_cfg = DEFAULTS;
+static const struct ed_config defaults = DEFAULTS;
+/* where settings go: ed_cfg, or a configuration being read again */
+static struct ed_config *cfg = &ed_cfg;
+/* the config file line being read, for errors: "FILE:LINE: ..." */
+static const char *at_file;
+static unsigned at_line;
+/* the command line, kept to read the configuration again (SIGHUP) */
+static int saved_argc;
+static char **saved_argv;
+
+static void cfg_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* An error, prefixed with the config file line it comes from. */
+static void cfg_error(const char *fmt, ...)
+{
+	char msg[600];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (at_file)
+		ed_error("%s:%u: %s", at_file, at_line, msg);
+	else
+		ed_error("%s", msg);
+}
 
 static int parse_size(const char *s, uint64_t *out)
 {
@@ -70,18 +101,18 @@ static int add_table(const char *arg)
 	struct ed_table_arg *t;
 
 	if (!eq || eq == arg || !eq[1] || eq - arg > 63) {
-		ed_error("--table wants NAME=DIR (name of 1..63 bytes), got '%s'", arg);
+		cfg_error("--table wants NAME=DIR (name of 1..63 bytes), got '%s'", arg);
 		return -1;
 	}
-	for (size_t i = 0; i < ed_cfg.n_tables; i++) {
-		if (strlen(ed_cfg.tables[i].name) == (size_t)(eq - arg) &&
-		    memcmp(ed_cfg.tables[i].name, arg, (size_t)(eq - arg)) == 0) {
-			ed_error("table name '%.*s' given twice", (int)(eq - arg), arg);
+	for (size_t i = 0; i < cfg->n_tables; i++) {
+		if (strlen(cfg->tables[i].name) == (size_t)(eq - arg) &&
+		    memcmp(cfg->tables[i].name, arg, (size_t)(eq - arg)) == 0) {
+			cfg_error("table name '%.*s' given twice", (int)(eq - arg), arg);
 			return -1;
 		}
 	}
-	ed_cfg.tables = xrealloc(ed_cfg.tables, (ed_cfg.n_tables + 1) * sizeof(*t));
-	t = &ed_cfg.tables[ed_cfg.n_tables++];
+	cfg->tables = xrealloc(cfg->tables, (cfg->n_tables + 1) * sizeof(*t));
+	t = &cfg->tables[cfg->n_tables++];
 	memset(t, 0, sizeof(*t));
 	t->name = strndup(arg, (size_t)(eq - arg));
 	t->dir = strdup(eq + 1);
@@ -94,9 +125,9 @@ static int add_table(const char *arg)
 
 static int add_listen(const char *arg)
 {
-	ed_cfg.listen = xrealloc(ed_cfg.listen, (ed_cfg.n_listen + 1) * sizeof(char *));
-	ed_cfg.listen[ed_cfg.n_listen] = strdup(arg);
-	if (!ed_cfg.listen[ed_cfg.n_listen++])
+	cfg->listen = xrealloc(cfg->listen, (cfg->n_listen + 1) * sizeof(char *));
+	cfg->listen[cfg->n_listen] = strdup(arg);
+	if (!cfg->listen[cfg->n_listen++])
 		exit(1);
 	return 0;
 }
@@ -107,7 +138,7 @@ static int set_log_level(const char *arg)
 
 	if (ed_log_parse_level(arg, &level) < 0)
 		return 1;
-	ed_log_set_level(level);
+	cfg->log_level = (int)level; /* applied once the whole configuration is good */
 	return 0;
 }
 
@@ -116,6 +147,8 @@ struct per_table {
 	char *name;
 	uint64_t v;
 	int page;            /* --page-budget, else --cache-bytes */
+	const char *file;    /* where it was given, for the error */
+	unsigned line;
 };
 static struct per_table *per_table;
 static size_t n_per_table;
@@ -129,13 +162,15 @@ static int table_size(const char *val, int page)
 	if (parse_size(eq ? eq + 1 : val, &v) < 0 || (eq && (v == 0 || eq == val)))
 		return 1;
 	if (!eq) {
-		*(page ? &ed_cfg.page_budget : &ed_cfg.cache_bytes) = v;
+		*(page ? &cfg->page_budget : &cfg->cache_bytes) = v;
 		return 0;
 	}
 	per_table = xrealloc(per_table, (n_per_table + 1) * sizeof(*per_table));
 	per_table[n_per_table].name = strndup(val, (size_t)(eq - val));
 	per_table[n_per_table].v = v;
 	per_table[n_per_table].page = page;
+	per_table[n_per_table].file = at_file;
+	per_table[n_per_table].line = at_line;
 	if (!per_table[n_per_table++].name)
 		exit(1);
 	return 0;
@@ -151,22 +186,26 @@ static int set_page_budget(const char *val)
 	return table_size(val, 1);
 }
 
-static int apply_per_table(void)
+/* report 0: only frees the list (the configuration already failed). */
+static int apply_per_table(int report)
 {
-	int rc = 0;
+	int rc = report ? 0 : -1;
 
 	for (size_t i = 0; i < n_per_table; i++) {
 		struct per_table *p = &per_table[i];
 		size_t k = 0;
 
-		while (k < ed_cfg.n_tables && strcmp(ed_cfg.tables[k].name, p->name) != 0)
+		while (k < cfg->n_tables && strcmp(cfg->tables[k].name, p->name) != 0)
 			k++;
-		if (k == ed_cfg.n_tables && !rc) {
-			ed_error("%s names no table: '%s'", p->page ? "page-budget" : "cache-bytes",
-			         p->name);
+		if (k == cfg->n_tables && !rc) {
+			at_file = p->file;
+			at_line = p->line;
+			cfg_error("%s names no table: '%s'", p->page ? "page-budget" : "cache-bytes",
+			          p->name);
+			at_file = NULL;
 			rc = -1;
-		} else if (k < ed_cfg.n_tables) {
-			*(p->page ? &ed_cfg.tables[k].page_budget : &ed_cfg.tables[k].cache_bytes) = p->v;
+		} else if (k < cfg->n_tables) {
+			*(p->page ? &cfg->tables[k].page_budget : &cfg->tables[k].cache_bytes) = p->v;
 		}
 		free(p->name);
 	}
@@ -264,7 +303,7 @@ static const struct setting settings[] = {
 
 static void *field(const struct setting *s)
 {
-	return (char *)&ed_cfg + s->field;
+	return (char *)cfg + s->field;
 }
 
 static uint64_t max_of(const struct setting *s)
@@ -324,7 +363,7 @@ static int apply(const struct setting *s, const char *val, int depth)
 		return read_file(val, depth + 1);
 	rc = s->kind == K_CALL ? s->call(val) : store(s, val);
 	if (rc > 0)
-		ed_error("bad value for %s: '%s'", s->name, val);
+		cfg_error("bad value for %s: '%s'", s->name, val);
 	return rc ? -1 : 0;
 }
 
@@ -334,7 +373,7 @@ static int apply_key(const char *key, const char *val, int depth)
 	for (size_t i = 0; i < NSETTINGS; i++)
 		if (strcmp(key, settings[i].name) == 0)
 			return apply(&settings[i], val, depth);
-	ed_error("unknown setting '%s'", key);
+	cfg_error("unknown setting '%s'", key);
 	return -1;
 }
 
@@ -366,6 +405,7 @@ static void usage(FILE *f)
 		}
 		fprintf(f, "%s\n", h);
 	}
+	fputs("  --check-config FILE  check a config file (opening nothing else) and exit\n", f);
 	fputs("  --version, --help\n", f);
 }
 
@@ -381,26 +421,43 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Paths of the config files read, kept for the errors that name them. */
+static char **files;
+static size_t n_files;
+
+static const char *keep_path(const char *path)
+{
+	files = xrealloc(files, (n_files + 1) * sizeof(*files));
+	if (!(files[n_files] = strdup(path)))
+		exit(1);
+	return files[n_files++];
+}
+
 static int read_file(const char *path, int depth)
 {
+	const char *up_file = at_file;
+	unsigned up_line = at_line;
 	char line[4096];
-	unsigned lineno = 0;
 	int rc = 0;
 	FILE *f;
 
 	if (depth > 4) {
-		ed_error("%s: config files nest too deep", path);
+		cfg_error("%s: config files nest too deep", path);
 		return -1;
 	}
 	f = fopen(path, "r");
 	if (!f) {
-		ed_error("cannot read config %s: %s", path, strerror(errno));
+		cfg_error("cannot read config %s: %s", path, strerror(errno));
 		return -1;
 	}
+	if (!cfg->config)
+		cfg->config = strdup(path);
+	at_file = keep_path(path);
+	at_line = 0;
 	while (rc == 0 && fgets(line, sizeof(line), f)) {
 		char *key = line, *eq, *val;
 
-		lineno++;
+		at_line++;
 		if ((val = strchr(line, '#')))
 			*val = '\0';
 		key = trim(line);
@@ -408,23 +465,24 @@ static int read_file(const char *path, int depth)
 			continue;
 		eq = strchr(key, '=');
 		if (!eq) {
-			ed_error("%s:%u: expected key = value", path, lineno);
+			cfg_error("expected key = value, got '%s'", key);
 			rc = -1;
 			break;
 		}
 		*eq = '\0';
 		val = trim(eq + 1);
 		key = trim(key);
-		if (apply_key(key, val, depth) < 0) {
-			ed_error("%s:%u: in this line", path, lineno);
-			rc = -1;
-		}
+		rc = apply_key(key, val, depth);
 	}
 	fclose(f);
+	at_file = up_file;
+	at_line = up_line;
 	return rc;
 }
 
-int ed_config_parse(int argc, char **argv)
+/* Parses argv into cfg. 0 to run, 1 after help or version, -1 on an error
+ * (logged). */
+static int parse(int argc, char **argv)
 {
 	struct option opts[NSETTINGS + 3];
 	int c;
@@ -434,6 +492,7 @@ int ed_config_parse(int argc, char **argv)
 	opts[NSETTINGS] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[NSETTINGS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
 	opts[NSETTINGS + 2] = (struct option){ NULL, 0, NULL, 0 };
+	optind = 0; /* glibc: start afresh, also when reading again */
 	while ((c = getopt_long(argc, argv, "hV", opts, NULL)) != -1) {
 		if (c == 'h') {
 			usage(stdout);
@@ -454,13 +513,165 @@ int ed_config_parse(int argc, char **argv)
 		ed_error("unexpected argument '%s'", argv[optind]);
 		return -1;
 	}
-	if (apply_per_table() < 0)
-		return -1;
-	if (ed_cfg.max_output_total == 0) {
+	if (cfg->max_output_total == 0) {
 		long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
 
-		ed_cfg.max_output_total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4
+		cfg->max_output_total = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page / 4
 		                                                 : 1ull << 30;
 	}
 	return 0;
+}
+
+/* parse() into c, the per-table sizes applied; the error state reset. */
+static int parse_into(struct ed_config *c, int argc, char **argv)
+{
+	int rc;
+
+	*c = defaults;
+	cfg = c;
+	at_file = NULL;
+	rc = parse(argc, argv);
+	if (apply_per_table(rc == 0) < 0 && rc == 0)
+		rc = -1;
+	cfg = &ed_cfg;
+	for (size_t i = 0; i < n_files; i++)
+		free(files[i]);
+	free(files);
+	files = NULL;
+	n_files = 0;
+	return rc;
+}
+
+int ed_config_parse(int argc, char **argv)
+{
+	int rc = parse_into(&ed_cfg, argc, argv);
+
+	if (rc)
+		return rc;
+	if (ed_cfg.log_level >= 0)
+		ed_log_set_level((enum ed_log_level)ed_cfg.log_level);
+	saved_argc = argc;
+	saved_argv = argv;
+	return 0;
+}
+
+void ed_config_free(struct ed_config *c)
+{
+	for (size_t i = 0; i < c->n_tables; i++) {
+		free(c->tables[i].name);
+		free(c->tables[i].dir);
+	}
+	free(c->tables);
+	for (size_t i = 0; i < c->n_listen; i++)
+		free(c->listen[i]);
+	free(c->listen);
+	free(c->http);
+	free(c->config);
+	*c = defaults;
+}
+
+int ed_config_reread(struct ed_config *out)
+{
+	int rc = parse_into(out, saved_argc, saved_argv);
+
+	if (rc)
+		ed_config_free(out);
+	return rc ? -1 : 0;
+}
+
+int ed_config_check(const char *path)
+{
+	char flag[] = "--config", *argv[] = { (char *)"engramd", flag, (char *)path, NULL };
+	struct ed_config c;
+	int rc = parse_into(&c, 3, argv);
+
+	if (rc) {
+		ed_config_free(&c);
+		return 1;
+	}
+	printf("%s: ok: %zu table%s\n", path, c.n_tables, c.n_tables == 1 ? "" : "s");
+	for (size_t i = 0; i < c.n_tables; i++) {
+		struct stat st;
+
+		printf("  table %s = %s%s\n", c.tables[i].name, c.tables[i].dir,
+		       stat(c.tables[i].dir, &st) == 0 ? "" : " (does not exist yet)");
+	}
+	for (size_t i = 0; i < c.n_listen; i++)
+		printf("  listen %s\n", c.listen[i]);
+	if (!c.n_listen)
+		printf("  listen: only on sockets systemd passes\n");
+	printf("  threads %u%s, http %s, verify %s\n", c.threads, c.threads ? "" : " (one per core)",
+	       c.http ? c.http : "off", verify_names[c.verify]);
+	ed_config_free(&c);
+	return 0;
+}
+
+/* Whether setting s differs between a and b. */
+static int differs(const struct setting *s, const struct ed_config *a, const struct ed_config *b)
+{
+	const char *pa = (const char *)a + s->field, *pb = (const char *)b + s->field;
+
+	switch (s->kind) {
+	case K_SIZE:
+		return *(const uint64_t *)pa != *(const uint64_t *)pb;
+	case K_UINT:
+		return *(const unsigned *)pa != *(const unsigned *)pb;
+	case K_MODE:
+		return *(const mode_t *)pa != *(const mode_t *)pb;
+	case K_ENUM:
+		return *(const int *)pa != *(const int *)pb;
+	case K_STR: {
+		const char *x = *(char *const *)pa, *y = *(char *const *)pb;
+
+		return (x == NULL) != (y == NULL) || (x && strcmp(x, y) != 0);
+	}
+	default:
+		return 0;
+	}
+}
+
+static int listen_differs(const struct ed_config *a, const struct ed_config *b)
+{
+	if (a->n_listen != b->n_listen)
+		return 1;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i], b->listen[i]) != 0)
+			return 1;
+	return 0;
+}
+
+/* A kept table whose own cache-bytes or page-budget changed. */
+static const char *budget_differs(const struct ed_config *a, const struct ed_config *b)
+{
+	if (a->cache_bytes != b->cache_bytes || a->page_budget != b->page_budget)
+		return "the shared cache-bytes or page-budget";
+	for (size_t i = 0; i < a->n_tables; i++)
+		for (size_t k = 0; k < b->n_tables; k++)
+			if (strcmp(a->tables[i].name, b->tables[k].name) == 0 &&
+			    (a->tables[i].cache_bytes != b->tables[k].cache_bytes ||
+			     a->tables[i].page_budget != b->tables[k].page_budget))
+				return "a table's cache-bytes or page-budget";
+	return NULL;
+}
+
+size_t ed_config_restart_needed(const struct ed_config *now, const struct ed_config *next)
+{
+	const char *what;
+	size_t n = 0;
+
+	for (size_t i = 0; i < NSETTINGS; i++) {
+		if (differs(&settings[i], now, next)) {
+			ed_warn("config: %s changed; that needs a restart, ignored", settings[i].name);
+			n++;
+		}
+	}
+	if (listen_differs(now, next)) {
+		ed_warn("config: listen changed; that needs a restart, ignored");
+		n++;
+	}
+	if ((what = budget_differs(now, next))) {
+		ed_warn("config: %s changed; that needs a restart, ignored", what);
+		n++;
+	}
+	return n;
 }

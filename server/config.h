@@ -40,13 +40,30 @@ struct ed_config {
 	uint64_t page_budget;   /* page-cache mode: pages kept resident, shared the same way */
 	unsigned io_depth;      /* reads in flight at once */
 	uint64_t urgent_rows;   /* requests of at most this many rows go first */
+	int log_level;          /* enum ed_log_level given, or -1 */
+	char *config;           /* the first config file read, or NULL */
 };
 
-/* The settings in force; filled once by ed_config_parse, read-only after. */
+/* The settings in force; filled once by ed_config_parse, read-only after,
+ * except tables and n_tables, which the config reload (reconfig.c) replaces
+ * on its thread (nothing else reads them after the start). */
 extern struct ed_config ed_cfg;
 
-/* Parses argv (and any --config file). Returns 0 to run, 1 when it printed
- * help or version (exit 0), -1 on a usage error (already logged). */
+/* Parses argv (and any --config file) into ed_cfg, and keeps argv for
+ * ed_config_reread. Returns 0 to run, 1 when it printed help or version
+ * (exit 0), -1 on a usage error (already logged; an error in a config file
+ * as "FILE:LINE: what"). */
 int ed_config_parse(int argc, char **argv);
+/* Parses the command line kept by ed_config_parse again, reading its config
+ * files afresh, into *out (freed with ed_config_free). 0, or -1 with the
+ * error logged and *out empty. Not thread-safe: one caller at a time. */
+int ed_config_reread(struct ed_config *out);
+void ed_config_free(struct ed_config *c);
+/* Logs each setting that differs between now and next and cannot change
+ * without a restart (every one but the tables and log-level); their count. */
+size_t ed_config_restart_needed(const struct ed_config *now, const struct ed_config *next);
+/* engramd --check-config FILE: parses FILE as --config FILE would, opens
+ * nothing else, prints a summary. 0 when it is good, 1 after the error. */
+int ed_config_check(const char *path);
 
 #endif

@@ -104,7 +104,9 @@ static void on_write(uv_write_t *wr, int status)
 			ed_stat_add(bytes_out, r->out.len);
 			ed_stat_add(rows, r->rows);
 			if (r->rows_request)
-				ed_stat_latency(uv_hrtime() - r->t_start);
+				ed_stat_latency(r->tokens_request ? ED_LATENCY_TOKENS
+				                                  : ED_LATENCY_SLOTS,
+				                uv_hrtime() - r->t_start);
 		}
 		ed__conn_req_free(c, r);
 	}

@@ -129,7 +129,7 @@ static void run(struct ed_req *req, const Engram__V1__Request *m)
 		ed_do_lookup(req, m->id, m->lookup);
 		break;
 	case ENGRAM__V1__REQUEST__BODY_TOKENS:
-		req->rows_request = 1;
+		req->rows_request = req->tokens_request = 1;
 		ed_do_tokens(req, m->id, m->tokens);
 		break;
 	case ENGRAM__V1__REQUEST__BODY_INFO:

@@ -67,7 +67,8 @@ struct ed_req {
 	size_t ready;                /* while PENDING: out.data[0..ready) is final and may be sent */
 	size_t sent;                 /* bytes of out the owner has already sent */
 	int status;                  /* Engram__V1__Status of the answer (not OK: failed) */
-	int rows_request;            /* a lookup or tokens request (latency metric) */
+	int rows_request;            /* a lookup or tokens request: timed (latency metric) */
+	int tokens_request;          /* ... and of these, a tokens request */
 	uint64_t t_start;            /* uv_hrtime() when the frame was complete */
 	uint64_t charge;             /* the owner's: bytes it counts for req */
 	unsigned pending;            /* thread-pool jobs still running */

@@ -1,4 +1,4 @@
-/* http.c - /metrics and /healthz over libmicrohttpd. */
+/* http.c - /metrics, /healthz, /livez and /readyz over libmicrohttpd. */
 #include <microhttpd.h>
 #include <netdb.h>
 #include <stdatomic.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "beat.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -36,20 +37,50 @@ static enum MHD_Result text(struct MHD_Connection *conn, unsigned code, const ch
 	             MHD_RESPMEM_MUST_COPY);
 }
 
-static enum MHD_Result healthz(struct MHD_Connection *conn)
+/* Liveness: every event loop answers its heartbeat (beat.h). This thread
+ * is libmicrohttpd's, so it answers even while the loops hang. */
+static int alive(char *msg, size_t len)
 {
-	size_t loaded = ed_registry_loaded();
-	char msg[160];
+	uint64_t age;
+	char name[24];
 
-	if (atomic_load(&stopping))
-		return text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
-	if (loaded < ed_cfg.n_tables) {
-		snprintf(msg, sizeof(msg), "starting: %zu of %zu tables loaded\n", loaded,
-		         ed_cfg.n_tables);
-		return text(conn, MHD_HTTP_SERVICE_UNAVAILABLE, msg);
+	if (!ed_beat_hung(name, sizeof(name), &age))
+		return 1;
+	snprintf(msg, len, "hung: %s loop has not answered for %llu ms\n", name,
+	         (unsigned long long)age);
+	return 0;
+}
+
+/* Readiness: every configured table loaded, and not draining. */
+static int ready(char *msg, size_t len)
+{
+	size_t want = ed_registry_configured();
+
+	if (atomic_load(&stopping)) {
+		snprintf(msg, len, "stopping\n");
+		return 0;
 	}
-	snprintf(msg, sizeof(msg), "ok: %zu tables loaded\n", loaded);
-	return text(conn, MHD_HTTP_OK, msg);
+	if (!ed_registry_ready()) {
+		snprintf(msg, len, "starting: %zu of %zu tables loaded\n", ed_registry_loaded(), want);
+		return 0;
+	}
+	snprintf(msg, len, "ok: %zu tables loaded\n", ed_registry_count());
+	return 1;
+}
+
+/* which: 'l' /livez, 'r' /readyz, 'h' /healthz (both). */
+static enum MHD_Result health(struct MHD_Connection *conn, int which)
+{
+	char msg[160];
+	int ok = 1;
+
+	if (which != 'r')
+		ok = alive(msg, sizeof(msg));
+	if (ok && which != 'l')
+		ok = ready(msg, sizeof(msg));
+	else if (ok)
+		snprintf(msg, sizeof(msg), "ok: every loop answers\n");
+	return text(conn, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, msg);
 }
 
 static enum MHD_Result metrics(struct MHD_Connection *conn)
@@ -80,8 +111,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (strcmp(url, "/metrics") == 0)
 		return metrics(conn);
 	if (strcmp(url, "/healthz") == 0)
-		return healthz(conn);
-	return text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics or /healthz\n");
+		return health(conn, 'h');
+	if (strcmp(url, "/livez") == 0)
+		return health(conn, 'l');
+	if (strcmp(url, "/readyz") == 0)
+		return health(conn, 'r');
+	return text(conn, MHD_HTTP_NOT_FOUND, "not found: try /metrics, /healthz, /livez or /readyz\n");
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -148,7 +183,7 @@ int ed_http_start(const char *addr)
 		ed_error("--http %s: cannot listen (address in use, or not local?)", addr);
 		return -1;
 	}
-	ed_info("http: /metrics and /healthz on %s", addr);
+	ed_info("http: /metrics, /healthz, /livez and /readyz on %s", addr);
 	return 0;
 }
 

@@ -1,7 +1,11 @@
-/* http.h - the optional HTTP port (--http HOST:PORT): GET /metrics
- * (Prometheus text) and GET /healthz (200 when every table is loaded and
- * engramd is not stopping, else 503). Served by libmicrohttpd on its own
- * thread, apart from the request loops. */
+/* http.h - the optional HTTP port (--http HOST:PORT), served by
+ * libmicrohttpd on its own thread, apart from the request loops:
+ *   GET /metrics  Prometheus text
+ *   GET /livez    200 while every event loop answers its heartbeat; 503
+ *                 naming the loop that stopped answering (restart it)
+ *   GET /readyz   200 when every table is loaded and engramd is not
+ *                 draining (SIGTERM); 503 while starting or draining
+ *   GET /healthz  both: 200 only when live and ready (for load balancers) */
 #ifndef ED_HTTP_H
 #define ED_HTTP_H
 

@@ -10,10 +10,11 @@
 
 void ed_do_info(struct ed_req *req, uint64_t id)
 {
-	size_t n = ed_registry_count();
-	Engram__V1__TableInfo *ti = calloc(n, sizeof(*ti));
-	Engram__V1__TableInfo **tp = calloc(n, sizeof(*tp));
-	struct ed_snap **pins = calloc(n, sizeof(*pins));
+	struct ed_table **tables;
+	size_t n = ed_registry_list(&tables), k = 0;
+	Engram__V1__TableInfo *ti = calloc(n + 1, sizeof(*ti));
+	Engram__V1__TableInfo **tp = calloc(n + 1, sizeof(*tp));
+	struct ed_snap **pins = calloc(n + 1, sizeof(*pins));
 	Engram__V1__InfoResponse info = ENGRAM__V1__INFO_RESPONSE__INIT;
 	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
 
@@ -21,11 +22,16 @@ void ed_do_info(struct ed_req *req, uint64_t id)
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < n; i++) {
-		struct ed_table *t = ed_registry_at(i);
-		struct ed_snap *s = pins[i] = ed_table_pin(t);
-		const eg_meta *m = s->meta;
+	for (size_t j = 0; j < n; j++) {
+		struct ed_table *t = tables[j];
+		struct ed_snap *s = ed_table_pin(t);
+		const eg_meta *m;
+		size_t i = k;
 
+		if (!s)
+			continue; /* removed meanwhile */
+		pins[k++] = s;
+		m = s->meta;
 		engram__v1__table_info__init(&ti[i]);
 		ti[i].name = (char *)ed_table_name(t);
 		ti[i].slots = m->slots;
@@ -40,15 +46,16 @@ void ed_do_info(struct ed_req *req, uint64_t id)
 		ti[i].chunk_slots = m->chunk_slots;
 		tp[i] = &ti[i];
 	}
-	info.n_tables = n;
+	info.n_tables = k;
 	info.tables = tp;
 	r.id = id;
 	r.body_case = ENGRAM__V1__RESPONSE__BODY_INFO;
 	r.info = &info;
 	ed_req_answer(req, &r);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < k; i++)
 		ed_snap_unpin(pins[i]);
 out:
+	ed_registry_list_put(tables, n);
 	free(pins);
 	free(tp);
 	free(ti);
@@ -57,15 +64,16 @@ out:
 /* The I/O path's counters, and the row caches summed over the tables. */
 static void io_stats(Engram__V1__StatsResponse *st, uint64_t *le, uint64_t *counts)
 {
-	size_t loaded = ed_registry_loaded();
+	struct ed_table **tables;
+	size_t n = ed_registry_list(&tables);
 
 	st->rows_warm = ed_stat_get(warm_rows);
 	st->rows_cold = ed_stat_get(cold_rows);
 	st->disk_reads = ed_stat_get(disk_reads);
 	st->disk_read_bytes = ed_stat_get(disk_read_bytes);
 	st->disk_reads_inflight = ed_stat_get(io_inflight);
-	for (size_t i = 0; i < loaded; i++) {
-		struct ed_rowcache *c = ed_table_cache(ed_registry_at(i));
+	for (size_t i = 0; i < n; i++) {
+		struct ed_rowcache *c = ed_table_cache(tables[i]);
 		struct ed_rowcache_stats rs;
 
 		if (!c)
@@ -77,6 +85,7 @@ static void io_stats(Engram__V1__StatsResponse *st, uint64_t *le, uint64_t *coun
 		st->cache_rows += rs.entries;
 		st->cache_bytes += rs.bytes;
 	}
+	ed_registry_list_put(tables, n);
 	for (unsigned i = 0; i < ED_LATENCY_BUCKETS; i++) {
 		le[i] = i < ED_LATENCY_BUCKETS - 1 ? ed_latency_bounds_us[i] : UINT64_MAX;
 		counts[i] = ed_stat_get(io_latency[i]);

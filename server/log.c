@@ -1,13 +1,38 @@
 /* log.c - stderr logging, one write(2) per line so threads never interleave. */
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
 
-static enum ed_log_level max_level = ED_LOG_INFO;
+static _Atomic enum ed_log_level max_level = ED_LOG_INFO; /* set by a SIGHUP reload */
 static const char *const names[] = { "error", "warn", "info", "debug" };
+/* syslog priorities of the levels: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG */
+static const char priorities[] = { '3', '4', '6', '7' };
+static pthread_once_t journal_once = PTHREAD_ONCE_INIT;
+static int to_journal;
+
+/* systemd sets JOURNAL_STREAM=DEV:INO when it connects stderr to the
+ * journal; it is inherited, so it counts only while stderr is still that
+ * stream (sd-daemon(3)). Then each line starts with "<N>", its priority. */
+static void journal_check(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char tail;
+
+	if (!v || sscanf(v, "%llu:%llu%c", &dev, &ino, &tail) != 2)
+		return;
+	if (fstat(STDERR_FILENO, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino)
+		to_journal = 1;
+}
 
 void ed_log_set_level(enum ed_log_level level)
 {
@@ -42,7 +67,15 @@ void ed_log(enum ed_log_level level, const char *fmt, ...)
 
 	if (level > max_level)
 		return;
-	n = snprintf(line, sizeof(line), "engramd[%ld]: %s: ", (long)getpid(), names[level]);
+	pthread_once(&journal_once, journal_check);
+	n = 0;
+	if (to_journal) {
+		line[n++] = '<';
+		line[n++] = priorities[level];
+		line[n++] = '>';
+	}
+	n += snprintf(line + n, sizeof(line) - (size_t)n, "engramd[%ld]: %s: ", (long)getpid(),
+	              names[level]);
 	va_start(ap, fmt);
 	n += vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
 	va_end(ap);

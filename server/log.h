@@ -1,5 +1,8 @@
 /* log.h - one line per event on stderr, for the journal:
- * "engramd[pid]: LEVEL: message". Safe from any thread (one write(2)). */
+ * "engramd[pid]: LEVEL: message". Safe from any thread (one write(2)).
+ * When stderr is the journal's stream (JOURNAL_STREAM names its device and
+ * inode) each line starts with its syslog priority, "<3>" error, "<4>" warn,
+ * "<6>" info, "<7>" debug, so that `journalctl -p` can filter. */
 #ifndef ED_LOG_H
 #define ED_LOG_H
 

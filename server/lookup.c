@@ -123,15 +123,19 @@ static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t
 
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
 {
-	struct ed_table *t = ed_registry_find(lr->table);
 	const char *name = lr->table;
 	struct ed_block *b;
 	struct ed_snap *s;
 	struct ed_fill f;
 
-	if (!t) {
+	s = ed_registry_pin(lr->table);
+	if (!s) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND, "no table named '%s' is served",
 		             lr->table);
+		return;
+	}
+	if (ed_req_add_pin(req, s)) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
 		return;
 	}
 	if (lr->shm && check_shm_attached(req, id) < 0)
@@ -140,11 +144,6 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
 		             "%zu slots asked, the limit is %llu rows per request (--max-rows); split the request",
 		             lr->n_slots, (unsigned long long)ed_cfg.max_rows);
-		return;
-	}
-	s = ed_table_pin(t);
-	if (ed_req_add_pin(req, s)) {
-		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
 		return;
 	}
 	if (check_generation(req, id, lr->table, s, lr->min_generation) < 0)
@@ -212,14 +211,12 @@ static int pin_tables(struct ed_req *req, uint64_t id, const Engram__V1__TokensR
 		return -1;
 	}
 	for (size_t i = 0; i < tr->n_tables; i++) {
-		struct ed_table *t = ed_registry_find(tr->tables[i]);
-
-		if (!t) {
+		f[i].s = ed_registry_pin(tr->tables[i]);
+		if (!f[i].s) {
 			ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND,
 			             "tables[%zu]: no table named '%s' is served", i, tr->tables[i]);
 			return -1;
 		}
-		f[i].s = ed_table_pin(t);
 		if (ed_req_add_pin(req, f[i].s)) {
 			ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory");
 			return -1;

@@ -2,9 +2,11 @@
  * hands connected sockets over through a locked queue and a uv_async; a
  * connection then lives on that worker only. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "beat.h"
 #include "config.h"
 #include "conn.h"
 #include "log.h"
@@ -16,6 +18,7 @@ struct ed_worker {
 	uv_loop_t loop;
 	uv_async_t wake;
 	uv_timer_t drain_timer;
+	struct ed_beat beat;       /* "still answering", for the watchdog */
 	struct ed_mailbox mailbox;
 	pthread_mutex_t lock;      /* guards fds, stop_asked and the budget flags */
 	int *fds;
@@ -24,6 +27,7 @@ struct ed_worker {
 	int budget_wait;           /* a connection here waits for budget room */
 	int budget_kick;           /* room came: retry the waiting connections */
 	int wake_closed;           /* the wake handle is closing: send nothing */
+	unsigned wedge_ms;         /* test fault hook: block the loop this long */
 	int stopping;              /* loop thread's view */
 	size_t conns;
 	unsigned index;
@@ -59,6 +63,7 @@ static void maybe_finish(struct ed_worker *w)
 		uv_close((uv_handle_t *)&w->wake, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	ed_beat_stop(&w->beat);
 	/* no connection is left, so no request has a piece out */
 	ed_mailbox_close(&w->mailbox);
 }
@@ -116,9 +121,12 @@ static void on_wake(uv_async_t *a)
 {
 	struct ed_worker *w = a->data;
 	int *fds, stop, kick;
+	unsigned wedge;
 	size_t n;
 
 	pthread_mutex_lock(&w->lock);
+	wedge = w->wedge_ms;
+	w->wedge_ms = 0;
 	fds = w->fds;
 	n = w->n_fds;
 	w->fds = NULL;
@@ -128,6 +136,10 @@ static void on_wake(uv_async_t *a)
 	w->budget_kick = 0;
 	pthread_mutex_unlock(&w->lock);
 
+	if (wedge) {
+		ed_warn("worker %u: blocking its loop for %u ms (fault hook)", w->index, wedge);
+		usleep(wedge * 1000u);
+	}
 	if (stop && !w->stopping) {
 		w->stopping = 1;
 		uv_timer_start(&w->drain_timer, on_drain_timeout, ed_cfg.drain_timeout * 1000u, 0);
@@ -158,14 +170,17 @@ int ed_workers_start(unsigned n)
 		return -1;
 	for (unsigned i = 0; i < n; i++) {
 		struct ed_worker *w = &workers[i];
+		char name[24];
 		int rc;
 
 		w->index = i;
+		snprintf(name, sizeof(name), "worker %u", i);
 		pthread_mutex_init(&w->lock, NULL);
 		if ((rc = uv_loop_init(&w->loop)) ||
 		    (rc = uv_async_init(&w->loop, &w->wake, on_wake)) ||
 		    (rc = uv_timer_init(&w->loop, &w->drain_timer)) ||
-		    (rc = ed_mailbox_init(&w->loop, &w->mailbox))) {
+		    (rc = ed_mailbox_init(&w->loop, &w->mailbox)) ||
+		    (rc = ed_beat_start(&w->beat, &w->loop, name))) {
 			ed_error("worker %u: %s", i, uv_strerror(rc));
 			return -1;
 		}
@@ -209,6 +224,21 @@ void ed_workers_stop(void)
 		pthread_mutex_unlock(&workers[i].lock);
 		uv_async_send(&workers[i].wake);
 	}
+}
+
+void ed_worker_wedge(unsigned i, unsigned ms)
+{
+	struct ed_worker *w;
+
+	if (i >= n_workers)
+		return;
+	w = &workers[i];
+	pthread_mutex_lock(&w->lock);
+	if (!w->wake_closed) {
+		w->wedge_ms = ms;
+		uv_async_send(&w->wake);
+	}
+	pthread_mutex_unlock(&w->lock);
 }
 
 void ed_worker_budget_wait(struct ed_worker *w)

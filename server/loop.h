@@ -14,6 +14,9 @@ void ed_workers_hand(int fd);
 void ed_workers_stop(void);
 /* Waits for every worker thread to end. */
 void ed_workers_join(void);
+/* Test fault hook (fault.c): blocks worker i's loop for ms, as a hung
+ * callback would, so that its heartbeat (beat.h) stops. Any thread. */
+void ed_worker_wedge(unsigned i, unsigned ms);
 
 /* For conn.c: the worker's loop, and (un)registering a connection so that a
  * stop can reach it. */

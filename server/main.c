@@ -10,7 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "beat.h"
 #include "config.h"
+#include "fault.h"
 #include "gather.h"
 #include "http.h"
 #include "io.h"
@@ -20,6 +22,7 @@
 #include "notify.h"
 #include "pager.h"
 #include "pool.h"
+#include "reconfig.h"
 #include "registry.h"
 #include "stats.h"
 
@@ -28,21 +31,28 @@ static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t watch_timer, drain_timer;
 static uv_work_t reload_work_req;
 static int reload_running, reload_again, reload_quiet, stopping, delaying;
+static struct ed_beat acceptor_beat;
 
+/* SIGHUP (not quiet): the config file again, then every table; --watch
+ * (quiet): every table. */
 static void reload_work(uv_work_t *w)
 {
 	struct ed_reload_result res;
-	size_t reloaded = 0, failed = 0;
+	size_t reloaded = 0, failed = 0, n;
+	struct ed_table **tables;
 
 	(void)w;
-	for (size_t i = 0; i < ed_registry_count(); i++) {
-		ed_table_reload(ed_registry_at(i), reload_quiet, &res);
+	if (!reload_quiet)
+		ed_reconfig();
+	n = ed_registry_list(&tables);
+	for (size_t i = 0; i < n; i++) {
+		ed_table_reload(tables[i], reload_quiet, &res);
 		reloaded += (size_t)res.reloaded;
 		failed += (size_t)res.failed;
 	}
+	ed_registry_list_put(tables, n);
 	if (!reload_quiet || reloaded)
-		ed_info("reload: %zu of %zu tables swapped, %zu refused", reloaded,
-		        ed_registry_count(), failed);
+		ed_info("reload: %zu of %zu tables swapped, %zu refused", reloaded, n, failed);
 }
 
 static void start_reload(int quiet);
@@ -126,7 +136,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
 	(void)h;
 	if (signum == SIGHUP) {
-		ed_info("SIGHUP: reloading every table");
+		ed_info("SIGHUP: reloading %severy table", ed_cfg.config ? "the config and " : "");
 		if (!stopping)
 			start_reload(0);
 		return;
@@ -182,6 +192,16 @@ static void signals_init(void)
 	}
 }
 
+/* Beats often enough that a hung loop stops the pings well within the
+ * watchdog's period: hung = four intervals, at most half the period. */
+static void beat_setup(void)
+{
+	uint64_t ms = ed_notify_watchdog_usec() / 8000;
+
+	if (ms && ms < ed_beat_interval())
+		ed_beat_set_interval(ms);
+}
+
 int main(int argc, char **argv)
 {
 	unsigned threads;
@@ -190,6 +210,9 @@ int main(int argc, char **argv)
 	/* the registry's table check, in a process of its own (registry.c) */
 	if (argc == 5 && strcmp(argv[1], "--check-table") == 0 && strcmp(argv[3], "--level") == 0)
 		return eg_table_check_child(argv[2], atoi(argv[4]), STDOUT_FILENO);
+	/* checks a config file and opens nothing else */
+	if (argc == 3 && strcmp(argv[1], "--check-config") == 0)
+		return ed_config_check(argv[2]);
 	ed_stats.started = (uint64_t)time(NULL);
 	rc = ed_config_parse(argc, argv);
 	if (rc)
@@ -209,12 +232,19 @@ int main(int argc, char **argv)
 	/* before the tables load: /healthz says "starting" while they do */
 	if (ed_cfg.http && ed_http_start(ed_cfg.http) < 0)
 		return 1;
-	if (ed_registry_open() < 0)
+	beat_setup();
+	ed_notify_start_begin();
+	ed_fault_before_load();
+	rc = ed_registry_open();
+	ed_notify_start_end();
+	if (rc < 0)
 		goto fail;
 	main_loop = uv_default_loop();
-	if (ed_listen_open(main_loop, ed_workers_hand) < 0 || ed_workers_start(threads) < 0)
+	if (ed_listen_open(main_loop, ed_workers_hand) < 0 || ed_workers_start(threads) < 0 ||
+	    ed_beat_start(&acceptor_beat, main_loop, "acceptor") < 0)
 		goto fail;
 	signals_init();
+	ed_fault_start(main_loop);
 	if (ed_cfg.watch) {
 		uv_timer_init(main_loop, &watch_timer);
 		uv_timer_start(&watch_timer, on_watch, ed_cfg.watch * 1000ull, ed_cfg.watch * 1000ull);
@@ -231,6 +261,8 @@ int main(int argc, char **argv)
 	uv_close((uv_handle_t *)&sig_term, NULL);
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_hup, NULL);
+	ed_beat_stop(&acceptor_beat);
+	ed_fault_stop();
 	/* closing the handles restored the default action: a second SIGTERM
 	 * during the last clean-up would kill the process instead of exit 0 */
 	signal(SIGTERM, SIG_IGN);

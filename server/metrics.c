@@ -1,4 +1,5 @@
 /* metrics.c - Prometheus text exposition of ed_stats and the tables. */
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,30 +91,37 @@ static void requests(struct text *t)
 	       ed_stat_get(errors));
 }
 
-static void histogram(struct text *t, const char *name, const char *help,
-                      const atomic_uint_fast64_t *counts, const atomic_uint_fast64_t *sum_ns)
+/* One histogram series; labels is "" or `name="value",` (note the comma). */
+static void series(struct text *t, const char *name, const char *labels,
+                   const atomic_uint_fast64_t *counts, const atomic_uint_fast64_t *sum_ns)
 {
 	unsigned long long cum = 0;
+	size_t ll = strlen(labels);
 
-	header(t, name, "histogram", help);
 	for (unsigned i = 0; i < ED_LATENCY_BUCKETS; i++) {
 		cum += atomic_load_explicit(&counts[i], memory_order_relaxed);
 		if (i < ED_LATENCY_BUCKETS - 1)
-			put(t, "engramd_%s_bucket{le=\"%g\"} %llu\n", name,
+			put(t, "engramd_%s_bucket{%sle=\"%g\"} %llu\n", name, labels,
 			    (double)ed_latency_bounds_us[i] * 1e-6, cum);
 		else
-			put(t, "engramd_%s_bucket{le=\"+Inf\"} %llu\n", name, cum);
+			put(t, "engramd_%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels, cum);
 	}
-	put(t, "engramd_%s_sum %.9f\n", name,
-	    (double)atomic_load_explicit(sum_ns, memory_order_relaxed) * 1e-9);
-	put(t, "engramd_%s_count %llu\n", name, cum);
+	/* the same labels without the trailing comma, in braces */
+	put(t, "engramd_%s_sum%s%.*s%s %.9f\n", name, ll ? "{" : "", ll ? (int)ll - 1 : 0, labels,
+	    ll ? "}" : "", (double)atomic_load_explicit(sum_ns, memory_order_relaxed) * 1e-9);
+	put(t, "engramd_%s_count%s%.*s%s %llu\n", name, ll ? "{" : "", ll ? (int)ll - 1 : 0,
+	    labels, ll ? "}" : "", cum);
 }
 
 static void latency(struct text *t)
 {
-	histogram(t, "lookup_latency_seconds",
-	          "Lookup and tokens requests, from the complete request frame to the response written.",
-	          ed_stats.latency, &ed_stats.latency_sum_ns);
+	header(t, "lookup_latency_seconds", "histogram",
+	       "Lookup (kind=slots) and tokens (kind=tokens) requests, from the complete request "
+	       "frame to the response written.");
+	series(t, "lookup_latency_seconds", "kind=\"slots\",", ed_stats.latency[ED_LATENCY_SLOTS],
+	       &ed_stats.latency_sum_ns[ED_LATENCY_SLOTS]);
+	series(t, "lookup_latency_seconds", "kind=\"tokens\",",
+	       ed_stats.latency[ED_LATENCY_TOKENS], &ed_stats.latency_sum_ns[ED_LATENCY_TOKENS]);
 }
 
 /* The I/O path: rows found in memory or read first, the disk reads. */
@@ -132,8 +140,9 @@ static void io(struct text *t)
 	       ed_stat_get(disk_read_bytes));
 	scalar(t, "disk_reads_inflight", "gauge", "Reads in the kernel now (at most --io-depth).",
 	       ed_stat_get(io_inflight));
-	histogram(t, "disk_read_latency_seconds", "One read of cold rows, from submission to completion.",
-	          ed_stats.io_latency, &ed_stats.io_latency_sum_ns);
+	header(t, "disk_read_latency_seconds", "histogram",
+	       "One read of cold rows, from submission to completion.");
+	series(t, "disk_read_latency_seconds", "", ed_stats.io_latency, &ed_stats.io_latency_sum_ns);
 	ed_pool_queued(q);
 	header(t, "gather_queue", "gauge", "Pieces of responses waiting for a gather thread, by lane.");
 	put(t, "engramd_gather_queue{lane=\"urgent\"} %lu\n", q[ED_LANE_URGENT]);
@@ -141,15 +150,18 @@ static void io(struct text *t)
 }
 
 /* One gauge per loaded table. */
-static void per_table(struct text *t, size_t loaded, const char *name, const char *help,
-                      int which)
+static void per_table(struct text *t, struct ed_table **list, size_t n, const char *name,
+                      const char *help, int which)
 {
 	header(t, name, "gauge", help);
-	for (size_t i = 0; i < loaded; i++) {
-		struct ed_table *tb = ed_registry_at(i);
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *tb = list[i];
 		struct ed_snap *s = ed_table_pin(tb);
-		unsigned long long v = which == 0 ? s->meta->generation
-		                     : which == 1 ? s->meta->slots : s->meta->row_bytes;
+		unsigned long long v;
+
+		if (!s)
+			continue; /* removed meanwhile */
+		v = which == 0 ? s->meta->generation : which == 1 ? s->meta->slots : s->meta->row_bytes;
 
 		put(t, "engramd_%s{table=\"", name);
 		label(t, ed_table_name(tb));
@@ -159,17 +171,19 @@ static void per_table(struct text *t, size_t loaded, const char *name, const cha
 }
 
 /* One value per loaded table with a row cache (which < 0: by pager). */
-static void per_table_cache(struct text *t, size_t loaded, const char *name, const char *type,
-                            const char *help, int which)
+static void per_table_cache(struct text *t, struct ed_table **list, size_t n, const char *name,
+                            const char *type, const char *help, int which)
 {
 	header(t, name, type, help);
-	for (size_t i = 0; i < loaded; i++) {
-		struct ed_table *tb = ed_registry_at(i);
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *tb = list[i];
 		struct ed_snap *s = ed_table_pin(tb);
 		struct ed_rowcache_stats rs;
 		struct ed_pager_stats ps;
 		unsigned long long v;
 
+		if (!s)
+			continue;
 		if (which >= 0 && !s->cache) {
 			ed_snap_unpin(s);
 			continue;
@@ -192,32 +206,59 @@ static void per_table_cache(struct text *t, size_t loaded, const char *name, con
 	}
 }
 
-static void caches(struct text *t, size_t loaded)
+static void caches(struct text *t, struct ed_table **l, size_t n)
 {
-	per_table_cache(t, loaded, "cache_hits_total", "counter", "Row cache hits.", 0);
-	per_table_cache(t, loaded, "cache_misses_total", "counter", "Row cache misses.", 1);
-	per_table_cache(t, loaded, "cache_evictions_total", "counter",
+	per_table_cache(t, l, n, "cache_hits_total", "counter", "Row cache hits.", 0);
+	per_table_cache(t, l, n, "cache_misses_total", "counter", "Row cache misses.", 1);
+	per_table_cache(t, l, n, "cache_evictions_total", "counter",
 	                "Rows the row cache dropped to make room.", 2);
-	per_table_cache(t, loaded, "cache_rows", "gauge", "Rows held by the row cache.", 3);
-	per_table_cache(t, loaded, "cache_memory_bytes", "gauge",
+	per_table_cache(t, l, n, "cache_rows", "gauge", "Rows held by the row cache.", 3);
+	per_table_cache(t, l, n, "cache_memory_bytes", "gauge",
 	                "DRAM the row cache allocated (its budget, bookkeeping included).", 4);
-	per_table_cache(t, loaded, "resident_pages", "gauge",
+	per_table_cache(t, l, n, "resident_pages", "gauge",
 	                "Page-cache mode: pages of the data file known to be resident.", -1);
-	per_table_cache(t, loaded, "page_evictions_total", "counter",
+	per_table_cache(t, l, n, "page_evictions_total", "counter",
 	                "Page-cache mode: pages dropped to stay within --page-budget.", -2);
 }
 
 static void tables(struct text *t)
 {
-	size_t loaded = ed_registry_loaded();
+	struct ed_table **l;
+	size_t n = ed_registry_list(&l);
 
 	scalar(t, "tables_configured", "gauge", "Tables engramd is configured to serve.",
-	       ed_cfg.n_tables);
-	scalar(t, "tables_loaded", "gauge", "Tables with a snapshot being served.", loaded);
-	per_table(t, loaded, "table_generation", "Generation of the snapshot served.", 0);
-	per_table(t, loaded, "table_slots", "Slots (rows) of the snapshot served.", 1);
-	per_table(t, loaded, "table_row_bytes", "Bytes per row.", 2);
-	caches(t, loaded);
+	       ed_registry_configured());
+	scalar(t, "tables_loaded", "gauge", "Tables with a snapshot being served.", n);
+	per_table(t, l, n, "table_generation", "Generation of the snapshot served.", 0);
+	per_table(t, l, n, "table_slots", "Slots (rows) of the snapshot served.", 1);
+	per_table(t, l, n, "table_row_bytes", "Bytes per row.", 2);
+	caches(t, l, n);
+	ed_registry_list_put(l, n);
+}
+
+/* The process: when it started, what it is, what its malloc holds. */
+static void process(struct text *t, uint64_t now)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	put(t, "# HELP process_start_time_seconds Start time of the process since unix epoch in "
+	       "seconds.\n# TYPE process_start_time_seconds gauge\n"
+	       "process_start_time_seconds %llu\n", (unsigned long long)ed_stats.started);
+	header(t, "build_info", "gauge", "Always 1; the labels name engramd's version and protocol.");
+	put(t, "engramd_build_info{version=\"");
+	label(t, ED_VERSION);
+	put(t, "\",protocol=\"%d\"} 1\n", ED_PROTOCOL_VERSION);
+	scalar(t, "uptime_seconds", "gauge", "Seconds since engramd started.",
+	       now > ed_stats.started ? now - ed_stats.started : 0);
+	/* glibc's mallinfo2() over every arena: what malloc_stats() prints as
+	 * "Total (incl. mmap)". Freed response memory stays in the arenas by
+	 * design (main.c), so in_use, not arena, is the figure to watch. */
+	scalar(t, "malloc_in_use_bytes", "gauge",
+	       "Bytes malloc has handed out and not got back (mallinfo2 uordblks + hblkhd).",
+	       (unsigned long long)(mi.uordblks + mi.hblkhd));
+	scalar(t, "malloc_arena_bytes", "gauge",
+	       "Bytes malloc holds from the system, free ones included (mallinfo2 arena + hblkhd).",
+	       (unsigned long long)(mi.arena + mi.hblkhd));
 }
 
 char *ed_metrics_render(size_t *len)
@@ -228,8 +269,7 @@ char *ed_metrics_render(size_t *len)
 	t.p = malloc(t.cap);
 	if (!t.p)
 		return NULL;
-	scalar(&t, "uptime_seconds", "gauge", "Seconds since engramd started.",
-	       now > ed_stats.started ? now - ed_stats.started : 0);
+	process(&t, now);
 	scalar(&t, "connections", "gauge", "Client connections open now.",
 	       ed_stat_get(connections));
 	scalar(&t, "connections_total", "counter", "Client connections accepted since start.",
@@ -241,7 +281,7 @@ char *ed_metrics_render(size_t *len)
 	scalar(&t, "output_limit_bytes", "gauge", "--max-output-total: the bound on output_bytes.",
 	       ed_cfg.max_output_total);
 	scalar(&t, "rows_total", "counter", "Rows returned.", ed_stat_get(rows));
-	scalar(&t, "bytes_out_total", "counter", "Response bytes written to clients.",
+	scalar(&t, "response_bytes_total", "counter", "Response bytes written to clients.",
 	       ed_stat_get(bytes_out));
 	scalar(&t, "reloads_total", "counter", "Snapshots swapped in by a reload.",
 	       ed_stat_get(reloads));

@@ -1,9 +1,16 @@
-/* registry.c - served tables, pinned snapshots and hot reload.
+/* registry.c - the served tables: the set of them, pins, hot reload and
+ * the config's table changes (the snapshots themselves: snap.c).
  *
  * Pinning takes a per-table mutex only around "load current, add a pin": a
  * bare atomic load followed by an increment could race with a reload
  * dropping the last reference in between. The swap itself is one atomic
- * store under that mutex; it is held for nanoseconds, once per request. */
+ * store under that mutex; it is held for nanoseconds, once per request.
+ *
+ * The set of tables changes when the config file is read again (SIGHUP):
+ * finding a table takes a read lock on the set and a reference on the
+ * table; a table taken out of the set loses its current snapshot at once
+ * (new pins fail) and is freed when its last reference goes: the set's,
+ * a lister's, or one of its snapshots' (their row cache is the table's). */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -18,279 +25,20 @@
 #include "io.h"
 #include "log.h"
 #include "pager.h"
-#include "registry.h"
+#include "registry_int.h"
 #include "rowcache.h"
 #include "stats.h"
 
-/* An open LMDB environment, shared by every snapshot read from it: LMDB
- * forbids opening one environment twice in a process. */
-struct ed_env {
-	struct ed_env *next;
-	unsigned refs;          /* snapshots using it; under env_lock */
-	eg_table *table;
-	struct ed_pager *pager; /* NULL without the I/O thread */
-	int direct_fd;          /* -1 when O_DIRECT is refused (tmpfs) */
-	uint32_t dio_align;
-};
-
-struct ed_table {
-	char name[EG_NAME_MAX + 1];
-	char *dir;                        /* as configured; may be a symlink */
-	uint64_t page_budget;             /* --page-budget share; 0 = none */
-	struct ed_rowcache *cache;        /* NULL: page-cache mode */
-	uint32_t epoch;                   /* last epoch handed out; under reload_lock */
-	pthread_mutex_t pin_lock;
-	struct ed_snap *_Atomic cur;
-	char refused_path[PATH_MAX];      /* last refused version, for quiet polls */
-	uint64_t refused_generation;
-};
-
-static struct ed_table *tables;
-static size_t n_tables;
-/* tables[0 .. n_loaded) have a snapshot; read by the HTTP thread while the
- * main thread loads (the release store publishes tables[] with it) */
-static atomic_size_t n_loaded;
-static struct ed_env *envs;
-static pthread_mutex_t env_lock = PTHREAD_MUTEX_INITIALIZER;
-/* One reload at a time: the env list and the refusal memory stay simple. */
+/* the tables served, in configuration order; under set_lock */
+static struct ed_table **set;
+static size_t n_set;
+static pthread_rwlock_t set_lock = PTHREAD_RWLOCK_INITIALIZER;
+/* tables loaded at start so far (progress), and whether that start is done */
+static atomic_size_t n_loaded, n_configured;
+static atomic_int started;
+/* One reload or config change at a time: tables' dirs, epochs and refusal
+ * memory stay simple. */
 static pthread_mutex_t reload_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* The I/O path's view of a new environment: page residency, and the file
- * opened again for direct reads. Without them rows are read through the
- * map, as before; that is slower, never wrong. */
-static void io_open(struct ed_env *e, uint64_t page_budget)
-{
-	struct statx sx;
-	int rc;
-
-	e->direct_fd = -1;
-	e->dio_align = 4096;
-	if (!ed_io_running())
-		return;
-	if ((rc = ed_pager_new(e->table, page_budget, &e->pager)))
-		ed_warn("%s: no page residency tracking: %s", eg_table_path(e->table), strerror(-rc));
-	rc = eg_table_open_data(e->table, O_DIRECT);
-	if (rc < 0) {
-		ed_debug("%s: no direct reads: %s", eg_table_path(e->table), strerror(-rc));
-		return;
-	}
-	e->direct_fd = rc;
-	if (statx(rc, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
-	    (sx.stx_mask & STATX_DIOALIGN) && sx.stx_dio_offset_align &&
-	    sx.stx_dio_mem_align <= 4096)
-		e->dio_align = sx.stx_dio_offset_align;
-}
-
-/* Finds the open environment of resolved dir, or opens it. */
-static int env_get(const char *resolved, uint64_t page_budget, struct ed_env **out)
-{
-	struct ed_env *e;
-	int rc = 0;
-
-	pthread_mutex_lock(&env_lock);
-	for (e = envs; e; e = e->next) {
-		if (strcmp(eg_table_path(e->table), resolved) == 0) {
-			e->refs++;
-			goto out;
-		}
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		rc = -ENOMEM;
-		goto out;
-	}
-	rc = eg_table_open(resolved, &e->table);
-	if (rc) {
-		free(e);
-		e = NULL;
-		goto out;
-	}
-	io_open(e, page_budget);
-	e->refs = 1;
-	e->next = envs;
-	envs = e;
-out:
-	pthread_mutex_unlock(&env_lock);
-	*out = e;
-	return rc;
-}
-
-static void env_put(struct ed_env *e)
-{
-	struct ed_env **p;
-
-	pthread_mutex_lock(&env_lock);
-	if (--e->refs > 0) {
-		pthread_mutex_unlock(&env_lock);
-		return;
-	}
-	for (p = &envs; *p != e; p = &(*p)->next)
-		;
-	*p = e->next;
-	pthread_mutex_unlock(&env_lock);
-	ed_info("closed table environment %s", eg_table_path(e->table));
-	ed_pager_free(e->pager);
-	if (e->direct_fd >= 0)
-		close(e->direct_fd);
-	eg_table_close(e->table);
-	free(e);
-}
-
-static void snap_free(struct ed_snap *s)
-{
-	free(s->epochs);
-	if (s->hash)
-		eg_hash_free(s->hash);
-	if (s->snap)
-		eg_snapshot_close(s->snap);
-	if (s->env)
-		env_put(s->env);
-	free(s);
-}
-
-/* Row-cache epochs of s's chunks: a chunk keeps its epoch while its rows
- * stay where they were in the same environment (LMDB copies a patched chunk
- * to new pages, and cannot reuse the old ones while old, the current
- * snapshot, is open); every other chunk gets a fresh one. Called with
- * reload_lock held, or before serving. */
-static int snap_epochs(struct ed_table *t, struct ed_snap *s, const struct ed_snap *old)
-{
-	uint32_t fresh;
-
-	if (!t->cache)
-		return 0;
-	s->epochs = malloc((s->dir.nchunks ? s->dir.nchunks : 1) * sizeof(*s->epochs));
-	if (!s->epochs)
-		return -ENOMEM;
-	fresh = ++t->epoch;
-	for (uint64_t c = 0; c < s->dir.nchunks; c++) {
-		int same = old && old->env == s->env && old->epochs && c < old->dir.nchunks &&
-		           old->dir.chunks[c] == s->dir.chunks[c];
-
-		s->epochs[c] = same ? old->epochs[c] : fresh;
-	}
-	s->cache = t->cache;
-	return 0;
-}
-
-struct damage {
-	char first[200];
-	unsigned count;
-};
-
-static void note_damage(void *arg, const char *problem)
-{
-	struct damage *d = arg;
-
-	if (d->count++ == 0)
-		snprintf(d->first, sizeof(d->first), "%s", problem);
-}
-
-/* Checks a version this process has not mapped yet at level EG_CHECK_*, in
- * a re-executed copy of engramd (main.c: --check-table). LMDB trusts its
- * file and a damaged B-tree can make it crash: in the child that only
- * refuses the version. posix_spawn, not fork: this process has threads,
- * and a forked copy could inherit a lock one of them holds. */
-static int check_version(const char *resolved, int level, char *err, size_t errlen)
-{
-	char exe[] = "/proc/self/exe", flag[] = "--check-table", lflag[] = "--level", lvl[8];
-	char *argv[] = { exe, flag, (char *)resolved, lflag, lvl, NULL };
-	struct damage d = { "", 0 };
-	int rc;
-
-	snprintf(lvl, sizeof(lvl), "%d", level);
-	rc = eg_table_check_isolated(resolved, level, argv, note_damage, &d);
-	if (rc && d.count)
-		snprintf(err, errlen, "%.100s is damaged: %s%s", resolved, d.first,
-		         d.count > 1 ? " (and more)" : "");
-	else if (rc)
-		snprintf(err, errlen, "cannot check %s: %s", resolved, eg_strerror(rc));
-	return rc;
-}
-
-/* Opens a snapshot of the table at resolved dir and parses its hash spec;
- * check (EG_CHECK_*, or 0 for a version already checked) first. */
-static int snap_open(const char *resolved, int check, int verify, uint64_t page_budget,
-                     struct ed_snap **out,
-                     char *err, size_t errlen)
-{
-	struct ed_snap *s = calloc(1, sizeof(*s));
-	int rc;
-
-	*out = NULL;
-	if (!s) {
-		snprintf(err, errlen, "out of memory");
-		return -ENOMEM;
-	}
-	if (check && (rc = check_version(resolved, check, err, errlen)))
-		goto fail;
-	rc = env_get(resolved, page_budget, &s->env);
-	if (rc) {
-		snprintf(err, errlen, "cannot open %s: %s", resolved, eg_strerror(rc));
-		goto fail;
-	}
-	rc = eg_snapshot_open(s->env->table, verify, &s->snap);
-	if (rc) {
-		snprintf(err, errlen, "cannot read %s: %s", resolved, eg_strerror(rc));
-		goto fail;
-	}
-	s->meta = eg_snapshot_meta(s->snap);
-	s->path = eg_table_path(s->env->table);
-	eg_snapshot_rowdir(s->snap, &s->dir);
-	s->pager = s->env->pager;
-	s->direct_fd = s->env->direct_fd;
-	s->dio_align = s->env->dio_align;
-	if (s->meta->hash_spec) {
-		char why[200] = "";
-
-		rc = eg_hash_parse(s->meta->hash_spec, NULL, &s->hash, why, sizeof(why));
-		if (rc) {
-			snprintf(err, errlen, "%s: bad hash spec: %s", resolved, why);
-			goto fail;
-		}
-		if (eg_hash_table_slots(s->hash) != s->meta->slots) {
-			snprintf(err, errlen, "%s: hash spec covers %llu slots, table has %llu",
-			         resolved, (unsigned long long)eg_hash_table_slots(s->hash),
-			         (unsigned long long)s->meta->slots);
-			rc = EG_EHASH;
-			goto fail;
-		}
-		s->rows_per_token = eg_hash_rows_per_token(s->hash);
-	}
-	atomic_init(&s->refs, 1);
-	*out = s;
-	return 0;
-fail:
-	snap_free(s);
-	return rc;
-}
-
-static const char *nz(const char *s)
-{
-	return s ? s : "";
-}
-
-/* Why a new version cannot replace the served one, or NULL. */
-static const char *incompatible(const eg_meta *a, const eg_meta *b)
-{
-	if (a->dim != b->dim)
-		return "dim differs";
-	if (a->dtype != b->dtype)
-		return "dtype differs";
-	if (a->scale_block != b->scale_block || a->row_bytes != b->row_bytes)
-		return "row layout differs";
-	if (strcmp(nz(a->hash_spec), nz(b->hash_spec)) != 0)
-		return "hash spec differs";
-	return NULL;
-}
 
 static uint64_t table_bytes(const struct ed_table *t)
 {
@@ -310,85 +58,153 @@ static uint64_t share(uint64_t own, uint64_t total, uint64_t bytes, uint64_t poo
 	return (uint64_t)((double)total * (double)bytes / (double)pool_bytes);
 }
 
-/* Row caches and page budgets, once every table's size is known. */
-static int setup_budgets(void)
+/* t's row cache (c bytes) or page budget; t serves its first snapshot. */
+static int table_budget(struct ed_table *t, uint64_t c, uint64_t page_budget)
 {
-	uint64_t cache_pool = 0, page_pool = 0;
+	struct ed_snap *s = atomic_load(&t->cur);
+	int rc;
 
-	for (size_t i = 0; i < n_tables; i++) {
-		cache_pool += ed_cfg.tables[i].cache_bytes ? 0 : table_bytes(&tables[i]);
-		page_pool += ed_cfg.tables[i].page_budget ? 0 : table_bytes(&tables[i]);
-	}
-	for (size_t i = 0; i < n_tables; i++) {
-		struct ed_table *t = &tables[i];
-		struct ed_snap *s = atomic_load(&t->cur);
-		uint64_t bytes = table_bytes(t);
-		uint64_t c = share(ed_cfg.tables[i].cache_bytes, ed_cfg.cache_bytes, bytes, cache_pool);
-		int rc;
-
-		t->page_budget = share(ed_cfg.tables[i].page_budget, ed_cfg.page_budget, bytes,
-		                       page_pool);
-		if (c && ed_io_running()) {
-			if ((rc = ed_rowcache_new(s->meta->row_bytes, c, &t->cache)) ||
-			    (rc = snap_epochs(t, s, NULL))) {
-				ed_error("table %s: cannot make a row cache of %llu bytes: %s", t->name,
-				         (unsigned long long)c, strerror(-rc));
-				return rc;
-			}
-			ed_info("table %s: row cache of %llu MiB", t->name,
-			        (unsigned long long)(c >> 20));
-		} else if (t->page_budget && s->pager) {
-			ed_pager_set_budget(s->pager, t->page_budget);
-			ed_info("table %s: page budget of %llu MiB", t->name,
-			        (unsigned long long)(t->page_budget >> 20));
+	t->page_budget = page_budget;
+	if (c && ed_io_running()) {
+		if ((rc = ed_rowcache_new(s->meta->row_bytes, c, &t->cache)) ||
+		    (rc = ed__snap_epochs(t, s, NULL))) {
+			ed_error("table %s: cannot make a row cache of %llu bytes: %s", t->name,
+			         (unsigned long long)c, strerror(-rc));
+			return rc;
 		}
+		ed_info("table %s: row cache of %llu MiB", t->name, (unsigned long long)(c >> 20));
+	} else if (t->page_budget && s->pager) {
+		ed_pager_set_budget(s->pager, t->page_budget);
+		ed_info("table %s: page budget of %llu MiB", t->name,
+		        (unsigned long long)(t->page_budget >> 20));
 	}
 	return 0;
 }
 
+/* Row caches and page budgets, once every table's size is known. */
+static int setup_budgets(size_t n)
+{
+	uint64_t cache_pool = 0, page_pool = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		cache_pool += ed_cfg.tables[i].cache_bytes ? 0 : table_bytes(set[i]);
+		page_pool += ed_cfg.tables[i].page_budget ? 0 : table_bytes(set[i]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t bytes = table_bytes(set[i]);
+		int rc = table_budget(set[i],
+		                      share(ed_cfg.tables[i].cache_bytes, ed_cfg.cache_bytes, bytes,
+		                            cache_pool),
+		                      share(ed_cfg.tables[i].page_budget, ed_cfg.page_budget, bytes,
+		                            page_pool));
+
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void ed__table_put(struct ed_table *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	ed_rowcache_free(t->cache);
+	pthread_mutex_destroy(&t->pin_lock);
+	free(t->dir);
+	free(t);
+}
+
+void ed_table_put(struct ed_table *t)
+{
+	ed__table_put(t);
+}
+
+/* A table serving the table in a->dir as a->name, not yet in the set;
+ * check: EG_CHECK_* of its first version. NULL (logged) on failure. */
+static struct ed_table *table_new(const struct ed_table_arg *a, int check)
+{
+	struct ed_table *t = calloc(1, sizeof(*t));
+	char resolved[PATH_MAX], err[PATH_MAX + 200];
+	struct ed_snap *s;
+
+	if (!t || !(t->dir = strdup(a->dir))) {
+		ed_error("table %s: out of memory", a->name);
+		free(t);
+		return NULL;
+	}
+	snprintf(t->name, sizeof(t->name), "%s", a->name);
+	atomic_init(&t->refs, 1);
+	pthread_mutex_init(&t->pin_lock, NULL);
+	if (!realpath(t->dir, resolved)) {
+		ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
+		ed__table_put(t);
+		return NULL;
+	}
+	if (ed__snap_open(resolved, check, 0, 0, &s, err, sizeof(err))) {
+		ed_error("table %s: %s", t->name, err);
+		ed__table_put(t);
+		return NULL;
+	}
+	s->owner = t;
+	atomic_fetch_add(&t->refs, 1);
+	atomic_store(&t->cur, s);
+	ed_info("table %s: serving %s generation %llu, %llu slots x %u bytes (%s dim %u)%s%s",
+	        t->name, s->path, (unsigned long long)s->meta->generation,
+	        (unsigned long long)s->meta->slots, s->meta->row_bytes,
+	        eg_dtype_name(s->meta->dtype), s->meta->dim,
+	        s->hash ? ", hash " : "", s->hash ? eg_hash_kind(s->hash) : "");
+	return t;
+}
+
+/* Takes t's current snapshot away (new pins get NULL) and the set's
+ * reference; pins already taken finish on their snapshot. */
+static void table_retire(struct ed_table *t)
+{
+	struct ed_snap *s;
+
+	pthread_mutex_lock(&t->pin_lock);
+	s = atomic_exchange(&t->cur, NULL);
+	pthread_mutex_unlock(&t->pin_lock);
+	if (s)
+		ed_snap_unpin(s);
+	ed__table_put(t);
+}
+
 int ed_registry_open(void)
 {
-	char err[PATH_MAX + 200];
+	int check = ed_cfg.verify == ED_VERIFY_ALL ? EG_CHECK_CHECKSUMS : EG_CHECK_STRUCTURE;
 
 	/* no table is a valid state: a fresh install serves nothing until
 	 * tables are configured (calloc(0) may return NULL) */
 	if (ed_cfg.n_tables == 0)
 		ed_info("no table configured: serving nothing until tables are added");
-	tables = calloc(ed_cfg.n_tables ? ed_cfg.n_tables : 1, sizeof(*tables));
-	if (!tables)
+	set = calloc(ed_cfg.n_tables ? ed_cfg.n_tables : 1, sizeof(*set));
+	if (!set)
 		return -ENOMEM;
+	atomic_store(&n_configured, ed_cfg.n_tables);
+	/* set[] is published (n_set) once the budgets are set up too: until
+	 * then the HTTP thread sees no table, only the progress */
 	for (size_t i = 0; i < ed_cfg.n_tables; i++) {
-		struct ed_table *t = &tables[i];
-		char resolved[PATH_MAX];
-		struct ed_snap *s;
-		int rc;
+		struct ed_table *t = table_new(&ed_cfg.tables[i], check);
 
-		snprintf(t->name, sizeof(t->name), "%s", ed_cfg.tables[i].name);
-		t->dir = ed_cfg.tables[i].dir;
-		pthread_mutex_init(&t->pin_lock, NULL);
-		n_tables = i + 1;
-		if (!realpath(t->dir, resolved)) {
-			ed_error("table %s: cannot resolve %s: %s", t->name, t->dir, strerror(errno));
-			return -errno;
-		}
-		rc = snap_open(resolved, ed_cfg.verify == ED_VERIFY_ALL ? EG_CHECK_CHECKSUMS
-		                                                        : EG_CHECK_STRUCTURE,
-		               0, 0, &s, err, sizeof(err));
-		if (rc) {
-			ed_error("table %s: %s", t->name, err);
-			return rc;
-		}
-		atomic_store(&t->cur, s);
-		ed_info("table %s: serving %s generation %llu, %llu slots x %u bytes (%s dim %u)%s%s",
-		        t->name, s->path, (unsigned long long)s->meta->generation,
-		        (unsigned long long)s->meta->slots, s->meta->row_bytes,
-		        eg_dtype_name(s->meta->dtype), s->meta->dim,
-		        s->hash ? ", hash " : "", s->hash ? eg_hash_kind(s->hash) : "");
+		if (!t)
+			goto fail;
+		set[i] = t;
+		atomic_store(&n_loaded, i + 1);
 	}
-	if (setup_budgets() < 0)
-		return -1;
-	atomic_store_explicit(&n_loaded, n_tables, memory_order_release);
+	if (setup_budgets(ed_cfg.n_tables) < 0)
+		goto fail;
+	pthread_rwlock_wrlock(&set_lock);
+	n_set = ed_cfg.n_tables;
+	pthread_rwlock_unlock(&set_lock);
+	atomic_store(&started, 1);
 	return 0;
+fail:
+	for (size_t i = 0; i < ed_cfg.n_tables && set[i]; i++)
+		table_retire(set[i]);
+	free(set);
+	set = NULL;
+	return -1;
 }
 
 struct ed_rowcache *ed_table_cache(const struct ed_table *t)
@@ -398,41 +214,101 @@ struct ed_rowcache *ed_table_cache(const struct ed_table *t)
 
 void ed_registry_close(void)
 {
-	atomic_store(&n_loaded, 0);
-	for (size_t i = 0; i < n_tables; i++) {
-		struct ed_snap *s = atomic_exchange(&tables[i].cur, NULL);
+	struct ed_table **old;
+	size_t n;
 
-		if (s)
-			ed_snap_unpin(s);
-		ed_rowcache_free(tables[i].cache);
-		pthread_mutex_destroy(&tables[i].pin_lock);
-	}
-	free(tables);
-	tables = NULL;
-	n_tables = 0;
+	atomic_store(&started, 0);
+	pthread_rwlock_wrlock(&set_lock);
+	old = set;
+	n = n_set;
+	set = NULL;
+	n_set = 0;
+	pthread_rwlock_unlock(&set_lock);
+	for (size_t i = 0; i < n; i++)
+		table_retire(old[i]);
+	free(old);
 }
 
 size_t ed_registry_loaded(void)
 {
-	return atomic_load_explicit(&n_loaded, memory_order_acquire);
+	return atomic_load(&n_loaded);
+}
+
+size_t ed_registry_configured(void)
+{
+	return atomic_load(&n_configured);
+}
+
+int ed_registry_ready(void)
+{
+	return atomic_load(&started);
 }
 
 size_t ed_registry_count(void)
 {
-	return n_tables;
+	size_t n;
+
+	pthread_rwlock_rdlock(&set_lock);
+	n = n_set;
+	pthread_rwlock_unlock(&set_lock);
+	return n;
 }
 
-struct ed_table *ed_registry_at(size_t i)
+size_t ed_registry_list(struct ed_table ***out)
 {
-	return i < n_tables ? &tables[i] : NULL;
+	size_t n;
+
+	pthread_rwlock_rdlock(&set_lock);
+	n = n_set;
+	*out = malloc((n ? n : 1) * sizeof(**out));
+	if (!*out)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		atomic_fetch_add(&set[i]->refs, 1);
+		(*out)[i] = set[i];
+	}
+	pthread_rwlock_unlock(&set_lock);
+	return n;
 }
 
-struct ed_table *ed_registry_find(const char *name)
+void ed_registry_list_put(struct ed_table **list, size_t n)
 {
-	for (size_t i = 0; i < n_tables; i++)
-		if (strcmp(tables[i].name, name) == 0)
-			return &tables[i];
+	for (size_t i = 0; i < n; i++)
+		ed__table_put(list[i]);
+	free(list);
+}
+
+/* Under set_lock. */
+static struct ed_table *find(const char *name)
+{
+	for (size_t i = 0; i < n_set; i++)
+		if (strcmp(set[i]->name, name) == 0)
+			return set[i];
 	return NULL;
+}
+
+struct ed_table *ed_registry_get(const char *name)
+{
+	struct ed_table *t;
+
+	pthread_rwlock_rdlock(&set_lock);
+	t = find(name);
+	if (t)
+		atomic_fetch_add(&t->refs, 1);
+	pthread_rwlock_unlock(&set_lock);
+	return t;
+}
+
+struct ed_snap *ed_registry_pin(const char *name)
+{
+	struct ed_table *t = ed_registry_get(name);
+	struct ed_snap *s;
+
+	if (!t)
+		return NULL;
+	s = ed_table_pin(t);
+	ed__table_put(t);
+	return s;
 }
 
 const char *ed_table_name(const struct ed_table *t)
@@ -446,7 +322,8 @@ struct ed_snap *ed_table_pin(struct ed_table *t)
 
 	pthread_mutex_lock(&t->pin_lock);
 	s = atomic_load_explicit(&t->cur, memory_order_acquire);
-	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+	if (s)
+		atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
 	pthread_mutex_unlock(&t->pin_lock);
 	return s;
 }
@@ -456,7 +333,7 @@ void ed_snap_unpin(struct ed_snap *s)
 	if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) == 1) {
 		ed_debug("closing snapshot of %s generation %llu", s->path,
 		         (unsigned long long)s->meta->generation);
-		snap_free(s);
+		ed__snap_free(s);
 	}
 }
 
@@ -475,7 +352,8 @@ static void refuse(struct ed_table *t, int quiet, const char *resolved, uint64_t
 	         (unsigned long long)res->old_generation, res->error);
 }
 
-void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res)
+/* ed_table_reload with reload_lock held. */
+static void table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res)
 {
 	char resolved[PATH_MAX];
 	struct ed_snap *old, *s = NULL;
@@ -484,18 +362,23 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	int fresh, check, verify;
 
 	memset(res, 0, sizeof(*res));
-	pthread_mutex_lock(&reload_lock);
 	/* only reloads store t->cur, and they hold reload_lock: no pin needed */
 	old = atomic_load(&t->cur);
+	if (!old) {
+		snprintf(res->error, sizeof(res->error), "table %s was removed from the configuration",
+		         t->name);
+		res->failed = 1;
+		return;
+	}
 	res->old_generation = res->new_generation = old->meta->generation;
 	snprintf(res->path, sizeof(res->path), "%s", old->path);
 
-	t0 = now_ns();
+	t0 = ed__now_ns();
 	if (!realpath(t->dir, resolved)) {
 		snprintf(res->error, sizeof(res->error), "cannot resolve %s: %s", t->dir,
 		         strerror(errno));
 		refuse(t, quiet, t->dir, 0, res);
-		goto out;
+		return;
 	}
 	/* A new version directory is checked before it is mapped (docs/FORMAT.md:
 	 * "Checking a table"). A patch in place of the served version was
@@ -506,38 +389,40 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	check = !fresh ? 0 : ed_cfg.verify == ED_VERIFY_NONE ? EG_CHECK_STRUCTURE
 	                                                    : EG_CHECK_CHECKSUMS;
 	verify = !fresh && ed_cfg.verify == ED_VERIFY_ALL;
-	if (snap_open(resolved, check, verify, t->page_budget, &s, res->error,
+	if (ed__snap_open(resolved, check, verify, t->page_budget, &s, res->error,
 	              sizeof(res->error))) {
 		refuse(t, quiet, resolved, 0, res);
-		goto out;
+		return;
 	}
-	t1 = now_ns();
+	t1 = ed__now_ns();
 	res->build_us = (t1 - t0) / 1000;
 	if (strcmp(s->path, old->path) == 0 && s->meta->generation == old->meta->generation) {
-		snap_free(s); /* nothing new */
-		goto out;
+		ed__snap_free(s); /* nothing new */
+		return;
 	}
-	if ((why = incompatible(old->meta, s->meta))) {
+	if ((why = ed__snap_incompatible(old->meta, s->meta))) {
 		snprintf(res->error, sizeof(res->error),
 		         "%.150s generation %llu: %s from the served version", resolved,
 		         (unsigned long long)s->meta->generation, why);
 		refuse(t, quiet, resolved, s->meta->generation, res);
-		snap_free(s);
-		goto out;
+		ed__snap_free(s);
+		return;
 	}
 
-	if (snap_epochs(t, s, old)) {
+	if (ed__snap_epochs(t, s, old)) {
 		snprintf(res->error, sizeof(res->error), "out of memory for the row cache epochs");
 		refuse(t, quiet, resolved, s->meta->generation, res);
-		snap_free(s);
-		goto out;
+		ed__snap_free(s);
+		return;
 	}
+	s->owner = t;
+	atomic_fetch_add(&t->refs, 1);
 	/* the swap as pinning readers see it: waiting for the lock included */
-	t2 = now_ns();
+	t2 = ed__now_ns();
 	pthread_mutex_lock(&t->pin_lock);
 	atomic_store_explicit(&t->cur, s, memory_order_release);
 	pthread_mutex_unlock(&t->pin_lock);
-	t2 = now_ns() - t2;
+	t2 = ed__now_ns() - t2;
 
 	res->reloaded = 1;
 	res->swap_ns = t2;
@@ -552,6 +437,111 @@ void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res
 	                                               : check ? " checked" : "",
 	        (unsigned long long)t2);
 	ed_snap_unpin(old); /* the registry's reference; pins keep it open */
-out:
+}
+
+void ed_table_reload(struct ed_table *t, int quiet, struct ed_reload_result *res)
+{
+	pthread_mutex_lock(&reload_lock);
+	table_reload(t, quiet, res);
 	pthread_mutex_unlock(&reload_lock);
+}
+
+/* Points t at dir and reloads it from there; on a refusal t stays where it
+ * was. 0 when it serves dir now. */
+static int table_repoint(struct ed_table *t, const char *dir)
+{
+	struct ed_reload_result *res = malloc(sizeof(*res));
+	char *old = t->dir, *nd = strdup(dir);
+	int rc = -1;
+
+	if (!res || !nd) {
+		ed_error("table %s: out of memory", t->name);
+		goto out;
+	}
+	ed_info("table %s: re-pointed from %s to %s", t->name, old, dir);
+	t->dir = nd;
+	table_reload(t, 0, res);
+	if (res->failed) {
+		ed_error("table %s: stays at %s", t->name, old);
+		t->dir = old;
+		old = nd;
+	} else {
+		rc = 0;
+	}
+	nd = NULL;
+	free(old);
+out:
+	free(nd);
+	free(res);
+	return rc;
+}
+
+static const struct ed_table_arg *arg_of(const char *name, const struct ed_table_arg *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(a[i].name, name) == 0)
+			return &a[i];
+	return NULL;
+}
+
+int ed_registry_apply(const struct ed_table_arg *want, size_t n)
+{
+	struct ed_table **next = calloc(n ? n : 1, sizeof(*next)), **gone, **cur;
+	int check = ed_cfg.verify == ED_VERIFY_NONE ? EG_CHECK_STRUCTURE : EG_CHECK_CHECKSUMS;
+	size_t n_cur, n_gone = 0, n_next = 0;
+	int errors = 0;
+
+	if (!next)
+		return 1;
+	pthread_mutex_lock(&reload_lock);
+	atomic_store(&n_configured, n);
+	n_cur = ed_registry_list(&cur);
+	gone = calloc(n_cur ? n_cur : 1, sizeof(*gone));
+	if (!gone || (n_cur == 0 && ed_registry_count())) {
+		pthread_mutex_unlock(&reload_lock);
+		ed_registry_list_put(cur, n_cur);
+		free(next);
+		free(gone);
+		return 1;
+	}
+	/* in the new order: kept (re-pointed when the directory changed) or new */
+	for (size_t i = 0; i < n; i++) {
+		struct ed_table *t = NULL;
+
+		for (size_t k = 0; k < n_cur && !t; k++)
+			if (strcmp(cur[k]->name, want[i].name) == 0)
+				t = cur[k];
+		if (t) {
+			/* the list's reference becomes next's */
+			if (strcmp(t->dir, want[i].dir) != 0 && table_repoint(t, want[i].dir) < 0)
+				errors++;
+		} else if ((t = table_new(&want[i], check))) {
+			if (table_budget(t, want[i].cache_bytes, want[i].page_budget) < 0)
+				errors++;
+			ed_info("table %s: added", t->name);
+		} else {
+			errors++;
+			continue;
+		}
+		next[n_next++] = t;
+	}
+	for (size_t k = 0; k < n_cur; k++)
+		if (!arg_of(cur[k]->name, want, n))
+			gone[n_gone++] = cur[k];
+	pthread_rwlock_wrlock(&set_lock);
+	free(set);
+	set = next;
+	n_set = n_next;
+	pthread_rwlock_unlock(&set_lock);
+	/* the old set's references; a kept table's list reference is next's */
+	for (size_t k = 0; k < n_cur; k++)
+		ed__table_put(cur[k]);
+	for (size_t k = 0; k < n_gone; k++) {
+		ed_info("table %s: removed; requests in flight on it finish", gone[k]->name);
+		table_retire(gone[k]); /* drops the list's reference */
+	}
+	free(gone);
+	free(cur);
+	pthread_mutex_unlock(&reload_lock);
+	return errors;
 }

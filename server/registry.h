@@ -36,26 +36,52 @@ struct ed_snap {
 	uint32_t dio_align;         /* offset and length alignment of direct reads */
 	struct ed_rowcache *cache;  /* the table's row cache, or NULL (page-cache mode) */
 	uint32_t *epochs;           /* with a cache: per chunk, equal epoch = equal bytes */
+	struct ed_table *owner;     /* the table served (a reference: its row cache) */
 };
 
 struct ed_table;
+struct ed_table_arg;
 
 /* Opens every configured table (ed_cfg), with its row cache when it has a
  * budget. Logs and returns <0 on failure. */
 int ed_registry_open(void);
-/* Drops the current snapshots; call after every pin is gone. */
+/* Drops the tables and their current snapshots; call after every pin is
+ * gone. */
 void ed_registry_close(void);
 
-size_t ed_registry_count(void);
-/* Tables 0 .. n-1 are loaded (serving); any thread, also while
- * ed_registry_open runs. ed_registry_at(i) is valid for i < n. */
+/* The start-up load is done (every configured table serves). Any thread. */
+int ed_registry_ready(void);
+/* Tables loaded so far by ed_registry_open (its progress). Any thread. */
 size_t ed_registry_loaded(void);
-struct ed_table *ed_registry_at(size_t i);
-/* NULL when no table has that name. */
-struct ed_table *ed_registry_find(const char *name);
+/* Tables the configuration names (at start, or as last applied). */
+size_t ed_registry_configured(void);
+/* Tables served now. Any thread. */
+size_t ed_registry_count(void);
+/* The tables served now, in configuration order, each with a reference:
+ * *out is a malloc'd array for ed_registry_list_put. Returns their count
+ * (0 with *out still to be put when none, or out of memory). Any thread. */
+size_t ed_registry_list(struct ed_table ***out);
+void ed_registry_list_put(struct ed_table **list, size_t n);
+/* The table served as name, with a reference for ed_table_put; NULL when
+ * none is. Any thread. */
+struct ed_table *ed_registry_get(const char *name);
+void ed_table_put(struct ed_table *t);
+/* ed_registry_get and ed_table_pin in one: NULL when no table of that name
+ * serves. */
+struct ed_snap *ed_registry_pin(const char *name);
 const char *ed_table_name(const struct ed_table *t);
 
-/* Pins t's current snapshot; never NULL. Any thread. */
+/* Makes the served tables those of want[0..n) (NAME=DIR, from a config
+ * read again): opens the new ones (own cache-bytes/page-budget only; the
+ * shared budgets are divided at start), points a table whose DIR changed
+ * at it (a reload: the row layout must stay; on a refusal it keeps serving
+ * the old one), and removes the others: their requests in flight finish on
+ * their pinned snapshot, new ones get NULL from ed_table_pin. A table that
+ * fails to open is left out, logged. Blocks (opens LMDB); off the loops.
+ * Returns the number of tables that failed. */
+int ed_registry_apply(const struct ed_table_arg *want, size_t n);
+
+/* Pins t's current snapshot; NULL once t was removed. Any thread. */
 struct ed_snap *ed_table_pin(struct ed_table *t);
 /* Releases a pin; the last one closes the snapshot. Any thread. */
 void ed_snap_unpin(struct ed_snap *s);

@@ -8,14 +8,14 @@
 struct reload_job {
 	uv_work_t work;
 	struct ed_req *req;
-	struct ed_table *only;   /* NULL: every table */
+	struct ed_table **tables; /* with a reference each */
 	size_t n;
 	struct ed_reload_result res[];
 };
 
 static struct ed_table *job_table(const struct reload_job *j, size_t i)
 {
-	return j->only ? j->only : ed_registry_at(i);
+	return j->tables[i];
 }
 
 static void reload_work(uv_work_t *w)
@@ -62,35 +62,49 @@ static void reload_done(uv_work_t *w, int status)
 out:
 	free(rr);
 	free(rp);
+	ed_registry_list_put(j->tables, j->n);
+	j->tables = NULL;
+	j->n = 0;
 	ed_req_finish(req);
 }
 
 void ed_do_reload(struct ed_req *req, uint64_t id, const Engram__V1__ReloadRequest *rq)
 {
-	struct ed_table *only = NULL;
+	struct ed_table **tables, *only;
 	struct reload_job *j;
 	size_t n;
 
 	if (rq->table[0]) {
-		only = ed_registry_find(rq->table);
+		only = ed_registry_get(rq->table);
 		if (!only) {
 			ed_req_failf(req, id, ENGRAM__V1__STATUS__NOT_FOUND,
 			             "no table named '%s' is served", rq->table);
 			return;
 		}
+		n = 1;
+		tables = malloc(sizeof(*tables));
+		if (tables)
+			tables[0] = only;
+		else
+			ed_table_put(only);
+	} else {
+		n = ed_registry_list(&tables);
 	}
-	n = only ? 1 : ed_registry_count();
-	j = calloc(1, sizeof(*j) + n * sizeof(j->res[0]));
+	j = tables ? calloc(1, sizeof(*j) + n * sizeof(j->res[0])) : NULL;
 	if (!j) {
+		ed_registry_list_put(tables, tables ? n : 0);
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "out of memory");
 		return;
 	}
 	j->work.data = j;
 	j->req = req;
-	j->only = only;
+	j->tables = tables;
 	j->n = n;
 	req->jobs = j;
 	if (uv_queue_work(req->loop, &j->work, reload_work, reload_done) != 0) {
+		ed_registry_list_put(j->tables, j->n);
+		j->tables = NULL;
+		j->n = 0;
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__INTERNAL, "cannot queue the reload");
 		return;
 	}

@@ -29,10 +29,10 @@ static unsigned bucket(uint64_t ns)
 	return i;
 }
 
-void ed_stat_latency(uint64_t ns)
+void ed_stat_latency(enum ed_latency_kind kind, uint64_t ns)
 {
-	ed_stat_add(latency[bucket(ns)], 1);
-	ed_stat_add(latency_sum_ns, ns);
+	ed_stat_add(latency[kind][bucket(ns)], 1);
+	ed_stat_add(latency_sum_ns[kind], ns);
 }
 
 void ed_stat_io_latency(uint64_t ns)

@@ -9,6 +9,10 @@
 #define ED_STATUS_COUNT 8         /* Engram__V1__Status values 0..6, 7 = other */
 #define ED_LATENCY_BUCKETS 16     /* upper bounds in ed_latency_bounds_us; last = +Inf */
 
+/* What a timed request asked for: slot ids (LookupRequest) or token ids
+ * (TokensRequest, hashed here). */
+enum ed_latency_kind { ED_LATENCY_SLOTS, ED_LATENCY_TOKENS, ED_LATENCY_KINDS };
+
 struct ed_stats {
 	atomic_uint_fast64_t connections;        /* open now */
 	atomic_uint_fast64_t connections_total;  /* accepted since start */
@@ -16,12 +20,13 @@ struct ed_stats {
 	atomic_uint_fast64_t errors;
 	atomic_uint_fast64_t by_status[ED_STATUS_COUNT];
 	atomic_uint_fast64_t rows;
-	atomic_uint_fast64_t bytes_out;
+	atomic_uint_fast64_t bytes_out;          /* response bytes written */
 	atomic_uint_fast64_t reloads;
 	atomic_uint_fast64_t reload_failures;
-	/* lookup and tokens requests, frame complete to response written */
-	atomic_uint_fast64_t latency[ED_LATENCY_BUCKETS];
-	atomic_uint_fast64_t latency_sum_ns;
+	/* lookup and tokens requests (by ed_latency_kind), frame complete to
+	 * response written */
+	atomic_uint_fast64_t latency[ED_LATENCY_KINDS][ED_LATENCY_BUCKETS];
+	atomic_uint_fast64_t latency_sum_ns[ED_LATENCY_KINDS];
 	/* the I/O path (gather.c, io.c) */
 	atomic_uint_fast64_t warm_rows;          /* found in memory (page or row cache) */
 	atomic_uint_fast64_t cold_rows;          /* read from disk first */
@@ -44,8 +49,8 @@ extern const uint64_t ed_latency_bounds_us[ED_LATENCY_BUCKETS - 1];
 
 /* Counts one answered request by its status. */
 void ed_stat_answered(int status);
-/* Counts one lookup/tokens latency. */
-void ed_stat_latency(uint64_t ns);
+/* Counts one lookup (kind ED_LATENCY_SLOTS) or tokens request's latency. */
+void ed_stat_latency(enum ed_latency_kind kind, uint64_t ns);
 /* Counts one disk read's latency (same buckets). */
 void ed_stat_io_latency(uint64_t ns);
 

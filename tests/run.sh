@@ -12,6 +12,7 @@ BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 EXPECTED=tests/expected-skips
 export ENGRAMD="$PWD/$BUILD/engramd" ENGRAM="$PWD/$BUILD/engram" BUILD PYTHON
+export ENGRAMD_FAULTS="$PWD/$BUILD/engramd-faults"
 export CK_DEFAULT_TIMEOUT=${CK_DEFAULT_TIMEOUT:-120}
 export PYTHONPATH="$PWD/$BUILD/gen/python:$PWD/client/python:$PWD/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 

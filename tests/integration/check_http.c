@@ -1,7 +1,8 @@
 /* check_http.c - engramd's HTTP port: /metrics in the Prometheus text format
- * counting real lookups, /healthz (200 serving, 503 draining), the port
- * from the config file, and errors (404, 405, a port already taken). Plain
- * HTTP/1.0 over a TCP socket, no HTTP library. */
+ * counting real lookups, /healthz, /livez and /readyz (200 serving; 503
+ * draining but for /livez), the port from the config file, and errors
+ * (404, 405, a port already taken). Plain HTTP/1.0 over a TCP socket, no
+ * HTTP library. */
 #include <check.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "egtest.h"
@@ -167,7 +169,8 @@ START_TEST(metrics_count_requests)
 	/* counted once the write completes, a moment after the client has read */
 	for (int i = 0;; i++) {
 		ck_assert_int_eq(http(port, "GET", "/metrics", &body), 200);
-		if (sample(body, "engramd_lookup_latency_seconds_count") == 3 || i == 200)
+		if (sample(body, "engramd_lookup_latency_seconds_count{kind=\"slots\"}") == 3 ||
+		    i == 200)
 			break;
 		free(body);
 		usleep(10000);
@@ -179,10 +182,24 @@ START_TEST(metrics_count_requests)
 	ck_assert(sample(body, "engramd_requests_total{status=\"out_of_range\"}") == 1);
 	ck_assert(sample(body, "engramd_errors_total") == 1);
 	ck_assert(sample(body, "engramd_rows_total") == 74);
-	ck_assert(sample(body, "engramd_bytes_out_total") >= 74 * 16);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_count") == 3);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_bucket{le=\"+Inf\"}") == 3);
-	ck_assert(sample(body, "engramd_lookup_latency_seconds_sum") > 0);
+	ck_assert(sample(body, "engramd_response_bytes_total") >= 74 * 16);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_count{kind=\"slots\"}") == 3);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_bucket{kind=\"slots\",le=\"+Inf\"}") ==
+	          3);
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_sum{kind=\"slots\"}") > 0);
+	/* slot lookups are not counted as token requests */
+	ck_assert(sample(body, "engramd_lookup_latency_seconds_count{kind=\"tokens\"}") == 0);
+	ck_assert_ptr_null(strstr(body, "engramd_bytes_out_total"));
+	ck_assert(sample(body, "engramd_build_info{version=\"" ENGRAM_VERSION "\",protocol=\"1\"}") ==
+	          1);
+	ck_assert(sample(body, "process_start_time_seconds") > 1.5e9);
+	ck_assert(sample(body, "process_start_time_seconds") <= (double)time(NULL));
+	ck_assert(sample(body, "engramd_malloc_in_use_bytes") >= 0);
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+	/* glibc's figures, not zeros (a sanitizer's own malloc bypasses glibc's) */
+	ck_assert(sample(body, "engramd_malloc_in_use_bytes") > 0);
+#endif
+	ck_assert(sample(body, "engramd_malloc_arena_bytes") >= sample(body, "engramd_malloc_in_use_bytes"));
 	ck_assert(sample(body, "engramd_table_generation{table=\"t\"}") == 1);
 	ck_assert(sample(body, "engramd_table_slots{table=\"t\"}") == 10000);
 	ck_assert(sample(body, "engramd_tables_loaded") == 1);
@@ -223,6 +240,12 @@ START_TEST(healthz_and_errors)
 
 	ck_assert_int_eq(http(port, "GET", "/healthz", &body), 200);
 	ck_assert_ptr_nonnull(strstr(body, "ok"));
+	free(body);
+	ck_assert_int_eq(http(port, "GET", "/livez", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "every loop answers"));
+	free(body);
+	ck_assert_int_eq(http(port, "GET", "/readyz", &body), 200);
+	ck_assert_ptr_nonnull(strstr(body, "ok: 1 tables loaded"));
 	free(body);
 	ck_assert_int_eq(http(port, "GET", "/nope", &body), 404);
 	free(body);
@@ -290,6 +313,12 @@ START_TEST(healthz_503_while_draining)
 	}
 	ck_assert_int_eq(code, 503);
 	ck_assert_int_eq(kill(d.pid, 0), 0); /* still draining */
+	/* not ready, but alive: the loops answer while they drain */
+	ck_assert_int_eq(http(port, "GET", "/readyz", &body), 503);
+	ck_assert_ptr_nonnull(strstr(body, "stopping"));
+	free(body);
+	ck_assert_int_eq(http(port, "GET", "/livez", &body), 200);
+	free(body);
 	close(fd); /* the pending writes fail: the drain ends well before 30 s */
 	stop_ok(&d, 0); /* a second SIGTERM could land after the handlers are gone */
 }

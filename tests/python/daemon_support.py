@@ -20,6 +20,15 @@ ENGRAM = os.environ.get("ENGRAM", "build/engram")
 ENGRAMD = os.environ.get("ENGRAMD", "build/engramd")
 
 
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 def engram(*args, check=True):
     """Runs the engram command; returns CompletedProcess (text)."""
     p = subprocess.run([ENGRAM, *map(str, args)], capture_output=True, text=True)

@@ -18,6 +18,7 @@ import unittest
 import numpy as np
 
 import engram_pb2 as pb
+from daemon_support import free_port
 
 ENGRAM = os.environ.get("ENGRAM", "build/engram")
 ENGRAMD = os.environ.get("ENGRAMD", "build/engramd")
@@ -89,14 +90,6 @@ class Client:
 
     def lookup(self, table, slots):
         return self.call(lookup=pb.LookupRequest(table=table, slots=list(slots)))
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def import_table(path, rows, chunk_slots=1024):

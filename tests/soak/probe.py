@@ -1,6 +1,6 @@
 """What the soak measures of the daemon: its memory, file descriptors and
-threads (/proc), the bytes its malloc has allocated (malloc_stats, called by
-gdb), its /metrics, and its log lines by level.
+threads (/proc), the bytes its malloc has allocated (glibc's mallinfo2(), as
+the daemon exports it in /metrics), its /metrics, and its log lines by level.
 
 engramd keeps freed response memory for reuse (server/main.c raises glibc's
 mmap and trim thresholds), so its RssAnon after a busy stretch holds free
@@ -10,13 +10,10 @@ malloc's arenas (thread stacks, the row cache, direct mappings).
 """
 import os
 import re
-import shutil
-import subprocess
 import urllib.request
 
 MiB = 1024 * 1024
 HEAP_MAX = 64 * MiB  # glibc's arena heaps are mappings aligned to this
-MARK = "==== soak: malloc_stats follows"
 
 
 def _anon(pid):
@@ -72,26 +69,15 @@ def sanitizer(pid):
     return m.group(1) if m else None
 
 
-def heap(pid, log_path):
-    """({"system", "in_use"} bytes of malloc, None) by gdb calling
-    malloc_stats() in pid (it writes to the daemon's stderr, the log), or
+def heap(m):
+    """({"system", "in_use"} bytes of malloc, None) from the daemon's
+    /metrics m (mallinfo2 over every arena, mapped chunks included), or
     (None, why not)."""
-    gdb = shutil.which("gdb")
-    if gdb is None:
-        return None, "gdb is not installed"
-    with open(log_path, "a") as f:
-        f.write(MARK + "\n")
-    p = subprocess.run([gdb, "-q", "-batch", "-nx", "-p", str(pid),
-                        "-ex", "call (void) malloc_stats()"],
-                       capture_output=True, text=True, timeout=120)
-    with open(log_path, errors="replace") as f:
-        text = f.read()
-    m = re.search(r"Total \(incl\. mmap\):\s*system bytes\s*=\s*(\d+)\s*in use bytes\s*=\s*(\d+)",
-                  text[text.rfind(MARK):])
-    if p.returncode != 0 or not m:
-        return None, "gdb could not call malloc_stats: " + \
-            (p.stderr.strip().splitlines() or ["no output"])[-1]
-    return {"system": int(m.group(1)), "in_use": int(m.group(2))}, None
+    try:
+        return {"system": int(m["engramd_malloc_arena_bytes"]),
+                "in_use": int(m["engramd_malloc_in_use_bytes"])}, None
+    except KeyError as e:
+        return None, f"/metrics has no {e.args[0]}"
 
 
 def show(s):
@@ -114,19 +100,12 @@ def metrics(addr):
 
 
 def log_lines(path):
-    """{level: [line]} of the daemon's log ("engramd[PID]: LEVEL: text"),
-    without the malloc_stats output heap() asked for."""
-    out, in_stats = {}, False
+    """{level: [line]} of the daemon's log ("engramd[PID]: LEVEL: text")."""
+    out = {}
     with open(path, errors="replace") as f:
         for line in f:
             line = line.rstrip("\n")
-            if line == MARK:
-                in_stats = True
-                continue
             m = re.match(r"engramd\[\d+\]: (\w+): ", line)
-            if in_stats and not m:
-                in_stats = not line.startswith("max mmap bytes")
-                continue
             out.setdefault(m.group(1) if m else "other", []).append(line)
     return out
 

@@ -9,7 +9,7 @@ METRICS = ["engramd_connections", "engramd_connections_total", "engramd_output_b
            'engramd_requests_total{status="out_of_range"}',
            'engramd_requests_total{status="too_large"}',
            'engramd_requests_total{status="internal"}', "engramd_rows_total",
-           "engramd_bytes_out_total", "engramd_reloads_total", "engramd_reload_failures_total",
+           "engramd_response_bytes_total", "engramd_reloads_total", "engramd_reload_failures_total",
            'engramd_cache_hits_total{table="rc"}', 'engramd_cache_misses_total{table="rc"}',
            'engramd_cache_evictions_total{table="rc"}', 'engramd_cache_rows{table="rc"}']
 

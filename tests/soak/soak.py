@@ -184,11 +184,11 @@ class Soak:
                 break
             time.sleep(0.1)
         time.sleep(0.5)
+        m = probe.metrics(self.http)  # the malloc figures, now quiet
         pid = self.daemon.proc.pid
         sample = probe.proc(pid)
         sample["sanitizer"] = probe.sanitizer(pid)
-        heap, why = (None, None) if sample["sanitizer"] else \
-            probe.heap(pid, self.daemon.log_path)
+        heap, why = (None, None) if sample["sanitizer"] else probe.heap(m)
         if heap:
             sample["in_use"], sample["malloc_system"] = heap["in_use"], heap["system"]
             self.say(f"{name} (quiet): {probe.show(sample)}; malloc: "
