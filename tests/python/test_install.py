@@ -99,6 +99,10 @@ class Install(unittest.TestCase):
         self.assertNotRegex(unit, r"@[A-Z]+@")  # every template path filled in
         self.assertEqual(re.findall(r"^ExecStart=(.*)$", unit, re.M),
                          ["/usr/local/bin/engramd --config /etc/engramd/engramd.conf"])
+        # a reload checks the config first, then signals
+        self.assertEqual(re.findall(r"^ExecReload=(.*)$", unit, re.M),
+                         ["/usr/local/bin/engramd --check-config /etc/engramd/engramd.conf",
+                          "/bin/kill -HUP $MAINPID"])
         self.assertIn("Documentation=man:engramd(8) file:///usr/local/share/doc/engramd/README.md",
                       unit)
         with open(self.path("usr/local/lib/systemd/system/engramd.socket")) as f:
@@ -117,6 +121,10 @@ class Install(unittest.TestCase):
         with open(conf) as f:
             active = [l for l in f if l.strip() and not l.lstrip().startswith("#")]
         self.assertFalse([l for l in active if l.startswith("table")], active)
+        # the file as installed passes the daemon's own check
+        p = subprocess.run([self.path("usr/local/bin/engramd"), "--check-config", conf],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         # the installed binary, the installed config, a socket of our own
         old = ds.ENGRAMD
         ds.ENGRAMD = self.path("usr/local/bin/engramd")
