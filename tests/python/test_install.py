@@ -37,6 +37,7 @@ usr/local/lib/tmpfiles.d/engramd.conf
 usr/local/share/doc/engramd/ARCHITECTURE.md
 usr/local/share/doc/engramd/DEPLOYMENT.md
 usr/local/share/doc/engramd/FORMAT.md
+usr/local/share/doc/engramd/OPERATIONS.md
 usr/local/share/doc/engramd/PROTOCOL.md
 usr/local/share/doc/engramd/README.md
 usr/local/share/doc/engramd/RELIABILITY.md
