@@ -149,6 +149,10 @@ START_TEST(queue_counts_by_lane)
 	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
 	ck_assert_int_eq(ed_pool_start(1), 0);
 	submit(&probes[0], 0, ED_LANE_BULK, 0);
+	/* the bulk thread holds task 0 before task 50 is queued: a bulk thread
+	 * takes urgent work first, and would otherwise take 50 and leave 0 to
+	 * nobody (the urgent thread runs nothing else) */
+	wait_blockers(1);
 	submit(&probes[1], 50, ED_LANE_URGENT, 0);
 	wait_blockers(2); /* both threads held */
 	submit(&probes[2], 1, ED_LANE_BULK, 0);
