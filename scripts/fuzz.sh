@@ -10,8 +10,8 @@ SECONDS_EACH=${FUZZ_SECONDS:-30}
 OUT="$BUILD/fuzz"
 mkdir -p "$OUT"
 PKGS="lmdb libuv libprotobuf-c libxxhash jansson libsystemd liburing"
-# shellcheck disable=SC2046
 VERSION=$(cat VERSION)
+# shellcheck disable=SC2046
 CFLAGS="-g -O1 -std=gnu11 -D_GNU_SOURCE -DENGRAM_VERSION=\"$VERSION\" -fsanitize=fuzzer,address,undefined \
 -fno-sanitize-recover=all -Istorage -Iclient -Iserver -I$BUILD/gen $(pkg-config --cflags $PKGS)"
 LIBS="$(pkg-config --libs $PKGS) -lm -pthread"
