@@ -70,7 +70,7 @@ void ed_beat_stop(struct ed_beat *b)
 
 int ed_beat_hung(char *name, size_t len, uint64_t *age_ms)
 {
-	uint64_t now = now_ns(), limit = 4 * ed_beat_interval() * 1000000u, worst = 0;
+	uint64_t now = now_ns(), limit = ED_BEAT_HUNG_INTERVALS * ed_beat_interval() * 1000000u, worst = 0;
 	int hung = 0;
 
 	pthread_mutex_lock(&lock);

@@ -25,6 +25,8 @@ struct ed_beat {
 /* Interval of every beat started from now on (default 500 ms); call before
  * the loops start. The watchdog shortens it to fit its period. */
 void ed_beat_set_interval(uint64_t ms);
+/* A loop is hung after this many intervals without a stamp. */
+#define ED_BEAT_HUNG_INTERVALS 4
 uint64_t ed_beat_interval(void);
 
 /* Starts b's timer on loop (which must be b's loop's thread, or before the

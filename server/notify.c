@@ -123,7 +123,7 @@ void ed_notify_watchdog_start(uv_loop_t *loop)
 	uv_timer_start(&watchdog, on_watchdog, 0, usec / 3000 ? usec / 3000 : 1);
 	watchdog_on = 1;
 	ed_info("systemd watchdog every %llu ms, while every loop answers within %llu ms",
-	        (unsigned long long)(usec / 3000), (unsigned long long)(4 * ed_beat_interval()));
+	        (unsigned long long)(usec / 3000), (unsigned long long)(ED_BEAT_HUNG_INTERVALS * ed_beat_interval()));
 }
 
 void ed_notify_watchdog_stop(void)
