@@ -11,8 +11,9 @@ megabytes of rows, so this module
   into arrays without a copy (protobuf would copy them twice).
 
 Everything else (info, stats, ...) is small and goes through the generated
-engram_pb2 code. The encodings are byte-identical to protobuf's own (fields in
-number order, proto3 defaults omitted); tests/python/test_client.py checks it.
+engram_pb2 code. protobuf parses the encodings into the messages meant (fields
+in number order, proto3 defaults omitted; packed ids at one width per field,
+see packed_varints); tests/python/test_client.py checks it.
 """
 import numpy as np
 
@@ -39,7 +40,12 @@ def varint(n):
 
 
 def packed_varints(values):
-    """The varints of a uint64 array back to back, built with array ops."""
+    """The varints of a uint64 array back to back, all as long as the
+    largest one's: a shorter value carries extra 0x80 groups (zero bits
+    with the continuation bit), which every protobuf parser reads as the
+    same number (engramd's protobuf-c, Python's protobuf: test_client.py).
+    A fixed width makes the encoding one shift and one OR per byte column,
+    a sixth of the time of the shortest form."""
     a = np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)
     if a.size == 0:
         return b""
@@ -48,21 +54,12 @@ def packed_varints(values):
     if top <= 0xFFFFFFFF:
         a = a.astype(np.uint32)  # narrower shifts: faster, same bits
     groups = np.empty((a.size, width), dtype=np.uint8)
-    rest = a
-    for k in range(width):
-        low = rest & 0x7F
-        rest = rest >> 7
-        if k < width - 1:
-            low |= (rest != 0).astype(low.dtype) << 7
-        groups[:, k] = low
-    # Past a value's last byte its columns are 0, while every byte it does
-    # use is non-zero (continuation bit, or the non-zero top group) except
-    # the first byte of the value 0: keep non-zero bytes and column 0.
-    keep = groups != 0
-    keep[:, 0] = True
-    if keep.all():
-        return groups.tobytes()
-    return groups[keep].tobytes()
+    # the uint8 column keeps the low 8 bits: 7 bits of the value and the
+    # continuation bit; the last group of the widest value fits 7 bits
+    for k in range(width - 1):
+        np.bitwise_or(a >> (7 * k) if k else a, 0x80, out=groups[:, k], casting="unsafe")
+    np.right_shift(a, 7 * (width - 1), out=groups[:, width - 1], casting="unsafe")
+    return groups.tobytes()
 
 
 def _as_u64(values, what):
