@@ -1,11 +1,11 @@
-"""Issue now, collect later: an *_async call only queues its request; the
-client's sender thread sends it and its reader thread reads the answer
-while the caller does something else, so an answer far larger than the
-socket buffers is complete before result() is called.
-Without the thread (background=False, the old behaviour) the same answer
-does not move until result(). Also: the thread ends with its client, and
-blocking calls, futures and threads mixed on one client all get their own
-rows.
+"""Issue now, collect later: an *_async call only queues its request; an
+I/O thread of the client sends it and reads the answer while the caller
+does something else, so an answer far larger than the socket buffers is
+complete before result() is called. Without the threads
+(background=False, the old behaviour) the same answer does not move until
+result(). A small answer (rows in the shared buffer) is left for result().
+Also: the threads end with their client, and blocking calls, futures and
+threads mixed on one client all get their own rows.
 """
 import gc
 import os
@@ -43,7 +43,7 @@ def tearDownModule():
 
 
 def readers():
-    return sum(t.name == "engram-reader" for t in threading.enumerate())
+    return sum(t.name == "engram-io" for t in threading.enumerate())
 
 
 class TestOverlap(unittest.TestCase):
@@ -71,8 +71,28 @@ class TestOverlap(unittest.TestCase):
                 np.testing.assert_array_equal(futs[0].result(), self.want(s))
                 np.testing.assert_array_equal(futs[1].result(), self.want(s[::-1]))
 
+    def test_a_small_answer_waits_for_result(self):
+        # its bytes fit the socket's buffers: the daemon is done with it
+        # (the rows are in the shared buffer) while the future waits for
+        # result() to read the answer, no thread woken for it
+        with ec.Client(self.d.unix, timeout=30, shm_bytes=1 << 20) as c:
+            c.ping()
+            s = self.rng.integers(0, ROWS, 1000, dtype=np.uint64)
+            fut = c.lookup_async("t", s, shm=True)
+            want = self.want(s)
+            end = time.monotonic() + 20
+            while time.monotonic() < end and \
+                    not np.array_equal(c.shm[:want.nbytes].view(np.float32), want.ravel()):
+                time.sleep(0.01)
+            np.testing.assert_array_equal(c.shm[:want.nbytes].view(np.float32), want.ravel())
+            self.assertFalse(fut.done())
+            np.testing.assert_array_equal(fut.result(), want)
+            small = c.lookup_async("t", s[:10])  # 960 bytes of rows over the socket
+            self.assertFalse(self.wait_done(small, 0.3))
+            np.testing.assert_array_equal(small.result(), want[:10])
+
     def test_issuing_copies_the_slots(self):
-        # the request goes out later, from the sender thread: it must be
+        # the request goes out later, from an I/O thread: it must be
         # made of the slots as they were when issued
         with ec.Client(self.d.unix, timeout=30) as c:
             s = self.rng.integers(0, ROWS, BIG, dtype=np.uint64)
@@ -103,12 +123,12 @@ class TestOverlap(unittest.TestCase):
         self.assertTrue(self.no_readers_left())  # those of closed clients of other tests
         c = ec.Client(self.d.unix, timeout=30)
         c.lookup_async("t", [1, 2]).result()
-        self.assertEqual(readers(), 1)
+        self.assertEqual(readers(), 2)
         c.close()
         self.assertTrue(self.no_readers_left())
         c2 = ec.Client(self.d.unix, timeout=30)
         c2.lookup_async("t", [3]).result()
-        self.assertEqual(readers(), 1)
+        self.assertEqual(readers(), 2)
         del c2  # never closed: the thread must not keep it alive
         self.assertTrue(self.no_readers_left())
 

@@ -113,7 +113,7 @@ class Client(Transport):
 
     timeout (seconds, None = no limit) bounds connecting and every wait.
     The connection is opened here; a failure raises EngramConnectionError.
-    background=False: no sender and reader threads; futures move only in
+    background=False: no I/O threads; futures move only in
     the calls (a request is sent by its call, its answer read by result()).
     """
 
@@ -229,7 +229,7 @@ class Client(Transport):
         return self._submit("lookup", wire.REQ_LOOKUP,
                             *self._lookup_args(table, slots, decode, shm, shm_offset, out,
                                                lazy=self._background_reads),
-                            wrap=self._wrapper(out, as_torch), background=True)
+                            wrap=self._wrapper(out, as_torch), queued=True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
                shm=False, shm_offset=0, as_torch=False):
@@ -253,7 +253,7 @@ class Client(Transport):
         args = self._tokens_args(tables, token_ids, seq_lens, context, decode,
                                  self._shm_offset(shm, shm_offset), self.min_generation)
         return self._submit("tokens", wire.REQ_TOKENS, args[0], args[1],
-                            wrap=self._wrapper(None, as_torch), background=True)
+                            wrap=self._wrapper(None, as_torch), queued=True)
 
     def close(self):
         """Closes the connection; outstanding futures fail."""
@@ -270,7 +270,7 @@ class Client(Transport):
 
     def _lookup_args(self, table, slots, decode, shm, shm_offset, out, lazy=False):
         """(body, args, out bytes) of a lookup. lazy: the body is a function
-        encoding a copy of the slots later (the sender thread calls it), so
+        encoding a copy of the slots later (an I/O thread calls it), so
         issuing costs the caller a copy, and it may reuse its array."""
         slots = wire.slot_ids(slots)  # checked here: errors raise in the caller
         n = int(slots.size)
@@ -342,9 +342,9 @@ class Client(Transport):
                 raise
         return self._submit(kind, field, body, args, out, wrap).result()
 
-    def _submit(self, kind, field, body, args=None, out=None, wrap=None, background=False):
+    def _submit(self, kind, field, body, args=None, out=None, wrap=None, queued=False):
         fut = Future(self, None, kind, args)
-        fut._out, fut._wrap, fut._background = out, wrap, background
+        fut._out, fut._wrap, fut._queued = out, wrap, queued
         return self._submit_future(fut, field, body)
 
     # ---- turning responses into values --------------------------------------

@@ -1,22 +1,28 @@
 """The connection under a Client: sending requests in order, reading
-responses, and a thread that reads them while the caller computes.
+responses, and threads that do both while the caller computes.
 
 Requests go out in the order of the pending queue: every request is queued
 (with its future) under the client's lock, and whoever holds the send lock
 sends the queue's head: the caller of a blocking call, which sends what is
-queued before its own request, or, for the *_async calls, the client's
-sender thread, so issuing a lookup costs the caller only queueing it (the
-request is encoded and written meanwhile). Responses come back in request
-order, so the next frame on the wire always belongs to the oldest pending
-future. Whoever holds the *read role* reads
+queued before its own request, or, for the *_async calls, one of the
+client's two I/O threads, so issuing a lookup costs the caller only queueing
+it and waking that thread (the request is encoded and written meanwhile).
+Responses come back in request order, so the next frame on the wire always
+belongs to the oldest pending future. Whoever holds the *read role* reads
 it: a caller waiting in result(), a sender whose socket is full (the daemon
-may be waiting for us to read before it reads more), or, for futures of the
-*_async calls, the client's reader thread, which receives rows while the
-caller computes (socket waits release the GIL). The role is a flag under
-the client's lock; only its holder touches the socket's receive side and
-the read-ahead buffer, and it does so without holding the lock, so other
-threads can send meanwhile. Senders take a second lock of their own, so
-that requests reach the wire in the order of the pending queue.
+may be waiting for us to read before it reads more), or, while a future of
+an *_async call whose answer may not fit the socket's buffers waits, an I/O
+thread, which receives rows while the caller computes (socket waits release
+the GIL): the thread that sent the request reads on, so one wake-up serves
+the whole fetch, and the other thread is there to send the next request
+meanwhile. A small answer (rows in the shared buffer, a decode batch of a
+few hundred rows) waits in the socket for result(): the daemon is not held
+up by it, and handing it between threads costs more than reading it. The
+role is a flag under the client's lock; only its holder touches the
+socket's receive side and the read-ahead buffer, and it does so without
+holding the lock, so other threads can send meanwhile. Senders take a
+second lock of their own, so that requests reach the wire in the order of
+the pending queue.
 
 A connection that breaks is shut down at once (waking a reader blocked on
 it) and closed by the last thread using it, so no descriptor is closed
@@ -25,6 +31,7 @@ error, and the next call reconnects.
 """
 import array
 import collections
+import queue
 import select
 import socket
 import threading
@@ -45,8 +52,16 @@ _READ_AHEAD = 1 << 16
 _GROW_FROM = 64 << 20
 # A sender waiting for room re-checks this often whether it must read.
 _SEND_SLICE_MS = 20
-# An idle reader thread checks this often whether its client still exists.
+# I/O threads of a client: one can send while the other reads.
+_IO_THREADS = 2
+# An idle I/O thread checks this often whether its client still exists.
 _IDLE_S = 1.0
+# An answer whose bound (check.frame_limit: its rows plus 64 KiB for
+# headers and an error text) is at most this fits the socket's buffers, so
+# the daemon writes it whole without waiting for us: result() reads it,
+# sparing the I/O threads a wake-up (an answer with its rows in the
+# shared buffer is always this small).
+_SMALL_ANSWER = 128 << 10
 
 _POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT
@@ -63,15 +78,16 @@ class Future:
     """A request sent and not yet collected. result() waits for it."""
 
     __slots__ = ("_client", "id", "kind", "_args", "_frame", "_header", "_exc",
-                 "_done", "_retryable", "generations", "_background", "_out", "_direct",
-                 "_wrap")
+                 "_done", "_retryable", "generations", "_queued", "_background", "_out",
+                 "_direct", "_wrap")
 
     def __init__(self, client, req_id, kind, args):
         self._client, self.id, self.kind, self._args = client, req_id, kind, args
         self._frame = self._header = self._exc = None
         self._done = False
         self._retryable = False
-        self._background = False  # read by the reader thread as it arrives
+        self._queued = False      # an *_async call's: an I/O thread sends it
+        self._background = False  # read by an I/O thread as it arrives
         self._out = None          # lookup(out=...): uint8 view of the caller's buffer
         self._direct = None       # frame offset of the rows received into _out
         self._wrap = None         # turns the rows into what result() returns
@@ -114,46 +130,37 @@ def _poll_ms(left):
     return None if left is None else max(1, int(left * 1000))
 
 
-def _sender_main(ref):
-    """The sender thread: writes queued requests. Holds its client only
-    while working, as the reader thread does."""
+def _io_main(ref, kick):
+    """One of a client's I/O threads: sends queued requests, and reads
+    answers while a background future waits. The thread that wrote a
+    request, awake already, goes on to read its answer: waking another for
+    it would cost more than the read (and on a VM a woken thread can wait
+    hundreds of microseconds for a core). A put() on kick wakes one idle
+    thread. Holds its client only while working, so a client nobody keeps
+    is freed (and the threads end within _IDLE_S)."""
     while True:
         c = ref()
         if c is None:
             return
+        role = None
         with c._lock:
-            if not c._unsent:
+            send = bool(c._unsent)
+            if not send:
                 if c._conn is None:
-                    c._sender = None
+                    c._io_threads -= 1
                     return
-                cv = c._cv
-                del c
-                cv.wait(_IDLE_S)
-                continue
-        c._flush(None)
+                if not c._conn.reading and any(f._background for f in c._pending):
+                    role = c._take_role()
+        if send:
+            c._flush(None)
+        elif role is not None:
+            c._read_with_role(role, None, wake=False)
         del c
-
-
-def _reader_main(ref):
-    """The reader thread: reads responses while a background future waits.
-    Holds its client only while working, so a client nobody keeps is freed
-    (and the thread ends within _IDLE_S)."""
-    while True:
-        c = ref()
-        if c is None:
-            return
-        with c._lock:
-            if c._conn is None:
-                c._reader = None
-                return
-            if c._conn.reading or not any(f._background for f in c._pending):
-                cv = c._cv
-                del c
-                cv.wait(_IDLE_S)
-                continue
-            conn = c._take_role()
-        c._read_with_role(conn, None)
-        del c
+        if not send and role is None:
+            try:
+                kick.get(timeout=_IDLE_S)
+            except queue.Empty:
+                pass
 
 
 class Transport:
@@ -163,9 +170,12 @@ class Transport:
         self._background_reads = background
         self._lock = threading.RLock()   # state: queue, connection, role
         self._cv = threading.Condition(self._lock)
+        # wakes an idle I/O thread: a put() is one futex call, made outside
+        # the lock (a Condition's notify would wake it into the lock held)
+        self._kick = queue.SimpleQueue()
         self._wlock = threading.Lock()   # the send side, in queue order
         self._conn = None
-        self._reader = self._sender = None
+        self._io_threads = 0  # running _io_main
         self._next_id = 1
         self._pending = collections.deque()
         self._unsent = collections.deque()  # (future, field, body, connection)
@@ -288,6 +298,8 @@ class Transport:
             fut._exc, fut._done = exc, True
         self._unsent.clear()
         self._cv.notify_all()
+        for _ in range(self._io_threads):
+            self._kick.put(None)
 
     def _release(self, conn):
         """One thread is done with conn (lock held)."""
@@ -309,15 +321,22 @@ class Transport:
         conn.refs += 1
         return conn
 
-    def _drop_role(self, conn):
+    def _drop_role(self, conn, wake=True):
+        """Lets the read role go. wake: an I/O thread is woken to take it
+        when a background future still waits (an I/O thread dropping it
+        takes it again itself)."""
         with self._lock:
             conn.reading = False
             self._release(conn)
             self._cv.notify_all()
+            wake = wake and self._io_threads and any(f._background for f in self._pending)
+        if wake:
+            self._kick.put(None)
 
-    def _read_with_role(self, conn, deadline):
-        """Reads one response with the role held, then lets the role go; a
-        failure breaks the connection (its futures get the error)."""
+    def _read_with_role(self, conn, deadline, wake=True):
+        """Reads one response with the role held, then lets the role go
+        (wake: see _drop_role); a failure breaks the connection (its
+        futures get the error)."""
         try:
             self._read_one(conn, deadline)
         except EngramError as e:
@@ -325,28 +344,28 @@ class Transport:
                 if conn is self._conn:
                     self._break(e)
         finally:
-            self._drop_role(conn)
+            self._drop_role(conn, wake)
 
     def _start_threads(self):
-        """Starts the reader and sender threads unless they run (lock held)."""
+        """Starts the I/O threads unless they run (lock held)."""
         if not self._background_reads:
             return
-        for attr, main, name in (("_reader", _reader_main, "engram-reader"),
-                                 ("_sender", _sender_main, "engram-sender")):
-            if getattr(self, attr) is None:
-                t = threading.Thread(target=main, args=(weakref.ref(self),), name=name,
-                                     daemon=True)
-                setattr(self, attr, t)
-                t.start()
-        self._cv.notify_all()
+        while self._io_threads < _IO_THREADS:
+            threading.Thread(target=_io_main, args=(weakref.ref(self), self._kick),
+                             name="engram-io", daemon=True).start()
+            self._io_threads += 1
 
     # ---- sending -------------------------------------------------------------------
 
     def _submit_future(self, fut, field, body):
         """Queues fut with its request body (bytes, or a function making
-        them, called when it is sent) and sends it, or for a background
-        future has the sender thread send it. A failure to send fails it
-        (and whatever else is pending) rather than raising."""
+        them, called when it is sent) and sends it, or for a queued future
+        (an *_async call's) has an I/O thread send it, and read its answer
+        unless that is small. A failure to send fails it (and whatever else
+        is pending) rather than raising."""
+        if fut._queued and self._background_reads:
+            limit = check.frame_limit(fut.kind, fut._args, self._layouts, self._rpts)[0]
+            fut._background = limit > _SMALL_ANSWER
         while True:
             with self._lock:
                 if self._conn is not None and (self._pending or
@@ -361,9 +380,10 @@ class Transport:
                     self._connect()
                     self._queue(fut, field, body, True)
                     break
-        if fut._background and self._background_reads:
+        if fut._queued and self._background_reads:
             with self._lock:
                 self._start_threads()
+            self._kick.put(None)
             return fut
         self._flush(fut)
         return fut
