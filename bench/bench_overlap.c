@@ -1,0 +1,203 @@
+/* bench_overlap.c - how much of a fetch libengram hides behind the caller's
+ * compute: bench_python.py's overlap figure, for the C client.
+ *
+ *   bench_overlap [--slots N] [--row-bytes B] [--rounds R]
+ *
+ * Builds a table of N (default 4 Mi) random rows of B (default 160) bytes
+ * with `engram table create` and starts $ENGRAMD on it. For a prefill batch
+ * (1 M rows) and a decode batch (4096 rows), over the socket (with the
+ * library's reader thread, eg_client_start_reader) and through the shared
+ * buffer: times the blocking lookup (median of R), then runs R rounds of
+ * send, a stand-in for the model's compute as long as that fetch, and wait.
+ * The stand-in sleeps (the model's work runs on an accelerator while the
+ * thread waits); a sleep overruns what it asks for, so each request follows
+ * the overrun measured before it (R rounds settle it first), and the
+ * stand-in's median length is printed next to the fetch's.
+ * hidden = 1 - (time in the send + time in the wait) / the blocking fetch;
+ * target >= 90%; medians of R. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "bench_util.h"
+#include "engram.h"
+
+static const size_t batches[] = { 1u << 20, 4096 };
+#define NBATCH (sizeof(batches) / sizeof(batches[0]))
+
+static struct {
+	uint64_t slots;
+	uint32_t row_bytes, rounds;
+} opt = { 4u << 20, 160, 21 };
+
+/* One way of fetching: a client, and whether its rows go to its shared
+ * buffer (else into out, over the socket). */
+struct path {
+	const char *name;
+	eg_client *c;
+	int shm;
+	unsigned char *out;
+};
+
+static int send_rows(const struct path *p, const uint64_t *slots, size_t n, uint64_t *tk)
+{
+	if (p->shm)
+		return eg_client_send_lookup_shm(p->c, "bench", slots, n, 0, tk);
+	return eg_client_send_lookup(p->c, "bench", slots, n, p->out, n * opt.row_bytes, tk);
+}
+
+static int wait_rows(const struct path *p, uint64_t tk)
+{
+	eg_client_rows r;
+	const void *data;
+
+	if (p->shm)
+		return eg_client_wait_shm(p->c, tk, &r, &data, 1);
+	return eg_client_wait(p->c, tk, &r);
+}
+
+static double fetch_once(const struct path *p, const uint64_t *slots, size_t n)
+{
+	double t0 = bu_now();
+	uint64_t tk;
+	int e = send_rows(p, slots, n, &tk);
+
+	if (e == 0)
+		e = wait_rows(p, tk);
+	if (e != 0)
+		bu_die("%s lookup of %zu rows: %s", p->name, n, eg_client_errmsg(p->c));
+	return bu_now() - t0;
+}
+
+/* A sleep of about seconds: ask is what it requests, moved by half the
+ * error of each sleep measured. */
+struct stand_in {
+	double seconds, ask;
+};
+
+static void stand_in_run(const struct stand_in *s)
+{
+	struct timespec ts = { (time_t)s->ask, (long)((s->ask - (double)(time_t)s->ask) * 1e9) };
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static void stand_in_measured(struct stand_in *s, double took)
+{
+	s->ask += (s->seconds - took) / 2;
+	if (s->ask < 0)
+		s->ask = 0;
+}
+
+/* One round: send, stand-in, wait; the three times in seconds. */
+static void round_once(const struct path *p, const uint64_t *slots, size_t n,
+                       const struct stand_in *s, double *issue, double *stand, double *waited)
+{
+	uint64_t tk;
+	double t0 = bu_now(), t1, t2;
+	int e = send_rows(p, slots, n, &tk);
+
+	if (e != 0)
+		bu_die("%s send: %s", p->name, eg_client_errmsg(p->c));
+	t1 = bu_now();
+	stand_in_run(s);
+	t2 = bu_now();
+	if (wait_rows(p, tk) != 0)
+		bu_die("%s wait: %s", p->name, eg_client_errmsg(p->c));
+	*issue = t1 - t0;
+	*stand = t2 - t1;
+	*waited = bu_now() - t2;
+}
+
+static void overlap(const struct path *p, const uint64_t *slots, size_t n)
+{
+	size_t r, R = opt.rounds;
+	double *v = calloc(5 * R, sizeof(double)), *fetch = v, *issue = v + R, *stand = v + 2 * R,
+	       *waited = v + 3 * R, *hidden = v + 4 * R, f, i0, s0, w0;
+	struct stand_in s;
+
+	if (!v)
+		bu_die("out of memory");
+	fetch_once(p, slots, n); /* warm: pages, layouts */
+	for (r = 0; r < R; r++)
+		fetch[r] = fetch_once(p, slots, n);
+	f = bu_percentile(fetch, R, 50);
+	s.seconds = s.ask = f;
+	for (r = 0; r < R; r++) { /* the sleep's request settles */
+		round_once(p, slots, n, &s, &i0, &s0, &w0);
+		stand_in_measured(&s, s0);
+	}
+	for (r = 0; r < R; r++) {
+		round_once(p, slots, n, &s, &issue[r], &stand[r], &waited[r]);
+		stand_in_measured(&s, stand[r]);
+		hidden[r] = 1 - (issue[r] + waited[r]) / f;
+		if (hidden[r] < 0)
+			hidden[r] = 0;
+	}
+	i0 = bu_percentile(hidden, R, 50);
+	printf("  %-7s blocking fetch %9.3f ms; stand-in %9.3f ms; in send %7.3f ms, in wait %8.3f ms;"
+	       " hidden %5.1f%% (target >= 90%%: %s)\n",
+	       p->name, f * 1e3, bu_percentile(stand, R, 50) * 1e3,
+	       bu_percentile(issue, R, 50) * 1e3, bu_percentile(waited, R, 50) * 1e3, 100 * i0,
+	       i0 >= 0.9 ? "met" : "MISSED");
+	free(v);
+}
+
+int main(int argc, char **argv)
+{
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &opt.slots },
+		{ "row-bytes", BU_U32, &opt.row_bytes },
+		{ "rounds", BU_U32, &opt.rounds },
+		{ NULL, BU_STR, NULL },
+	};
+	char targ[4200];
+	const char *dir, *args[] = { targ, NULL };
+	size_t most = batches[0], b;
+	uint64_t *slots, rng = 0x9E3779B97F4A7C15ull;
+	bu_daemon dm = { 0 };
+	struct path paths[2] = { { "socket", NULL, 0, NULL }, { "shm", NULL, 1, NULL } };
+	void *base;
+	int e;
+
+	bu_options(argc, argv, opts, "bench_overlap [--slots N] [--row-bytes B] [--rounds R]");
+	if (opt.row_bytes == 0 || opt.slots == 0 || opt.rounds < 1)
+		bu_die("--row-bytes, --slots and --rounds must be > 0");
+	signal(SIGPIPE, SIG_IGN);
+	dir = bu_path("bench");
+	bu_create_table_quiet(dir, opt.slots, opt.row_bytes, 1, NULL);
+	snprintf(targ, sizeof(targ), "--table=bench=%s", dir);
+	bu_daemon_start(&dm, args);
+	slots = malloc(most * sizeof(*slots));
+	paths[0].out = malloc(most * opt.row_bytes);
+	if (!slots || !paths[0].out)
+		bu_die("out of memory");
+	for (size_t i = 0; i < most; i++)
+		slots[i] = bu_rand(&rng) % opt.slots;
+	for (int k = 0; k < 2; k++) {
+		e = eg_client_connect(dm.addr, 300000, &paths[k].c);
+		if (e != 0)
+			bu_die("connect %s: %s", dm.addr, eg_client_strerror(e));
+	}
+	e = eg_client_start_reader(paths[0].c);
+	if (e == 0)
+		e = eg_client_attach_shm(paths[1].c, most * opt.row_bytes, &base);
+	if (e != 0)
+		bu_die("reader / shared buffer: %s", eg_client_strerror(e));
+	for (b = 0; b < NBATCH; b++) {
+		printf("libengram: fetch of %zu rows (%.1f MB) overlapped with a sleep as long as the "
+		       "blocking fetch (medians of %u):\n", batches[b],
+		       (double)batches[b] * opt.row_bytes / 1e6, opt.rounds);
+		for (int k = 0; k < 2; k++)
+			overlap(&paths[k], slots, batches[b]);
+	}
+	for (int k = 0; k < 2; k++)
+		eg_client_close(paths[k].c);
+	free(slots);
+	free(paths[0].out);
+	bu_daemon_stop(&dm);
+	return 0;
+}
