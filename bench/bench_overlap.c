@@ -116,7 +116,7 @@ static void overlap(const struct path *p, const uint64_t *slots, size_t n)
 {
 	size_t r, R = opt.rounds;
 	double *v = calloc(5 * R, sizeof(double)), *fetch = v, *issue = v + R, *stand = v + 2 * R,
-	       *waited = v + 3 * R, *hidden = v + 4 * R, f, i0, s0, w0;
+	       *waited = v + 3 * R, *hidden = v + 4 * R, f, mid, took, unused;
 	struct stand_in s;
 
 	if (!v)
@@ -127,8 +127,8 @@ static void overlap(const struct path *p, const uint64_t *slots, size_t n)
 	f = bu_percentile(fetch, R, 50);
 	s.seconds = s.ask = f;
 	for (r = 0; r < R; r++) { /* the sleep's request settles */
-		round_once(p, slots, n, &s, &i0, &s0, &w0);
-		stand_in_measured(&s, s0);
+		round_once(p, slots, n, &s, &unused, &took, &unused);
+		stand_in_measured(&s, took);
 	}
 	for (r = 0; r < R; r++) {
 		round_once(p, slots, n, &s, &issue[r], &stand[r], &waited[r]);
@@ -137,12 +137,12 @@ static void overlap(const struct path *p, const uint64_t *slots, size_t n)
 		if (hidden[r] < 0)
 			hidden[r] = 0;
 	}
-	i0 = bu_percentile(hidden, R, 50);
+	mid = bu_percentile(hidden, R, 50);
 	printf("  %-7s blocking fetch %9.3f ms; stand-in %9.3f ms; in send %7.3f ms, in wait %8.3f ms;"
 	       " hidden %5.1f%% (target >= 90%%: %s)\n",
 	       p->name, f * 1e3, bu_percentile(stand, R, 50) * 1e3,
-	       bu_percentile(issue, R, 50) * 1e3, bu_percentile(waited, R, 50) * 1e3, 100 * i0,
-	       i0 >= 0.9 ? "met" : "MISSED");
+	       bu_percentile(issue, R, 50) * 1e3, bu_percentile(waited, R, 50) * 1e3, 100 * mid,
+	       mid >= 0.9 ? "met" : "MISSED");
 	free(v);
 }
 

@@ -88,11 +88,11 @@ int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint6
 	unsigned char *w, *p, *h;
 	unsigned width;
 
-	if (n > (SIZE_MAX - room - 32) / 10 || !(w = wbuf(c, room + n * 10 + 32)))
-		return -ENOMEM;
 	for (size_t i = 0; i < n; i++)
 		bits |= slots[i]; /* as many bits as the largest slot */
 	width = (unsigned)varint_size(bits);
+	if (n > (SIZE_MAX - room - 32) / width || !(w = wbuf(c, room + n * width + 32)))
+		return -ENOMEM;
 	p = w + room;
 	for (size_t i = 0; i < n; i++)
 		p = put_varint_wide(p, slots[i], width);

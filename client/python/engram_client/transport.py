@@ -363,7 +363,8 @@ class Transport:
         (an *_async call's) has an I/O thread send it, and read its answer
         unless that is small. A failure to send fails it (and whatever else
         is pending) rather than raising."""
-        if fut._queued and self._background_reads:
+        threads = fut._queued and self._background_reads
+        if threads:
             limit = check.frame_limit(fut.kind, fut._args, self._layouts, self._rpts)[0]
             fut._background = limit > _SMALL_ANSWER
         while True:
@@ -380,7 +381,7 @@ class Transport:
                     self._connect()
                     self._queue(fut, field, body, True)
                     break
-        if fut._queued and self._background_reads:
+        if threads:
             with self._lock:
                 self._start_threads()
             self._kick.put(None)
