@@ -43,6 +43,13 @@ static const struct egc_layout *find_layout(const eg_client *c, const char *name
 	return NULL;
 }
 
+uint32_t egc__known_row_bytes(const eg_client *c, const char *table)
+{
+	const struct egc_layout *l = find_layout(c, table);
+
+	return l ? l->row_bytes : 0;
+}
+
 /* Remembers name's layout (a full table forgets nothing and learns no more). */
 static void learn(eg_client *c, const char *name, uint32_t row_bytes, int rpt_known,
                   uint32_t rpt)

@@ -100,11 +100,59 @@ void eg_client_set_timeout(eg_client *c, int timeout_ms)
 	egc__unlock(c);
 }
 
+/* Whether a request in flight may still have the daemon write rows into
+ * [start, end) of the shared buffer. Two requests at one range is the
+ * caller's mistake; the slots of the later one then go in the frame, so that
+ * only the earlier one's rows are overwritten, as without shm_slots. */
+static int shm_in_use(const eg_client *c, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < c->qlen; i++) {
+		const egc_ticket *t = c->q[i];
+		uint64_t stop = c->shm_size; /* a token lookup's blocks, or a layout not known */
+		uint32_t rb;
+
+		if (t->kind != EGC_KIND_ROWS || !t->shm || t->done || t->shm_offset >= c->shm_size)
+			continue; /* (rows past the buffer are refused, nothing written) */
+		rb = t->tokens ? 0 : egc__known_row_bytes(c, t->outs[0].table);
+		if (rb && t->want_count <= (c->shm_size - t->shm_offset) / rb)
+			stop = t->shm_offset + t->want_count * rb;
+		if (t->shm_offset < end && start < stop)
+			return 1;
+	}
+	return 0;
+}
+
+/* Whether the slots of a shm lookup go in the shared buffer instead of the
+ * frame (LookupRequest.shm_slots): the daemon reads them there, and they
+ * fit the request's own rows range (known once the table's layout is; a row
+ * is at least as long as a slot), which no other request in flight may use,
+ * so the copy overwrites nothing that is not the caller's. */
+static int slots_in_shm(const eg_client *c, const char *table, size_t n, uint64_t off)
+{
+	uint32_t rb;
+
+	if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ || !c->shm_reads_slots || n == 0)
+		return 0;
+	rb = egc__known_row_bytes(c, table);
+	if (rb < sizeof(uint64_t) || off > c->shm_size || n > (c->shm_size - off) / rb)
+		return 0;
+	return !shm_in_use(c, off, off + (uint64_t)n * rb);
+}
+
+/* The n slots at off in the shared buffer as the daemon reads them,
+ * little-endian: the host's order (slots_in_shm), so one memmove (the
+ * slots may lie in the buffer themselves, overlapping the copy). */
+static void put_shm_slots(eg_client *c, const uint64_t *slots, size_t n, uint64_t off)
+{
+	memmove((unsigned char *)c->shm_base + off, slots, n * sizeof(*slots));
+}
+
 static int send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,
                        void *out, size_t out_size, int shm, uint64_t shm_offset,
                        uint64_t *ticket)
 {
 	const unsigned char *frame;
+	uint64_t in_shm = 0;
 	size_t len;
 	egc_ticket *t;
 	int err;
@@ -119,8 +167,13 @@ static int send_lookup(eg_client *c, const char *table, const uint64_t *slots, s
 	t->want_count = n;
 	t->outs[0].buf = out;
 	t->outs[0].size = out_size;
+	if (shm && slots_in_shm(c, table, n, shm_offset)) {
+		put_shm_slots(c, slots, n, shm_offset);
+		in_shm = n;
+		n = 0;
+	}
 	err = egc__encode_lookup(c, t->id, table, slots, n, shm, shm_offset, egc__floor(c, table),
-	                         &frame, &len);
+	                         in_shm, &frame, &len);
 	if (err < 0) {
 		egc__ticket_free(t);
 		egc__set_msg(c, "out of memory encoding a lookup of %zu slots", n);

@@ -135,6 +135,9 @@ struct eg_client {
 	int shm_fd;
 	void *shm_base;
 	size_t shm_size;
+	/* the daemon on this connection reads a lookup's slots from the shared
+	 * buffer (LookupRequest.shm_slots; its attach answer said so) */
+	int shm_reads_slots;
 
 	/* layouts learnt on the current connection (info, earlier blocks);
 	 * forgotten when it closes: another daemon may serve other tables */
@@ -210,10 +213,11 @@ int egc__read_response(eg_client *c);
 int egc__encode_msg(eg_client *c, Engram__V1__Request *req, const unsigned char **frame,
                     size_t *len);
 /* a LookupRequest; with shm set, LookupRequest.shm and shm_offset too;
- * min_generation when not 0 */
+ * min_generation and shm_slots (the slots are in the shared buffer: n is 0)
+ * when not 0 */
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
                           size_t n, int shm, uint64_t shm_offset, uint64_t min_generation,
-                          const unsigned char **frame, size_t *len);
+                          uint64_t shm_slots, const unsigned char **frame, size_t *len);
 
 /* floor.c */
 /* The floor of table (0: none). */
@@ -246,6 +250,8 @@ uint64_t egc__tokens_out(size_t ntokens, const uint32_t *seq_lens, const uint32_
                          size_t nseq);
 /* Forgets the layouts learnt on the connection that just closed. */
 void egc__forget_layouts(eg_client *c);
+/* The row bytes of table as learnt on this connection; 0 when not known. */
+uint32_t egc__known_row_bytes(const eg_client *c, const char *table);
 
 /* ticket.c; egc__send frees t when it fails. tables (nouts names, may be
  * NULL) are copied into the ticket. */

@@ -76,12 +76,12 @@ static size_t varint_size(uint64_t v)
 }
 
 /* Request{ 1: id, 3: LookupRequest{ 1: table, 2: packed slots[, 3: shm,
- * 4: shm_offset][, 5: min_generation] } }. The slots are written first, all
- * at one width, after room for the longest header; the header then goes
- * just before them, so the frame is contiguous. */
+ * 4: shm_offset][, 5: min_generation][, 6: shm_slots] } }. The slots are
+ * written first, all at one width, after room for the longest header; the
+ * header then goes just before them, so the frame is contiguous. */
 int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint64_t *slots,
                           size_t n, int shm, uint64_t shm_offset, uint64_t min_generation,
-                          const unsigned char **frame, size_t *len)
+                          uint64_t shm_slots, const unsigned char **frame, size_t *len)
 {
 	size_t tlen = strlen(table), room = 64 + tlen, pbytes, lookup, body, hl, tail = 0;
 	uint64_t bits = 0;
@@ -91,7 +91,7 @@ int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint6
 	for (size_t i = 0; i < n; i++)
 		bits |= slots[i]; /* as many bits as the largest slot */
 	width = (unsigned)varint_size(bits);
-	if (n > (SIZE_MAX - room - 32) / width || !(w = wbuf(c, room + n * width + 32)))
+	if (n > (SIZE_MAX - room - 48) / width || !(w = wbuf(c, room + n * width + 48)))
 		return -ENOMEM;
 	p = w + room;
 	for (size_t i = 0; i < n; i++)
@@ -108,6 +108,11 @@ int egc__encode_lookup(eg_client *c, uint64_t id, const char *table, const uint6
 		*p++ = 5 << 3 | 0;
 		p = put_varint(p, min_generation);
 		tail += 1 + varint_size(min_generation);
+	}
+	if (shm_slots) {
+		*p++ = 6 << 3 | 0;
+		p = put_varint(p, shm_slots);
+		tail += 1 + varint_size(shm_slots);
 	}
 	lookup = 1 + varint_size(tlen) + tlen + 1 + varint_size(pbytes) + pbytes + tail;
 	body = 1 + varint_size(id) + 1 + varint_size(lookup) + lookup;

@@ -361,7 +361,11 @@ ENGRAM_EXPORT int eg_client_attach_shm(eg_client *c, size_t size, void **base);
 
 /* Sends a lookup whose rows the daemon writes into the shared buffer at
  * offset (offset + n x row_bytes must fit it, else EGC_EOUTOFRANGE when
- * collected). Collect with eg_client_wait_shm(). -EINVAL without a buffer. */
+ * collected). Collect with eg_client_wait_shm(). -EINVAL without a buffer.
+ * The range is the request's from this call on: once the table's layout is
+ * known on the connection (rows of 8 bytes or more) the slots are copied to
+ * its start and the daemon reads them there (slots may point into the buffer
+ * themselves), unless another request in flight may still write there. */
 ENGRAM_EXPORT int eg_client_send_lookup_shm(eg_client *c, const char *table,
                                             const uint64_t *slots, size_t n, uint64_t offset,
                                             uint64_t *ticket);

@@ -126,6 +126,10 @@ int egc__shm_reattach(eg_client *c)
 	err = t->err;
 	if (err < 0)
 		egc__set_msg(c, "attaching the shared buffer on %s: %s", c->addr, t->msg);
+	/* a daemon that predates shm_slots answers with no body */
+	c->shm_reads_slots = err == 0 && t->resp &&
+	                     t->resp->body_case == ENGRAM__V1__RESPONSE__BODY_ATTACH_SHM &&
+	                     t->resp->attach_shm->reads_slots;
 	egc__ticket_free(t);
 	if (err == 0)
 		return 0;

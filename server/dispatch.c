@@ -102,6 +102,7 @@ void ed_req_free(struct ed_req *req)
 static void do_attach_shm(struct ed_req *req, uint64_t id, const Engram__V1__AttachShmRequest *a)
 {
 	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
+	Engram__V1__AttachShmResponse ok = ENGRAM__V1__ATTACH_SHM_RESPONSE__INIT;
 	char msg[400];
 	int st;
 
@@ -116,7 +117,10 @@ static void do_attach_shm(struct ed_req *req, uint64_t id, const Engram__V1__Att
 		ed_req_fail(req, id, (Engram__V1__Status)st, msg);
 		return;
 	}
+	ok.reads_slots = 1; /* LookupRequest.shm_slots */
 	r.id = id;
+	r.body_case = ENGRAM__V1__RESPONSE__BODY_ATTACH_SHM;
+	r.attach_shm = &ok;
 	ed_req_answer(req, &r);
 }
 

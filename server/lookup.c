@@ -1,5 +1,6 @@
 /* lookup.c - rows by slot (Lookup) and by token n-gram (Tokens): checks,
  * hashing, and laying out the response frame that gather.c fills. */
+#include <endian.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,9 +122,83 @@ static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t
 	ed_gather(req, f, b, n, shm);
 }
 
+/* A lookup whose slots are in the shared buffer (shm_slots): they come with
+ * shm, instead of slots, and fit the buffer from shm_offset. 0, or -1 once
+ * answered. */
+static int check_shm_slots(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
+{
+	uint64_t n = lr->shm_slots, off = lr->shm_offset;
+
+	if (!lr->shm) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		            "shm_slots is set without shm: slots in the shared buffer go with shm and "
+		            "shm_offset");
+		return -1;
+	}
+	if (lr->n_slots) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "both slots (%zu) and shm_slots (%llu) are set: give the slots in one place",
+		             lr->n_slots, (unsigned long long)n);
+		return -1;
+	}
+	if (off > req->shm_size || n > (req->shm_size - off) / sizeof(uint64_t)) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
+		             "%llu slots at shm_offset %llu do not fit the shared buffer of %zu bytes",
+		             (unsigned long long)n, (unsigned long long)off, req->shm_size);
+		return -1;
+	}
+	return 0;
+}
+
+/* Copies a checked shm_slots lookup's slots (little-endian) out of the
+ * shared buffer into req's own memory, before any row is written there: the
+ * client may change the buffer at any time, so they are checked only after
+ * the copy. NULL once answered. */
+static const uint64_t *copy_shm_slots(struct ed_req *req, uint64_t id,
+                                      const Engram__V1__LookupRequest *lr)
+{
+	const unsigned char *src = req->shm + lr->shm_offset;
+	size_t n = (size_t)lr->shm_slots;
+	uint64_t *dst;
+
+	req->slot_bufs = calloc(1, sizeof(*req->slot_bufs));
+	dst = req->slot_bufs ? malloc(n ? n * sizeof(uint64_t) : 1) : NULL;
+	if (!dst) {
+		ed_req_fail(req, id, ENGRAM__V1__STATUS__TOO_LARGE, "out of memory for the request");
+		return NULL;
+	}
+	req->slot_bufs[0] = dst;
+	req->n_slot_bufs = 1;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t v;
+
+		memcpy(&v, src + i * sizeof(v), sizeof(v));
+		dst[i] = le64toh(v);
+	}
+	return dst;
+}
+
+/* Every slot inside the table; 0, or -1 once answered OUT_OF_RANGE. */
+static int check_slots(struct ed_req *req, uint64_t id, const char *name,
+                       const struct ed_snap *s, const uint64_t *slots, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (slots[i] >= s->meta->slots) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
+			             "slots[%zu] = %llu is out of range: table '%s' has %llu slots (generation %llu)",
+			             i, (unsigned long long)slots[i], name,
+			             (unsigned long long)s->meta->slots,
+			             (unsigned long long)s->meta->generation);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
 {
 	const char *name = lr->table;
+	uint64_t n = lr->shm_slots ? lr->shm_slots : lr->n_slots;
 	struct ed_block *b;
 	struct ed_snap *s;
 	struct ed_fill f;
@@ -140,30 +215,31 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 	}
 	if (lr->shm && check_shm_attached(req, id) < 0)
 		return;
-	if (lr->n_slots > ed_cfg.max_rows) {
+	if (n > ed_cfg.max_rows) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__TOO_LARGE,
-		             "%zu slots asked, the limit is %llu rows per request (--max-rows); split the request",
-		             lr->n_slots, (unsigned long long)ed_cfg.max_rows);
+		             "%llu slots asked, the limit is %llu rows per request (--max-rows); split the request",
+		             (unsigned long long)n, (unsigned long long)ed_cfg.max_rows);
 		return;
 	}
+	if (lr->shm_slots && check_shm_slots(req, id, lr) < 0)
+		return;
 	if (check_generation(req, id, lr->table, s, lr->min_generation) < 0)
 		return;
-	for (size_t i = 0; i < lr->n_slots; i++) {
-		if (lr->slots[i] >= s->meta->slots) {
-			ed_req_failf(req, id, ENGRAM__V1__STATUS__OUT_OF_RANGE,
-			             "slots[%zu] = %llu is out of range: table '%s' has %llu slots (generation %llu)",
-			             i, (unsigned long long)lr->slots[i], lr->table,
-			             (unsigned long long)s->meta->slots,
-			             (unsigned long long)s->meta->generation);
-			return;
-		}
-	}
+	if (!lr->shm_slots && check_slots(req, id, name, s, lr->slots, lr->n_slots) < 0)
+		return;
 	f.s = s;
 	f.slots = lr->slots;
-	f.n = lr->n_slots;
+	f.n = (size_t)n;
 	b = layout(req, id, &f, &name, 1, lr->shm, lr->shm_offset);
-	if (b && admit(req, id, 0, 0, b, 1, lr->n_slots) == 0)
-		fill_rows(req, id, 0, 0, &f, b, 1, lr->shm);
+	if (!b || admit(req, id, 0, 0, b, 1, n) < 0)
+		goto out;
+	if (lr->shm_slots) {
+		f.slots = copy_shm_slots(req, id, lr);
+		if (!f.slots || check_slots(req, id, name, s, f.slots, f.n) < 0)
+			goto out;
+	}
+	fill_rows(req, id, 0, 0, &f, b, 1, lr->shm);
+out:
 	free(b);
 }
 

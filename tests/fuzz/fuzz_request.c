@@ -3,9 +3,11 @@
  * own splitter (server/frame.c) and every frame goes through ed_dispatch
  * against three small real tables (built at start-up in a temporary
  * directory), gathers on the gather threads, cold reads through the I/O
- * thread into a row cache too small for its table, and reloads included. Every answer must be
- * one well-formed Response frame, and the rows of an OK answer must be the
- * rows the tables hold. */
+ * thread into a row cache too small for its table, and reloads included. Every request
+ * has a shared buffer (the same-host fast path) holding slot ids, some past
+ * the tables' ends, for lookups that read their slots there (shm_slots).
+ * Every answer must be one well-formed Response frame, and the rows of an OK
+ * answer must be the rows the tables hold, in the frame or in the buffer. */
 // fuzz-sources: server/shm.c server/frame.c server/dispatch.c server/lookup.c server/gather.c server/pool.c server/io.c server/pager.c server/rowcache.c server/info.c server/reload.c server/encode.c server/registry.c server/snap.c server/config.c server/log.c server/stats.c storage/*.c $BUILD/gen/engram.pb-c.c
 #include <ftw.h>
 #include <stdio.h>
@@ -48,6 +50,9 @@ static const struct {
 #define N_TABLES (sizeof(tables) / sizeof(tables[0]))
 
 static char tmpdir[] = "/tmp/fuzz_request.XXXXXX";
+/* the shared buffer each request gets, refilled from shm_fill before each */
+#define SHM_BYTES (64u << 10)
+static uint8_t shm_buf[SHM_BYTES], shm_fill[SHM_BYTES];
 static eg_hash *hashes[N_TABLES];
 static uint8_t *want_rows[N_TABLES]; /* every row of each table, as built */
 static uv_loop_t loop;
@@ -144,6 +149,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 		abort();
 	if (uv_loop_init(&loop) || ed_mailbox_init(&loop, &mailbox))
 		abort();
+	for (size_t i = 0; i < SHM_BYTES / 8; i++) {
+		/* slots every table has, and every 97th past the end of all */
+		uint64_t v = i % 97 == 96 ? 5000 + i : (i * 2654435761u) % 60;
+
+		memcpy(shm_fill + 8 * i, &v, 8);
+	}
 	atexit(cleanup);
 	return 0;
 }
@@ -156,17 +167,49 @@ static size_t table_index(const char *name)
 	abort(); /* an OK answer for a table that is not served */
 }
 
+/* The rows of b: in its data, or (shm) in the shared buffer. */
 static void check_block(const Engram__V1__RowBlock *b, const uint64_t *slots, size_t n)
 {
 	size_t k = table_index(b->table);
 	uint32_t rb = tables[k].row_bytes;
+	const uint8_t *rows = b->data.data;
 
-	if (b->generation != 1 || b->row_bytes != rb || b->count != n ||
-	    b->data.len != n * (size_t)rb)
+	if (b->generation != 1 || b->row_bytes != rb || b->count != n)
 		abort();
+	if (b->shm) {
+		if (b->data.len || b->shm_offset > SHM_BYTES || n * (uint64_t)rb > SHM_BYTES - b->shm_offset)
+			abort(); /* rows outside the buffer */
+		rows = shm_buf + b->shm_offset;
+	} else if (b->data.len != n * (size_t)rb) {
+		abort();
+	}
 	for (size_t i = 0; i < n; i++)
-		if (memcmp(b->data.data + i * rb, want_rows[k] + slots[i] * rb, rb) != 0)
+		if (memcmp(rows + i * rb, want_rows[k] + slots[i] * rb, rb) != 0)
 			abort(); /* a wrong or torn row */
+}
+
+/* A lookup's slots: in the request, or (shm_slots) as the buffer held them. */
+static void check_lookup(const Engram__V1__LookupRequest *lr, const Engram__V1__Response *r)
+{
+	uint64_t *slots = lr->slots;
+	size_t n = lr->n_slots;
+
+	if (r->n_blocks != 1 || strcmp(r->blocks[0]->table, lr->table) != 0 ||
+	    r->blocks[0]->shm != lr->shm || (lr->shm && r->blocks[0]->shm_offset != lr->shm_offset))
+		abort();
+	if (lr->shm_slots) {
+		if (lr->n_slots || lr->shm_offset > SHM_BYTES ||
+		    lr->shm_slots > (SHM_BYTES - lr->shm_offset) / 8)
+			abort(); /* served although its slots are not all in the buffer */
+		n = (size_t)lr->shm_slots;
+		slots = malloc(n * sizeof(*slots) + 1);
+		if (!slots)
+			abort();
+		memcpy(slots, shm_fill + lr->shm_offset, n * sizeof(*slots));
+	}
+	check_block(r->blocks[0], slots, n);
+	if (slots != lr->slots)
+		free(slots);
 }
 
 static void check_tokens(const Engram__V1__TokensRequest *tr, const Engram__V1__Response *r)
@@ -213,9 +256,7 @@ static void check_answer(const struct ed_req *req)
 		if (!r->error[0] || r->n_blocks)
 			abort(); /* an error says why and carries no rows */
 	} else if (m->body_case == ENGRAM__V1__REQUEST__BODY_LOOKUP) {
-		if (r->n_blocks != 1 || strcmp(r->blocks[0]->table, m->lookup->table) != 0)
-			abort();
-		check_block(r->blocks[0], m->lookup->slots, m->lookup->n_slots);
+		check_lookup(m->lookup, r);
 	} else if (m->body_case == ENGRAM__V1__REQUEST__BODY_TOKENS) {
 		check_tokens(m->tokens, r);
 	} else if (m->body_case == ENGRAM__V1__REQUEST__BODY_RELOAD) {
@@ -253,6 +294,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		req->loop = &loop;
 		req->mailbox = &mailbox;
 		req->finish = finished;
+		memcpy(shm_buf, shm_fill, SHM_BYTES);
+		req->shm = shm_buf;
+		req->shm_size = SHM_BYTES;
 		ed_dispatch(req, data + off + hdr, (size_t)len);
 		while (req->state == ED_REQ_PENDING)
 			uv_run(&loop, UV_RUN_ONCE); /* gather pieces, reloads */

@@ -48,6 +48,15 @@ SEEDS = {
     # 2 blocks x 2100 tokens x 4 rows x 64 B: gathered on the thread pool,
     # each block in two pieces
     "tokens_big": [tokens(12, ["hashed"] * 2, [i % 100 for i in range(2100)])],
+    # the harness's shared buffer holds slot ids below 60, every 97th past every end
+    "lookup_shm": [pb.Request(id=18, lookup=pb.LookupRequest(table="plain", slots=[3, 9],
+                                                              shm=True, shm_offset=100))],
+    "lookup_shm_slots": [pb.Request(id=19, lookup=pb.LookupRequest(
+        table="plain", shm=True, shm_offset=8, shm_slots=40))],
+    "lookup_shm_slots_unaligned": [pb.Request(id=20, lookup=pb.LookupRequest(
+        table="xx", shm=True, shm_offset=8 * 21 + 3, shm_slots=700))],
+    "tokens_shm": [pb.Request(id=21, tokens=pb.TokensRequest(
+        tables=["hashed", "xx"], tokens=[1, 2, 3, 4, 5], shm=True, shm_offset=640))],
     "pipeline": [pb.Request(id=13, ping=pb.PingRequest()),
                  lookup(14, "xx", [299, 0]),
                  tokens(15, ["xx"], [3, 1, 4, 1, 5], [2, 3], [0, 1]),

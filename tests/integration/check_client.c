@@ -607,13 +607,16 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 		for (size_t m = 0; m < 3; m++) {
 			uint64_t id = k * 1000003 + (m << 40) + 1, top = 0;
 			uint64_t min_generation = m ? (uint64_t)k << 40 | 7 : 0;
+			uint64_t shm_offset = m == 2 ? (uint64_t)k << 35 | 3 : 0;
+			uint64_t shm_slots = m == 1 ? k * 77777 + 1 : 0;
 			const unsigned char *got;
 			size_t len, hdr, width = 1;
 			uint64_t v;
 			Engram__V1__Request *back;
 
-			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], 0, 0,
-			                                    min_generation, &got, &len), 0);
+			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], m == 2,
+			                                    shm_offset, min_generation, shm_slots, &got,
+			                                    &len), 0);
 			ck_assert(egt_frame_parse(got, len, &hdr, &v));
 			ck_assert_uint_eq(v, len - hdr);
 			back = engram__v1__request__unpack(NULL, len - hdr, got + hdr);
@@ -627,6 +630,9 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 				top |= slots[i];
 			}
 			ck_assert_uint_eq(back->lookup->min_generation, min_generation);
+			ck_assert_int_eq(back->lookup->shm, m == 2);
+			ck_assert_uint_eq(back->lookup->shm_offset, shm_offset);
+			ck_assert_uint_eq(back->lookup->shm_slots, shm_slots);
 			engram__v1__request__free_unpacked(back, NULL);
 			while (width < 10 && top >> (7 * width))
 				width++;

@@ -408,12 +408,16 @@ static int do_shm(eg_client *c, uint64_t offset)
 	int err;
 
 	ck_assert_msg(eg_client_attach_shm(c, SHM_SIZE, &base) == 0, "%s", eg_client_errmsg(c));
-	err = eg_client_lookup_shm(c, "a", slots, 4, offset, &r, &data);
-	if (err == 0) {
+	/* twice: the second with the layout known, and still the slots in the
+	 * frame (this server's attach answer has no body: no shm_slots) */
+	for (int k = 0; k < 2; k++) {
+		err = eg_client_lookup_shm(c, "a", slots, 4, offset, &r, &data);
+		if (err != 0)
+			return err;
 		ck_assert_ptr_eq(data, (char *)base + offset);
 		ck_assert_uint_eq(r.count, 4);
 	}
-	return err;
+	return 0;
 }
 
 static int run_op(eg_client *c, enum op op)

@@ -265,7 +265,11 @@ static Engram__V1__Response *raw_recv(int fd)
 	return r;
 }
 
-static int attach_raw(int fd, uint64_t size, int pass_fd, char *err, size_t errlen)
+/* Attaches pass_fd on fd; the status, its error text in err, and (when
+ * reads_slots is not NULL) whether the answer says the daemon reads
+ * LookupRequest.shm_slots. */
+static int attach_raw_answer(int fd, uint64_t size, int pass_fd, char *err, size_t errlen,
+                             int *reads_slots)
 {
 	Engram__V1__AttachShmRequest a = ENGRAM__V1__ATTACH_SHM_REQUEST__INIT;
 	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
@@ -281,8 +285,16 @@ static int attach_raw(int fd, uint64_t size, int pass_fd, char *err, size_t errl
 	ck_assert_uint_eq(r->id, 42);
 	st = (int)r->status;
 	snprintf(err, errlen, "%s", r->error ? r->error : "");
+	if (reads_slots)
+		*reads_slots = r->body_case == ENGRAM__V1__RESPONSE__BODY_ATTACH_SHM &&
+		               r->attach_shm->reads_slots;
 	engram__v1__response__free_unpacked(r, NULL);
 	return st;
+}
+
+static int attach_raw(int fd, uint64_t size, int pass_fd, char *err, size_t errlen)
+{
+	return attach_raw_answer(fd, size, pass_fd, err, errlen, NULL);
 }
 
 static int ping_raw(int fd)
@@ -404,6 +416,152 @@ START_TEST(refusals)
 }
 END_TEST
 
+/* ---- slots in the shared buffer (LookupRequest.shm_slots) -------------------- */
+
+/* Sends a lookup of table a on fd; the answer (the caller frees it). */
+static Engram__V1__Response *lookup_raw(int fd, const Engram__V1__LookupRequest *lr)
+{
+	Engram__V1__Request req = ENGRAM__V1__REQUEST__INIT;
+
+	req.id = 11;
+	req.body_case = ENGRAM__V1__REQUEST__BODY_LOOKUP;
+	req.lookup = (Engram__V1__LookupRequest *)lr;
+	raw_send(fd, &req, -1);
+	return raw_recv(fd);
+}
+
+/* A lookup that must be refused with status, its error naming words; the
+ * connection keeps serving. */
+static void expect_lookup_refused(int fd, const Engram__V1__LookupRequest *lr, int status,
+                                  const char *words)
+{
+	Engram__V1__Response *r = lookup_raw(fd, lr);
+
+	ck_assert_int_eq(r->status, status);
+	ck_assert_msg(r->error && strstr(r->error, words), "'%s' lacks '%s'", r->error, words);
+	engram__v1__response__free_unpacked(r, NULL);
+	ck_assert_int_eq(ping_raw(fd), 0);
+}
+
+START_TEST(slots_in_the_shared_buffer)
+{
+	Engram__V1__LookupRequest lr = ENGRAM__V1__LOOKUP_REQUEST__INIT;
+	Engram__V1__Response *r;
+	enum { N = 3000, OFF = 4096 };
+	uint64_t slots[N], one = 1;
+	unsigned char *base, *want;
+	int mfd, fd, reads = 0;
+	char err[512];
+
+	start("1M", 0);
+	mfd = memfd(1u << 20, 1);
+	base = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+	ck_assert_ptr_ne(base, MAP_FAILED);
+	fd = raw_connect();
+	ck_assert_int_eq(attach_raw_answer(fd, 1u << 20, mfd, err, sizeof(err), &reads), 0);
+	ck_assert_msg(reads, "the attach answer does not say the daemon reads shm_slots");
+	for (size_t i = 0; i < N; i++)
+		slots[i] = egt_rnd() % SLOTS;
+	slots[0] = SLOTS - 1;
+	want = egt_rows(7, slots, N, ROW);
+	memcpy(base + OFF, slots, sizeof(slots)); /* little-endian: this host's order */
+	lr.table = (char *)"a";
+	lr.shm = 1;
+	lr.shm_offset = OFF;
+	lr.shm_slots = N;
+	r = lookup_raw(fd, &lr);
+	ck_assert_msg(r->status == 0, "%s", r->error);
+	ck_assert_uint_eq(r->n_blocks, 1);
+	ck_assert_uint_eq(r->blocks[0]->count, N);
+	ck_assert_int_eq(r->blocks[0]->shm, 1);
+	ck_assert_uint_eq(r->blocks[0]->shm_offset, OFF);
+	engram__v1__response__free_unpacked(r, NULL);
+	/* the rows went over the slots they were read from */
+	ck_assert(memcmp(base + OFF, want, (size_t)N * ROW) == 0);
+
+	/* refusals, each answered alone */
+	lr.shm = 0;
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST, "without shm");
+	lr.shm = 1;
+	lr.n_slots = 1;
+	lr.slots = &one;
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST, "in one place");
+	lr.n_slots = 0;
+	lr.slots = NULL;
+	lr.shm_offset = (1u << 20) - 8 * N + 1; /* the last slot one byte past the end */
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__OUT_OF_RANGE, "do not fit");
+	lr.shm_offset = UINT64_MAX - 3;
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__OUT_OF_RANGE, "do not fit");
+	lr.shm_offset = 0;
+	lr.shm_slots = UINT64_MAX / 4;
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__TOO_LARGE, "--max-rows");
+	/* slots fit, rows do not: nothing written */
+	lr.shm_slots = N;
+	lr.shm_offset = (1u << 20) - 8 * N;
+	memset(base + lr.shm_offset, 0, 8 * N);
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__OUT_OF_RANGE, "rows of");
+	/* a slot outside the table, read from the buffer */
+	lr.shm_offset = OFF;
+	slots[1] = SLOTS;
+	memcpy(base + OFF, slots, sizeof(slots));
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__OUT_OF_RANGE, "slots[1] = 20000");
+	ck_assert(memcmp(base + OFF + 16, slots + 2, 8 * (N - 2)) == 0); /* nothing written */
+	close(fd);
+	/* shm_slots on a connection without a buffer */
+	fd = raw_connect();
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST, "attach_shm");
+	close(fd);
+	munmap(base, 1u << 20);
+	close(mfd);
+	free(want);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
+/* libengram puts a shm lookup's slots in the buffer once it knows the
+ * table's layout: with --max-frame 2048, 4096 slots get through only that
+ * way. A second request in flight over the same range (the caller's
+ * mistake) sends its slots in the frame, so that its own rows stay right. */
+START_TEST(client_puts_slots_in_the_buffer)
+{
+	char arg[4096];
+	const char *args[] = { "--table", arg, "--max-frame", "2048", NULL };
+	enum { N = 100 };
+	uint64_t sa[N], sb[N], ta, tb;
+	unsigned char *want;
+	eg_client_rows r;
+	const void *d;
+	eg_client *c;
+	void *base;
+
+	table_dir = egt_path("ta");
+	egt_make_table(table_dir, "a", SLOTS, ROW, CHUNK, 7);
+	snprintf(arg, sizeof(arg), "a=%s", table_dir);
+	egt_daemon_start(&daemon_, 0, args);
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, SHM, &base) == 0, "%s", eg_client_errmsg(c));
+	check_shm_lookup(c, base, 10, 0); /* learns the layout */
+	check_shm_lookup(c, base, 4096, 64);
+	check_shm_lookup(c, base, 5000, SHM - 5000 * ROW);
+	for (size_t i = 0; i < N; i++) {
+		sa[i] = egt_rnd() % SLOTS;
+		sb[i] = egt_rnd() % SLOTS;
+	}
+	want = egt_rows(7, sb, N, ROW);
+	egt_stop_process(daemon_.pid); /* neither request is read before both are sent */
+	ck_assert_int_eq(eg_client_send_lookup_shm(c, "a", sa, N, 0, &ta), 0);
+	ck_assert_int_eq(eg_client_send_lookup_shm(c, "a", sb, N, 0, &tb), 0);
+	ck_assert_int_eq(kill(daemon_.pid, SIGCONT), 0);
+	ck_assert_msg(eg_client_wait_shm(c, tb, &r, &d, 1) == 0, "%s", eg_client_errmsg(c));
+	ck_assert_ptr_eq(d, base);
+	ck_assert(memcmp(d, want, N * ROW) == 0);
+	ck_assert_int_eq(eg_client_wait_shm(c, ta, &r, &d, 1), 0);
+	eg_client_close(c);
+	free(want);
+	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);
+}
+END_TEST
+
 START_TEST(reattach_after_restart)
 {
 	eg_client *c;
@@ -436,6 +594,8 @@ static Suite *suite(void)
 	tcase_add_test(tc, lookup_through_shm);
 	tcase_add_test(tc, tokens_through_shm);
 	tcase_add_test(tc, refusals);
+	tcase_add_test(tc, slots_in_the_shared_buffer);
+	tcase_add_test(tc, client_puts_slots_in_the_buffer);
 	tcase_add_test(tc, reattach_after_restart);
 	suite_add_tcase(s, tc);
 	return s;

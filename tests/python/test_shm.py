@@ -10,6 +10,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import time
 import unittest
 
 import numpy as np
@@ -128,6 +129,36 @@ class ShmCase(unittest.TestCase):
             x.close()
         with ec.Client(self.d.unix, timeout=20, shm_bytes=4096) as c:
             np.testing.assert_array_equal(c.lookup("f32", [7], shm=True), FIX["f32"][[7]])
+
+    def test_slots_go_in_the_shared_buffer(self):
+        """Once the table's layout is known the slots of a shm lookup wait in
+        the buffer (the request's own rows range): with --max-frame 2048 a
+        4096-slot lookup gets through only that way. A second request in
+        flight over the same range (the caller's mistake) sends its slots in
+        the frame, so that its own rows stay right."""
+        d = Daemon({"f32": FIX["dirs"]["f32"]}, extra=["--max-frame", "2048"],
+                   workdir=os.path.join(FIX["dir"], "run-frame"))
+        try:
+            with ec.Client(d.unix, timeout=20, shm_bytes=4 << 20) as c:
+                c.lookup("f32", [1], shm=True)  # learns the layout
+                for n, off in ((4096, 64), (5000, (4 << 20) - 5000 * 96)):
+                    slots = self.rng.integers(0, 5000, n, dtype=np.uint64)
+                    got = c.lookup("f32", slots, shm=True, shm_offset=off)
+                    np.testing.assert_array_equal(got, FIX["f32"][slots])
+                    fut = c.lookup_async("f32", slots[::-1], shm=True, shm_offset=off)
+                    np.testing.assert_array_equal(fut.result(), FIX["f32"][slots[::-1]])
+                sa, sb = (self.rng.integers(0, 5000, 100, dtype=np.uint64) for _ in range(2))
+                d.pause()  # neither request is read before both are sent
+                try:
+                    fa = c.lookup_async("f32", sa, shm=True)
+                    fb = c.lookup_async("f32", sb, shm=True)
+                    time.sleep(0.05)  # the I/O thread sends both
+                finally:
+                    d.resume()
+                np.testing.assert_array_equal(fb.result(), FIX["f32"][sb])
+                fa.result()
+        finally:
+            d.cleanup()
 
     def test_reattach_after_restart(self):
         with ec.Client(self.d.unix, timeout=20, shm_bytes=1 << 16) as c:

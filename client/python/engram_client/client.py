@@ -23,8 +23,11 @@ Same-host fast path (unix sockets): Client(addr, shm_bytes=N) or
 client.attach_shm(N) hands the daemon a shared buffer (a sealed memfd); then
 lookup(..., shm=True) / tokens(..., shm=True) have the daemon write the rows
 straight into it and return numpy views of the mapping, no row bytes on the
-socket. Such a view is valid until the next shm call whose range overlaps it
-(by default every shm call writes at offset 0): copy what must outlive that.
+socket. Once the table's layout is known, a shm lookup's slots go through
+the buffer too (into its rows' range, where the daemon reads them before it
+writes the rows): only a few header bytes cross the socket. Such a view is
+valid until the next shm call whose range overlaps it (by default every shm
+call writes at offset 0): copy what must outlive that.
 A lookup whose out= lies inside the shared buffer is written there by the
 daemon directly, whatever shm says.
 
@@ -44,6 +47,7 @@ import collections
 import fcntl
 import mmap
 import os
+import sys
 
 import numpy as np
 
@@ -52,6 +56,8 @@ from ._pb import pb
 from .errors import EngramConnectionError, EngramError, NotFound, ProtocolError, Unavailable
 from .rows import DTYPES, Layout, rows_array
 from .transport import Future, Transport
+
+_LITTLE_ENDIAN = sys.byteorder == "little"  # the order shm_slots are read in
 
 TableInfo = collections.namedtuple(
     "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
@@ -214,13 +220,16 @@ class Client(Transport):
         [n, dim] (see rows.py for dtypes and decode). With shm=True (after
         attach_shm) the daemon writes the rows into the shared buffer at
         shm_offset and the result is a view of it, valid until the next shm
-        call writing over that range. out=buf: the rows as stored go into
+        call writing over that range (the range is the request's from the
+        call on: its slots may wait there for the daemon). out=buf: the rows as stored go into
         buf (n x row_bytes bytes, no decode), which is returned; inside the
         shared buffer the daemon writes them there itself. as_torch=True:
         a torch.Tensor sharing the rows' memory."""
-        return self._call("lookup", wire.REQ_LOOKUP,
-                          *self._lookup_args(table, slots, decode, shm, shm_offset, out),
-                          wrap=self._wrapper(out, as_torch))
+        wrap = self._wrapper(out, as_torch)
+        # made again for a retry: slots in the shared buffer are put back
+        return self._retried(lambda: self._submit(
+            "lookup", wire.REQ_LOOKUP,
+            *self._lookup_args(table, slots, decode, shm, shm_offset, out), wrap=wrap))
 
     def lookup_async(self, table, slots, decode=False, shm=False, shm_offset=0, out=None,
                      as_torch=False):
@@ -288,12 +297,61 @@ class Client(Transport):
             if inside is not None:
                 offset = inside
         floor = self.min_generation.get(table, 0)  # as of the call
-        if lazy:
+        if offset is not None and self._slots_fit_shm(table, n, offset):
+            self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
+            body = self._shm_slots_body(table, offset, n, floor)
+        elif lazy:
             ids = slots.copy()
-            body = lambda: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
+            body = lambda conn: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
         else:
             body = wire.lookup_body(table, slots, offset, floor)
         return body, (table, decode, n, offset), ob
+
+    def _slots_fit_shm(self, table, n, offset):
+        """Whether a shm lookup's slots can wait in the shared buffer: in the
+        request's own rows range, which no other request in flight may use
+        (see docs/PROTOCOL.md), once the table's layout is known, a row is at
+        least as long as a slot and the rows fit."""
+        lay = self._layouts.get(table)
+        if not (n > 0 and lay is not None and lay.row_bytes >= 8 and _LITTLE_ENDIAN):
+            return False
+        end = offset + n * lay.row_bytes
+        return end <= len(self._shm) and not self._shm_in_use(offset, end)
+
+    def _shm_in_use(self, start, end):
+        """Whether a request in flight may still have the daemon write rows
+        into [start, end) of the shared buffer (two requests at one range is
+        the caller's mistake; its slots are then sent in the frame, so that
+        only the earlier request's rows are overwritten, as without
+        shm_slots)."""
+        with self._lock:
+            pending = [f for f in self._pending if f.kind in ("lookup", "tokens")]
+        for f in pending:
+            off = f._args[3]
+            if off is None:
+                continue
+            stop = len(self._shm)  # a token lookup's blocks, or a layout not known
+            lay = self._layouts.get(f._args[0]) if f.kind == "lookup" else None
+            if lay is not None:
+                stop = off + f._args[2] * lay.row_bytes
+            if off < end and start < stop:
+                return True
+        return False
+
+    def _shm_slots_body(self, table, offset, n, floor):
+        """The body of a lookup whose n slots wait in the shared buffer at
+        offset, made when it is sent: only their count when the connection's
+        daemon reads them there (its attach answer said so), else the slots
+        read back into the frame (they stay put until the daemon has the
+        request)."""
+        shm = self._shm
+
+        def body(conn):
+            if conn.reads_slots:
+                return wire.lookup_body(table, (), offset, floor, shm_slots=n)
+            ids = shm[offset:offset + 8 * n].view("<u8")
+            return wire.lookup_body(table, ids, offset, floor)
+        return body
 
     def _shm_place(self, ob):
         """Offset of buffer ob in the shared buffer, or None when outside."""
@@ -334,13 +392,19 @@ class Client(Transport):
         return body, (tables, decode, ntok, shm_offset)
 
     def _call(self, kind, field, body, args=None, out=None, wrap=None):
-        fut = self._submit(kind, field, body, args, out, wrap)
+        return self._retried(lambda: self._submit(kind, field, body, args, out, wrap))
+
+    @staticmethod
+    def _retried(submit):
+        """submit().result(); submitted once more when the connection it met
+        turned out dead before it was answered (Transport._queue)."""
+        fut = submit()
         try:
             return fut.result()
         except EngramConnectionError:
             if not fut._retryable:
                 raise
-        return self._submit(kind, field, body, args, out, wrap).result()
+        return submit().result()
 
     def _submit(self, kind, field, body, args=None, out=None, wrap=None, queued=False):
         fut = Future(self, None, kind, args)

@@ -110,7 +110,7 @@ class _Conn:
     read-ahead buffer, and how many threads use it now."""
 
     __slots__ = ("sock", "rpoll", "wpoll", "opoll", "rbuf", "rpos", "rend", "refs", "dead",
-                 "reading")
+                 "reading", "reads_slots")
 
     def __init__(self, sock):
         self.sock = sock
@@ -124,6 +124,7 @@ class _Conn:
         self.refs = 0
         self.dead = False
         self.reading = False  # a thread holds the read role
+        self.reads_slots = False  # the daemon reads shm_slots (its attach answer)
 
 
 def _poll_ms(left):
@@ -248,6 +249,14 @@ class Transport:
         if fut._exc is not None:
             self._break(fut._exc)
             raise fut._exc
+        try:
+            msg = pb.Response.FromString(fut._frame.tobytes())
+        except Exception as e:  # protobuf's DecodeError, or worse
+            exc = ProtocolError(f"malformed answer to attach_shm from {self.addr}: {e}")
+            self._break(exc)
+            raise exc from None
+        # a daemon that predates shm_slots answers with no body
+        conn.reads_slots = msg.WhichOneof("body") == "attach_shm" and msg.attach_shm.reads_slots
 
     def _sendmsg_fd(self, conn, data, deadline):
         fds = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [self._shm_fd]))]
@@ -420,7 +429,7 @@ class Transport:
             conn.refs += 1
         deadline = self._deadline(None)
         try:
-            data = wire.request(fut.id, field, body() if callable(body) else body)
+            data = wire.request(fut.id, field, body(conn) if callable(body) else body)
             self._send(conn, data, deadline)
         except EngramError as e:
             if isinstance(e, EngramConnectionError):

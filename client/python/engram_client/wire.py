@@ -108,10 +108,12 @@ def _shm_fields(flag_tag, offset):
     return bytes((flag_tag, 1, flag_tag + 8)) + varint(int(offset))
 
 
-def lookup_body(table, slots, shm_offset=None, min_generation=0):
+def lookup_body(table, slots, shm_offset=None, min_generation=0, shm_slots=0):
     """LookupRequest bytes: table name and packed slot ids; with shm_offset,
     the rows go to the connection's shared buffer there; min_generation
-    (when not 0) is the oldest generation the client accepts."""
+    (when not 0) is the oldest generation the client accepts; shm_slots
+    (when not 0, with shm_offset and no slots): that many slots wait in the
+    shared buffer at shm_offset."""
     parts = []
     name = table.encode("utf-8")
     if name:
@@ -123,6 +125,8 @@ def lookup_body(table, slots, shm_offset=None, min_generation=0):
         parts.append(_shm_fields(0x18, shm_offset))
     if min_generation:
         parts.append(b"\x28" + varint(int(min_generation)))
+    if shm_slots:
+        parts.append(b"\x30" + varint(int(shm_slots)))
     return b"".join(parts)
 
 
