@@ -221,10 +221,10 @@ class Client(Transport):
         attach_shm) the daemon writes the rows into the shared buffer at
         shm_offset and the result is a view of it, valid until the next shm
         call writing over that range (the range is the request's from the
-        call on: its slots may wait there for the daemon). out=buf: the rows as stored go into
-        buf (n x row_bytes bytes, no decode), which is returned; inside the
-        shared buffer the daemon writes them there itself. as_torch=True:
-        a torch.Tensor sharing the rows' memory."""
+        call on: its slots may wait there for the daemon). out=buf: the
+        rows as stored go into buf (n x row_bytes bytes, no decode), which
+        is returned; inside the shared buffer the daemon writes them there
+        itself. as_torch=True: a torch.Tensor sharing the rows' memory."""
         wrap = self._wrapper(out, as_torch)
         # made again for a retry: slots in the shared buffer are put back
         return self._retried(lambda: self._submit(
