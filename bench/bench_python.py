@@ -17,7 +17,7 @@ and table after each Python round, and the report gives Python / C (target
 >= 0.9). The best round of each is kept (the least disturbed by the machine).
 
     /usr/bin/python3 bench/bench_python.py [--slots N] [--row-bytes B]
-        [--batch 65536] [--seconds S] [--rounds R] [--decode] [--json]
+        [--batch 65536] [--seconds S] [--rounds 5] [--decode] [--json]
         [--overlap-batches 1048576,4096] [--overlap-rounds 21] [--compute sleep|spin]
 
 Run from the source tree (PYTHONPATH gets $BUILD/gen/python and
@@ -154,7 +154,8 @@ def overlap_report(addr, pool, a):
 def c_bench(binary, addr, table_dir, a):
     """(blocking, pipelined) rows/s of the C client for the batch size, or None."""
     cmd = [binary, "--connect", addr, "--table", table_dir, "--row-bytes", str(a.row_bytes),
-           "--slots", str(a.slots), "--seconds", str(a.seconds), "--rounds", "1"]
+           "--slots", str(a.slots), "--seconds", str(a.seconds), "--rounds", "1",
+           "--batch", str(a.batch)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
         print(f"bench_python: C bench failed: {p.stderr.strip()}", file=sys.stderr)
@@ -173,7 +174,7 @@ def main(argv=None):
     ap.add_argument("--row-bytes", type=int, default=160)
     ap.add_argument("--batch", type=int, default=65536)
     ap.add_argument("--seconds", type=float, default=0.5, help="per round")
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--decode", action="store_true", help="also time bf16 decoding to float32")
     ap.add_argument("--c-bench", default=os.path.join(os.path.dirname(ENGRAMD), "bench",
                                                       "bench_daemon"))
