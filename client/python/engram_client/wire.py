@@ -26,8 +26,15 @@ REQ_INFO, REQ_LOOKUP, REQ_STATS, REQ_PING, REQ_TOKENS, REQ_RELOAD = 2, 3, 4, 5, 
 REQ_ATTACH_SHM = 8
 
 
+_ONE_BYTE = [bytes((i,)) for i in range(0x80)]
+# packed_varints encodes this many values or fewer in a Python loop
+_FEW = 8
+
+
 def varint(n):
     """Encodes one non-negative int (< 2^64) as a varint."""
+    if n < 0x80:
+        return _ONE_BYTE[n]
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -49,6 +56,16 @@ def packed_varints(values):
     a = np.ascontiguousarray(values, dtype=np.uint64).reshape(-1)
     if a.size == 0:
         return b""
+    if a.size <= _FEW:  # NumPy's per-call cost is more than the loop's
+        vals = a.tolist()
+        width = max(1, (max(vals).bit_length() + 6) // 7)
+        out = bytearray()
+        for v in vals:
+            for _ in range(width - 1):
+                out.append(v & 0x7F | 0x80)
+                v >>= 7
+            out.append(v)
+        return bytes(out)
     top = int(a.max())
     width = max(1, (top.bit_length() + 6) // 7)
     if top <= 0xFFFFFFFF:
@@ -161,7 +178,10 @@ def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None,
 
 def read_varint(mv, pos, end):
     """(value, next pos) of the varint at mv[pos]; ProtocolError when it runs
-    past end or over ten bytes. mv indexes to ints (bytes/memoryview 'B')."""
+    past end or over ten bytes. mv indexes to ints (bytes/memoryview 'B').
+    The parsers below read a one-byte varint (field keys, small values)
+    in line and call this for the rest: a call per field costs more than
+    the parsing in CPython."""
     result = shift = 0
     while True:
         if pos >= end:
@@ -178,13 +198,18 @@ def read_varint(mv, pos, end):
 
 def _skip(mv, pos, end, wire):
     if wire == 0:
+        if pos < end and mv[pos] < 0x80:
+            return pos + 1
         return read_varint(mv, pos, end)[1]
     if wire == 1:
         pos += 8
     elif wire == 5:
         pos += 4
     elif wire == 2:
-        n, pos = read_varint(mv, pos, end)
+        if pos < end and mv[pos] < 0x80:
+            n, pos = mv[pos], pos + 1
+        else:
+            n, pos = read_varint(mv, pos, end)
         pos += n
     else:
         raise ProtocolError(f"unsupported wire type {wire} in a response")
@@ -210,10 +235,17 @@ def _parse_block(mv, pos, end):
     blk = Block()
     blk.data_off = pos
     while pos < end:
-        key, pos = read_varint(mv, pos, end)
+        key = mv[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = read_varint(mv, pos, end)
         field, wire = key >> 3, key & 7
         if wire == 2 and field in (1, 5):
-            n, pos = read_varint(mv, pos, end)
+            if pos < end and mv[pos] < 0x80:
+                n, pos = mv[pos], pos + 1
+            else:
+                n, pos = read_varint(mv, pos, end)
             if pos + n > end:
                 raise ProtocolError("truncated row block in a response")
             if field == 1:
@@ -222,7 +254,10 @@ def _parse_block(mv, pos, end):
                 blk.data_off, blk.data_len = pos, n
             pos += n
         elif wire == 0 and field in (2, 3, 4, 6, 7):
-            v, pos = read_varint(mv, pos, end)
+            if pos < end and mv[pos] < 0x80:
+                v, pos = mv[pos], pos + 1
+            else:
+                v, pos = read_varint(mv, pos, end)
             if field == 6:
                 blk.shm = bool(v)
             elif field == 7:
@@ -257,10 +292,17 @@ def parse_response(mv, start, end):
     h = Header()
     pos = start
     while pos < end:
-        key, pos = read_varint(mv, pos, end)
+        key = mv[pos]
+        if key < 0x80:
+            pos += 1
+        else:
+            key, pos = read_varint(mv, pos, end)
         field, wire = key >> 3, key & 7
         if wire == 0 and field in (1, 2, 9, 10):
-            v, pos = read_varint(mv, pos, end)
+            if pos < end and mv[pos] < 0x80:
+                v, pos = mv[pos], pos + 1
+            else:
+                v, pos = read_varint(mv, pos, end)
             if field == 1:
                 h.id = v
             elif field == 2:
@@ -271,7 +313,10 @@ def parse_response(mv, start, end):
             else:
                 h.rows_per_token = v & 0xFFFFFFFF
         elif wire == 2 and field in (3, 8):
-            n, pos = read_varint(mv, pos, end)
+            if pos < end and mv[pos] < 0x80:
+                n, pos = mv[pos], pos + 1
+            else:
+                n, pos = read_varint(mv, pos, end)
             if pos + n > end:
                 raise ProtocolError("truncated field in a response")
             if field == 3:
@@ -296,13 +341,21 @@ def first_data(mv, start, end):
     pos = start
     try:
         while pos < end:
-            key, pos = read_varint(mv, pos, end)
+            key = mv[pos]
+            if key < 0x80:
+                pos += 1
+            else:
+                key, pos = read_varint(mv, pos, end)
             field, wire = key >> 3, key & 7
             if wire == 2 and field == 8:
                 n, pos = read_varint(mv, pos, end)
                 stop = min(end, pos + n)
                 while pos < stop:
-                    key, pos = read_varint(mv, pos, stop)
+                    key = mv[pos]
+                    if key < 0x80:
+                        pos += 1
+                    else:
+                        key, pos = read_varint(mv, pos, stop)
                     if key == (5 << 3) | 2:
                         dlen, pos = read_varint(mv, pos, stop)
                         return pos - start, dlen
