@@ -100,6 +100,16 @@ void eg_client_set_timeout(eg_client *c, int timeout_ms)
 	egc__unlock(c);
 }
 
+/* Whether n rows of rb bytes at off fit the shared buffer, and *end where
+ * they end; 0 when they do not or rb is 0 (the layout is not known). */
+static int rows_range(const eg_client *c, uint32_t rb, uint64_t n, uint64_t off, uint64_t *end)
+{
+	if (!rb || off > c->shm_size || n > (c->shm_size - off) / rb)
+		return 0;
+	*end = off + n * rb;
+	return 1;
+}
+
 /* Whether a request in flight may still have the daemon write rows into
  * [start, end) of the shared buffer. Two requests at one range is the
  * caller's mistake; the slots of the later one then go in the frame, so that
@@ -108,14 +118,13 @@ static int shm_in_use(const eg_client *c, uint64_t start, uint64_t end)
 {
 	for (size_t i = 0; i < c->qlen; i++) {
 		const egc_ticket *t = c->q[i];
-		uint64_t stop = c->shm_size; /* a token lookup's blocks, or a layout not known */
-		uint32_t rb;
+		uint64_t stop;
 
 		if (t->kind != EGC_KIND_ROWS || !t->shm || t->done || t->shm_offset >= c->shm_size)
 			continue; /* (rows past the buffer are refused, nothing written) */
-		rb = t->tokens ? 0 : egc__known_row_bytes(c, t->outs[0].table);
-		if (rb && t->want_count <= (c->shm_size - t->shm_offset) / rb)
-			stop = t->shm_offset + t->want_count * rb;
+		if (t->tokens || !rows_range(c, egc__known_row_bytes(c, t->outs[0].table),
+		                             t->want_count, t->shm_offset, &stop))
+			stop = c->shm_size; /* a token lookup's blocks, or a layout not known */
 		if (t->shm_offset < end && start < stop)
 			return 1;
 	}
@@ -130,13 +139,13 @@ static int shm_in_use(const eg_client *c, uint64_t start, uint64_t end)
 static int slots_in_shm(const eg_client *c, const char *table, size_t n, uint64_t off)
 {
 	uint32_t rb;
+	uint64_t end;
 
 	if (__BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__ || !c->shm_reads_slots || n == 0)
 		return 0;
 	rb = egc__known_row_bytes(c, table);
-	if (rb < sizeof(uint64_t) || off > c->shm_size || n > (c->shm_size - off) / rb)
-		return 0;
-	return !shm_in_use(c, off, off + (uint64_t)n * rb);
+	return rb >= sizeof(uint64_t) && rows_range(c, rb, n, off, &end) &&
+	       !shm_in_use(c, off, end);
 }
 
 /* The n slots at off in the shared buffer as the daemon reads them,
