@@ -452,8 +452,10 @@ START_TEST(slots_in_the_shared_buffer)
 	unsigned char *base, *want;
 	int mfd, fd, reads = 0;
 	char err[512];
+	eg_client *c;
+	void *cbase;
 
-	start("1M", 0);
+	start("16M", 0);
 	mfd = memfd(1u << 20, 1);
 	base = mmap(NULL, 1u << 20, PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
 	ck_assert_ptr_ne(base, MAP_FAILED);
@@ -511,6 +513,12 @@ START_TEST(slots_in_the_shared_buffer)
 	fd = raw_connect();
 	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST, "attach_shm");
 	close(fd);
+	/* another client is served, through its own shared buffer too */
+	c = dial(daemon_.addr);
+	ck_assert_msg(eg_client_attach_shm(c, SHM, &cbase) == 0, "%s", eg_client_errmsg(c));
+	check_shm_lookup(c, cbase, 10, 0);
+	check_shm_lookup(c, cbase, 2000, 4096);
+	eg_client_close(c);
 	munmap(base, 1u << 20);
 	close(mfd);
 	free(want);
