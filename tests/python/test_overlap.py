@@ -3,7 +3,8 @@ I/O thread of the client sends it and reads the answer while the caller
 does something else, so an answer far larger than the socket buffers is
 complete before result() is called. Without the threads
 (background=False, the old behaviour) the same answer does not move until
-result(). A small answer (rows in the shared buffer) is left for result().
+result(). A small answer (rows in the shared buffer) is read too, and its
+value made by the reader once the table's layout is known.
 Also: the threads end with their client, and blocking calls, futures and
 threads mixed on one client all get their own rows.
 """
@@ -71,25 +72,22 @@ class TestOverlap(unittest.TestCase):
                 np.testing.assert_array_equal(futs[0].result(), self.want(s))
                 np.testing.assert_array_equal(futs[1].result(), self.want(s[::-1]))
 
-    def test_a_small_answer_waits_for_result(self):
-        # its bytes fit the socket's buffers: the daemon is done with it
-        # (the rows are in the shared buffer) while the future waits for
-        # result() to read the answer, no thread woken for it
+    def test_a_small_answer_is_made_in_the_background(self):
+        # an I/O thread reads every async answer and, with the table's
+        # layout known, also makes its value: result() only hands it over
         with ec.Client(self.d.unix, timeout=30, shm_bytes=1 << 20) as c:
-            c.ping()
             s = self.rng.integers(0, ROWS, 1000, dtype=np.uint64)
-            fut = c.lookup_async("t", s, shm=True)
+            first = c.lookup_async("t", s, shm=True)  # layout not known yet:
+            self.assertTrue(self.wait_done(first, 20))
+            self.assertFalse(first._settled)  # made by result(), which asks info
             want = self.want(s)
-            end = time.monotonic() + 20
-            while time.monotonic() < end and \
-                    not np.array_equal(c.shm[:want.nbytes].view(np.float32), want.ravel()):
-                time.sleep(0.01)
-            np.testing.assert_array_equal(c.shm[:want.nbytes].view(np.float32), want.ravel())
-            self.assertFalse(fut.done())
-            np.testing.assert_array_equal(fut.result(), want)
-            small = c.lookup_async("t", s[:10])  # 960 bytes of rows over the socket
-            self.assertFalse(self.wait_done(small, 0.3))
-            np.testing.assert_array_equal(small.result(), want[:10])
+            np.testing.assert_array_equal(first.result(), want)
+            for kw, n in (({"shm": True}, 1000), ({}, 10)):  # 960 bytes over the socket
+                fut = c.lookup_async("t", s[:n], **kw)
+                self.assertTrue(self.wait_done(fut, 20), f"{kw}: not read in the background")
+                self.assertTrue(fut._settled, f"{kw}: value not made by the reader")
+                np.testing.assert_array_equal(fut.result(), want[:n])
+                self.assertEqual(fut.generations, {"t": c.table("t").generation})
 
     def test_issuing_copies_the_slots(self):
         # the request goes out later, from an I/O thread: it must be

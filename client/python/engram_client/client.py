@@ -138,7 +138,7 @@ class Client(Transport):
         self._rpts = {}         # from info on the current connection
         self._shm_fd = None     # the shared buffer's memfd, once attached
         self._shm_map = None    # its mmap, and a uint8 array over it
-        self._shm = None
+        self._shm = self._shm_u64 = None
         if shm_bytes and self._family != "unix":
             raise ValueError("a shared buffer needs a unix:PATH address")
         if connect:
@@ -198,12 +198,13 @@ class Client(Transport):
                 raise
             self._shm_fd, self._shm_map = fd, m
             self._shm = np.frombuffer(m, dtype=np.uint8)
+            self._shm_u64 = self._shm[:nbytes & ~7].view("<u8")  # slots placed there
             # the attach must be the first frame of a connection
             self._break(EngramConnectionError("reconnecting to attach a shared buffer"))
             try:
                 self._connect()
             except BaseException:
-                self._shm = self._shm_map = None
+                self._shm = self._shm_u64 = self._shm_map = None
                 os.close(fd)
                 self._shm_fd = None
                 raise
@@ -235,10 +236,11 @@ class Client(Transport):
                      as_torch=False):
         """Sends a lookup now; Future whose result() is lookup()'s value.
         The rows are received as they arrive, while the caller computes."""
+        wrap = self._wrapper(out, as_torch) if out is not None or as_torch else None
         return self._submit("lookup", wire.REQ_LOOKUP,
                             *self._lookup_args(table, slots, decode, shm, shm_offset, out,
                                                lazy=self._background_reads),
-                            wrap=self._wrapper(out, as_torch), queued=True)
+                            wrap=wrap, queued=True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
                shm=False, shm_offset=0, as_torch=False):
@@ -298,7 +300,10 @@ class Client(Transport):
                 offset = inside
         floor = self.min_generation.get(table, 0)  # as of the call
         if offset is not None and self._slots_fit_shm(table, n, offset):
-            self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
+            if offset & 7:
+                self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
+            else:
+                self._shm_u64[offset >> 3:(offset >> 3) + n] = slots
             body = self._shm_slots_body(table, offset, n, floor)
         elif lazy:
             ids = slots.copy()
@@ -316,7 +321,8 @@ class Client(Transport):
         if not (n > 0 and lay is not None and lay.row_bytes >= 8 and _LITTLE_ENDIAN):
             return False
         end = offset + n * lay.row_bytes
-        return end <= len(self._shm) and not self._shm_in_use(offset, end)
+        # nothing pending: nothing in flight (a request joins _pending before it is sent)
+        return end <= len(self._shm) and not (self._pending and self._shm_in_use(offset, end))
 
     def _shm_in_use(self, start, end):
         """Whether a request in flight may still have the daemon write rows
@@ -455,6 +461,22 @@ class Client(Transport):
             return [ReloadResult(r.table, r.old_generation, r.new_generation, r.reloaded,
                                  r.error, r.path) for r in msg.reload.results]
         raise ProtocolError(f"unknown request kind {kind}")
+
+    def _settles_early(self, fut, hdr):
+        """Whether the reader of fut's answer may make its value at once:
+        a lookup whose making asks the daemon nothing (each block's table
+        has a known layout of the block's row size). Else result() makes it."""
+        if fut.kind == "lookup":
+            tables = (fut._args[0],)
+        elif fut.kind == "tokens":
+            tables = fut._args[0]
+        else:
+            return False
+        for table, blk in zip(tables, hdr.blocks):
+            lay = self._layouts.get(table)
+            if lay is None or lay.row_bytes != blk.row_bytes:
+                return False
+        return True
 
     def _place_out(self, fut, frame, blk):
         """The rows of a checked lookup block into the caller's buffer: there

@@ -11,13 +11,14 @@ Responses come back in request order, so the next frame on the wire always
 belongs to the oldest pending future. Whoever holds the *read role* reads
 it: a caller waiting in result(), a sender whose socket is full (the daemon
 may be waiting for us to read before it reads more), or, while a future of
-an *_async call whose answer may not fit the socket's buffers waits, an I/O
-thread, which receives rows while the caller computes (socket waits release
-the GIL): the thread that sent the request reads on, so one wake-up serves
-the whole fetch, and the other thread is there to send the next request
-meanwhile. A small answer (rows in the shared buffer, a decode batch of a
-few hundred rows) waits in the socket for result(): the daemon is not held
-up by it, and handing it between threads costs more than reading it. The
+an *_async call waits, an I/O thread, which receives rows while the caller
+computes (socket waits release the GIL): the thread that sent the request
+reads on, so one wake-up serves the whole fetch, and the other thread is
+there to send the next request meanwhile. The reader of an *_async answer
+also turns it into result()'s value (checks, array views, decoding) when
+that asks the daemon nothing (the table's layout is known), so result()
+only hands the value over (for a 4096-row decode batch through the
+shared buffer, making it was a third of the whole fetch). The
 role is a flag under the client's lock; only its holder touches the
 socket's receive side and the read-ahead buffer, and it does so without
 holding the lock, so other threads can send meanwhile. Senders take a
@@ -56,13 +57,6 @@ _SEND_SLICE_MS = 20
 _IO_THREADS = 2
 # An idle I/O thread checks this often whether its client still exists.
 _IDLE_S = 1.0
-# An answer whose bound (check.frame_limit: its rows plus 64 KiB for
-# headers and an error text) is at most this fits the socket's buffers, so
-# the daemon writes it whole without waiting for us: result() reads it,
-# sparing the I/O threads a wake-up (an answer with its rows in the
-# shared buffer is always this small).
-_SMALL_ANSWER = 128 << 10
-
 _POLLIN = select.POLLIN | select.POLLHUP | select.POLLERR
 _POLLOUT = select.POLLOUT
 
@@ -79,7 +73,7 @@ class Future:
 
     __slots__ = ("_client", "id", "kind", "_args", "_frame", "_header", "_exc",
                  "_done", "_retryable", "generations", "_queued", "_background", "_out",
-                 "_direct", "_wrap")
+                 "_direct", "_wrap", "_settled", "_value")
 
     def __init__(self, client, req_id, kind, args):
         self._client, self.id, self.kind, self._args = client, req_id, kind, args
@@ -87,7 +81,9 @@ class Future:
         self._done = False
         self._retryable = False
         self._queued = False      # an *_async call's: an I/O thread sends it
-        self._background = False  # read by an I/O thread as it arrives
+        self._background = False  # read and turned into its value by an I/O thread
+        self._settled = False     # _value is result()'s value (made by whoever read it)
+        self._value = None
         self._out = None          # lookup(out=...): uint8 view of the caller's buffer
         self._direct = None       # frame offset of the rows received into _out
         self._wrap = None         # turns the rows into what result() returns
@@ -105,12 +101,12 @@ class Future:
 
 
 class _Conn:
-    """One connection: its socket (non-blocking), a poller for the reader
-    and two for the sender (never used by two threads at once), the
-    read-ahead buffer, and how many threads use it now."""
+    """One connection: its socket (non-blocking), a poller for the reader,
+    two for the sender and one for the idle check (each never used by two
+    threads at once), the read-ahead buffer, and how many threads use it now."""
 
-    __slots__ = ("sock", "rpoll", "wpoll", "opoll", "rbuf", "rpos", "rend", "refs", "dead",
-                 "reading", "reads_slots")
+    __slots__ = ("sock", "rpoll", "wpoll", "opoll", "ipoll", "rbuf", "rpos", "rend", "refs",
+                 "dead", "reading", "reads_slots")
 
     def __init__(self, sock):
         self.sock = sock
@@ -119,6 +115,8 @@ class _Conn:
         self.rpoll.register(fd, _POLLIN)
         self.wpoll.register(fd, _POLLIN | _POLLOUT)
         self.opoll.register(fd, _POLLOUT)
+        self.ipoll = select.poll()  # the idle check's, under the client's lock
+        self.ipoll.register(fd, _POLLIN)
         self.rbuf = bytearray(_READ_AHEAD)
         self.rpos = self.rend = 0
         self.refs = 0
@@ -286,9 +284,7 @@ class Transport:
             return True  # bytes nobody asked for: the stream is out of step
         # Readable while idle: either EOF (the daemon went away) or bytes
         # nobody asked for; both mean this connection is done.
-        p = select.poll()
-        p.register(conn.sock.fileno(), _POLLIN)
-        return bool(p.poll(0))
+        return bool(conn.ipoll.poll(0))
 
     def _break(self, exc):
         """Drops the connection (lock held); every pending future fails
@@ -369,18 +365,15 @@ class Transport:
     def _submit_future(self, fut, field, body):
         """Queues fut with its request body (bytes, or a function making
         them, called when it is sent) and sends it, or for a queued future
-        (an *_async call's) has an I/O thread send it, and read its answer
-        unless that is small. A failure to send fails it (and whatever else
-        is pending) rather than raising."""
-        threads = fut._queued and self._background_reads
-        if threads:
-            limit = check.frame_limit(fut.kind, fut._args, self._layouts, self._rpts)[0]
-            fut._background = limit > _SMALL_ANSWER
+        (an *_async call's) has an I/O thread send it and read its answer.
+        A failure to send fails it (and whatever else is pending) rather
+        than raising."""
+        threads = fut._background = fut._queued and self._background_reads
         while True:
             with self._lock:
                 if self._conn is not None and (self._pending or
                                                not self._idle_connection_dead()):
-                    self._queue(fut, field, body, False)
+                    self._queue(fut, field, body, False, threads)
                     break
             with self._wlock, self._lock:
                 if self._conn is not None and not self._pending and \
@@ -388,18 +381,19 @@ class Transport:
                     self._break(EngramConnectionError("daemon closed the connection"))
                 if self._conn is None:
                     self._connect()
-                    self._queue(fut, field, body, True)
+                    self._queue(fut, field, body, True, threads)
                     break
         if threads:
-            with self._lock:
-                self._start_threads()
             self._kick.put(None)
             return fut
         self._flush(fut)
         return fut
 
-    def _queue(self, fut, field, body, fresh):
-        """(lock held, connected) fut joins the pending and unsent queues."""
+    def _queue(self, fut, field, body, fresh, threads):
+        """(lock held, connected) fut joins the pending and unsent queues;
+        threads: the I/O threads are started unless they run."""
+        if threads:
+            self._start_threads()
         fut.id = self._next_id
         self._next_id += 1
         # A request that alone met a connection opened before it may be
@@ -514,7 +508,7 @@ class Transport:
             self._read_with_role(conn, deadline)
         if fut._exc is not None:
             raise fut._exc
-        return self._finish(fut)
+        return fut._value if fut._settled else self._finish(fut)
 
     def _wait_role(self, fut, deadline):
         """(lock held) None once fut is done; else the connection, with the
@@ -633,12 +627,22 @@ class Transport:
         hdr = wire.parse_response(memoryview(frame), 0, len(frame))
         if hdr.id != fut.id and not (hdr.id == 0 and hdr.status != 0):
             raise ProtocolError(f"response id {hdr.id} does not match request {fut.id}")
+        exc = from_status(hdr.status, hdr.error) if hdr.status != 0 else None
+        if exc is None and fut._background and self._settles_early(fut, hdr):
+            # the value is made here, while the caller computes: result()
+            # then only returns it (its checks' errors are raised there)
+            fut._frame, fut._header = frame, hdr
+            try:
+                fut._value = self._finish(fut)
+                fut._settled = True
+            except Exception as e:  # noqa: BLE001 - raised by result()
+                exc = e
         with self._lock:
             if conn is not self._conn or not self._pending or self._pending[0] is not fut:
                 return  # broken meanwhile: fut has failed already
             self._pending.popleft()
-            if hdr.status != 0:
-                fut._exc = from_status(hdr.status, hdr.error)
+            if exc is not None:
+                fut._exc = exc
             else:
                 fut._frame, fut._header = frame, hdr
             fut._done = True

@@ -79,8 +79,13 @@ def packed_varints(values):
     return groups.tobytes()
 
 
+_U64_DTYPE = np.dtype(np.uint64)
+
+
 def _as_u64(values, what):
     """uint64 array of non-negative ids (slot numbers)."""
+    if type(values) is np.ndarray and values.dtype == _U64_DTYPE and values.ndim == 1:
+        return values  # the common case, in one test
     a = np.asarray(values)
     if a.size == 0:
         return np.empty(0, dtype=np.uint64)
