@@ -151,9 +151,13 @@ static int slots_in_shm(const eg_client *c, const char *table, size_t n, uint64_
 /* The n slots at off in the shared buffer as the daemon reads them,
  * little-endian: the host's order (slots_in_shm), so one memmove (the
  * slots may lie in the buffer themselves, overlapping the copy). */
+/* The slots to the buffer at off, unless the caller wrote them there. */
 static void put_shm_slots(eg_client *c, const uint64_t *slots, size_t n, uint64_t off)
 {
-	memmove((unsigned char *)c->shm_base + off, slots, n * sizeof(*slots));
+	unsigned char *at = (unsigned char *)c->shm_base + off;
+
+	if ((const void *)slots != at)
+		memmove(at, slots, n * sizeof(*slots));
 }
 
 static int send_lookup(eg_client *c, const char *table, const uint64_t *slots, size_t n,

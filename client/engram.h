@@ -365,7 +365,8 @@ ENGRAM_EXPORT int eg_client_attach_shm(eg_client *c, size_t size, void **base);
  * The range is the request's from this call on: once the table's layout is
  * known on the connection (rows of 8 bytes or more) the slots are copied to
  * its start and the daemon reads them there (slots may point into the buffer
- * themselves), unless another request in flight may still write there. */
+ * themselves; slots already at base + offset, written there by the caller,
+ * are not copied), unless another request in flight may still write there. */
 ENGRAM_EXPORT int eg_client_send_lookup_shm(eg_client *c, const char *table,
                                             const uint64_t *slots, size_t n, uint64_t offset,
                                             uint64_t *ticket);

@@ -535,7 +535,7 @@ START_TEST(client_puts_slots_in_the_buffer)
 	char arg[4096];
 	const char *args[] = { "--table", arg, "--max-frame", "2048", NULL };
 	enum { N = 100 };
-	uint64_t sa[N], sb[N], ta, tb;
+	uint64_t sa[N], sb[N], ta, tb, *in_place;
 	unsigned char *want;
 	eg_client_rows r;
 	const void *d;
@@ -551,6 +551,15 @@ START_TEST(client_puts_slots_in_the_buffer)
 	check_shm_lookup(c, base, 10, 0); /* learns the layout */
 	check_shm_lookup(c, base, 4096, 64);
 	check_shm_lookup(c, base, 5000, SHM - 5000 * ROW);
+	/* slots the caller wrote at the rows' offset itself: used in place */
+	in_place = (uint64_t *)((unsigned char *)base + 64);
+	for (size_t i = 0; i < 4096; i++)
+		in_place[i] = egt_rnd() % SLOTS;
+	want = egt_rows(7, in_place, 4096, ROW);
+	ck_assert_msg(eg_client_lookup_shm(c, "a", in_place, 4096, 64, &r, &d) == 0, "%s",
+	              eg_client_errmsg(c));
+	ck_assert(r.count == 4096 && d == in_place && memcmp(d, want, 4096 * ROW) == 0);
+	free(want);
 	for (size_t i = 0; i < N; i++) {
 		sa[i] = egt_rnd() % SLOTS;
 		sb[i] = egt_rnd() % SLOTS;

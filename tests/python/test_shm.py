@@ -147,6 +147,17 @@ class ShmCase(unittest.TestCase):
                     np.testing.assert_array_equal(got, FIX["f32"][slots])
                     fut = c.lookup_async("f32", slots[::-1], shm=True, shm_offset=off)
                     np.testing.assert_array_equal(fut.result(), FIX["f32"][slots[::-1]])
+                # slots the caller wrote into the buffer itself: in place at
+                # the rows' offset (not copied), or elsewhere in it (copied)
+                ids = c.shm[64:64 + 8 * 4096].view("<u8")
+                for off in (64, 64 + 8 * 4096, 8):
+                    slots = self.rng.integers(0, 5000, 4096, dtype=np.uint64)
+                    ids[:] = slots
+                    fut = c.lookup_async("f32", ids, shm=True, shm_offset=off)
+                    np.testing.assert_array_equal(fut.result(), FIX["f32"][slots])
+                    ids[:] = slots[::-1]
+                    got = c.lookup("f32", ids[1:], shm=True, shm_offset=off + 8)
+                    np.testing.assert_array_equal(got, FIX["f32"][slots[::-1][1:]])
                 sa, sb = (self.rng.integers(0, 5000, 100, dtype=np.uint64) for _ in range(2))
                 d.pause()  # neither request is read before both are sent
                 try:

@@ -222,7 +222,10 @@ class Client(Transport):
         attach_shm) the daemon writes the rows into the shared buffer at
         shm_offset and the result is a view of it, valid until the next shm
         call writing over that range (the range is the request's from the
-        call on: its slots may wait there for the daemon). out=buf: the
+        call on: its slots may wait there for the daemon). Slots that already
+        lie there (client.shm[off:off + 8 * n].view("<u8") filled by the
+        caller, e.g. by its hashing) are not copied; the rows then write
+        over them. out=buf: the
         rows as stored go into buf (n x row_bytes bytes, no decode), which
         is returned; inside the shared buffer the daemon writes them there
         itself. as_torch=True: a torch.Tensor sharing the rows' memory."""
@@ -300,7 +303,9 @@ class Client(Transport):
                 offset = inside
         floor = self.min_generation.get(table, 0)  # as of the call
         if offset is not None and self._slots_fit_shm(table, n, offset):
-            if offset & 7:
+            if self._slots_in_place(slots, offset):
+                pass  # the caller wrote them there: nothing to copy
+            elif offset & 7:
                 self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
             else:
                 self._shm_u64[offset >> 3:(offset >> 3) + n] = slots
@@ -323,6 +328,12 @@ class Client(Transport):
         end = offset + n * lay.row_bytes
         # nothing pending: nothing in flight (a request joins _pending before it is sent)
         return end <= len(self._shm) and not (self._pending and self._shm_in_use(offset, end))
+
+    def _slots_in_place(self, slots, offset):
+        """Whether the uint64 array slots already is the shared buffer's
+        memory at offset (a view the caller filled, see lookup)."""
+        return slots.base is not None and slots.strides == (8,) and \
+            slots.ctypes.data == self._shm.ctypes.data + offset
 
     def _shm_in_use(self, start, end):
         """Whether a request in flight may still have the daemon write rows
@@ -544,10 +555,11 @@ class Client(Transport):
             if gen < floor:
                 raise Unavailable(f"table {table!r} came at generation {gen}, below the "
                                   f"min_generation {floor} asked")
-        if self.monotonic:
-            for table, gen in gens.items():
-                if gen > self.min_generation.get(table, 0):
-                    self.min_generation[table] = gen
+        if self.monotonic:  # an I/O thread and callers may raise it at once
+            with self._lock:
+                for table, gen in gens.items():
+                    if gen > self.min_generation.get(table, 0):
+                        self.min_generation[table] = gen
 
     def _shm_size(self):
         return 0 if self._shm is None else len(self._shm)
