@@ -303,11 +303,9 @@ class Client(Transport):
                 offset = inside
         floor = self.min_generation.get(table, 0)  # as of the call
         if offset is not None and self._slots_fit_shm(table, n, offset):
-            if self._slots_in_place(slots, offset):
-                pass  # the caller wrote them there: nothing to copy
-            elif offset & 7:
+            if offset & 7:
                 self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
-            else:
+            elif not self._slots_in_place(slots, offset):  # else written there by the caller
                 self._shm_u64[offset >> 3:(offset >> 3) + n] = slots
             body = self._shm_slots_body(table, offset, n, floor)
         elif lazy:
@@ -474,9 +472,10 @@ class Client(Transport):
         raise ProtocolError(f"unknown request kind {kind}")
 
     def _settles_early(self, fut, hdr):
-        """Whether the reader of fut's answer may make its value at once:
-        a lookup whose making asks the daemon nothing (each block's table
-        has a known layout of the block's row size). Else result() makes it."""
+        """Whether the reader of fut's answer may make its value at once: a
+        lookup or token lookup whose making asks the daemon nothing (each
+        block's table has a known layout of the block's row size). Else
+        result() makes it."""
         if fut.kind == "lookup":
             tables = (fut._args[0],)
         elif fut.kind == "tokens":
