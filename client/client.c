@@ -150,8 +150,8 @@ static int slots_in_shm(const eg_client *c, const char *table, size_t n, uint64_
 
 /* The n slots at off in the shared buffer as the daemon reads them,
  * little-endian: the host's order (slots_in_shm), so one memmove (the
- * slots may lie in the buffer themselves, overlapping the copy). */
-/* The slots to the buffer at off, unless the caller wrote them there. */
+ * slots may lie in the buffer themselves, overlapping the copy), and none
+ * when the caller wrote them at off itself. */
 static void put_shm_slots(eg_client *c, const uint64_t *slots, size_t n, uint64_t off)
 {
 	unsigned char *at = (unsigned char *)c->shm_base + off;

@@ -239,11 +239,10 @@ class Client(Transport):
                      as_torch=False):
         """Sends a lookup now; Future whose result() is lookup()'s value.
         The rows are received as they arrive, while the caller computes."""
-        wrap = self._wrapper(out, as_torch) if out is not None or as_torch else None
         return self._submit("lookup", wire.REQ_LOOKUP,
                             *self._lookup_args(table, slots, decode, shm, shm_offset, out,
                                                lazy=self._background_reads),
-                            wrap=wrap, queued=True)
+                            wrap=self._wrapper(out, as_torch), queued=True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
                shm=False, shm_offset=0, as_torch=False):

@@ -628,22 +628,20 @@ class Transport:
         if hdr.id != fut.id and not (hdr.id == 0 and hdr.status != 0):
             raise ProtocolError(f"response id {hdr.id} does not match request {fut.id}")
         exc = from_status(hdr.status, hdr.error) if hdr.status != 0 else None
-        if exc is None and fut._background and self._settles_early(fut, hdr):
-            # the value is made here, while the caller computes: result()
-            # then only returns it (its checks' errors are raised there)
-            fut._frame, fut._header = frame, hdr
-            try:
-                fut._value = self._finish(fut)
-                fut._settled = True
-            except Exception as e:  # noqa: BLE001 - raised by result()
-                exc = e
+        if exc is None:
+            fut._frame, fut._header = frame, hdr  # read only once fut is done
+            if fut._background and self._settles_early(fut, hdr):
+                # the value is made here, while the caller computes: result()
+                # then only returns it (its checks' errors are raised there)
+                try:
+                    fut._value = self._finish(fut)
+                    fut._settled = True
+                except Exception as e:  # noqa: BLE001 - raised by result()
+                    exc = e
         with self._lock:
             if conn is not self._conn or not self._pending or self._pending[0] is not fut:
                 return  # broken meanwhile: fut has failed already
             self._pending.popleft()
-            if exc is not None:
-                fut._exc = exc
-            else:
-                fut._frame, fut._header = frame, hdr
+            fut._exc = exc
             fut._done = True
             self._cv.notify_all()
