@@ -158,6 +158,16 @@ class ShmCase(unittest.TestCase):
                     ids[:] = slots[::-1]
                     got = c.lookup("f32", ids[1:], shm=True, shm_offset=off + 8)
                     np.testing.assert_array_equal(got, FIX["f32"][slots[::-1][1:]])
+                # the client remembers where a view lies: another view, passed
+                # with the offset the first one lies at, is still copied there,
+                # as is a strided view starting there
+                other = c.shm[64 + 8 * 4096:64 + 16 * 4096].view("<u8")
+                strided = c.shm[64:64 + 16 * 4096].view("<u8")[::2]
+                for view in (ids, other, strided):
+                    slots = self.rng.integers(0, 5000, 4096, dtype=np.uint64)
+                    view[:] = slots
+                    got = c.lookup_async("f32", view, shm=True, shm_offset=64).result()
+                    np.testing.assert_array_equal(got, FIX["f32"][slots])
                 sa, sb = (self.rng.integers(0, 5000, 100, dtype=np.uint64) for _ in range(2))
                 d.pause()  # neither request is read before both are sent
                 try:

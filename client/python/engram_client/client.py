@@ -44,6 +44,7 @@ never returns a table's rows of an older generation than it did before.
 Several daemons (replicas, routes, failover): fleet.py.
 """
 import collections
+import functools
 import fcntl
 import mmap
 import os
@@ -58,6 +59,8 @@ from .rows import DTYPES, Layout, rows_array
 from .transport import Future, Transport
 
 _LITTLE_ENDIAN = sys.byteorder == "little"  # the order shm_slots are read in
+_U64_DTYPE = wire.U64_DTYPE
+_NO_SHM = "shm=True needs a shared buffer: call attach_shm first"
 
 TableInfo = collections.namedtuple(
     "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
@@ -138,7 +141,8 @@ class Client(Transport):
         self._rpts = {}         # from info on the current connection
         self._shm_fd = None     # the shared buffer's memfd, once attached
         self._shm_map = None    # its mmap, and a uint8 array over it
-        self._shm = self._shm_u64 = None
+        self._shm = self._shm_u64 = self._shm_addr = None
+        self._placed_view = None  # (view of _shm, its offset): see _put_shm_slots
         if shm_bytes and self._family != "unix":
             raise ValueError("a shared buffer needs a unix:PATH address")
         if connect:
@@ -199,6 +203,7 @@ class Client(Transport):
             self._shm_fd, self._shm_map = fd, m
             self._shm = np.frombuffer(m, dtype=np.uint8)
             self._shm_u64 = self._shm[:nbytes & ~7].view("<u8")  # slots placed there
+            self._shm_addr = self._shm.__array_interface__["data"][0]
             # the attach must be the first frame of a connection
             self._break(EngramConnectionError("reconnecting to attach a shared buffer"))
             try:
@@ -239,10 +244,10 @@ class Client(Transport):
                      as_torch=False):
         """Sends a lookup now; Future whose result() is lookup()'s value.
         The rows are received as they arrive, while the caller computes."""
-        return self._submit("lookup", wire.REQ_LOOKUP,
-                            *self._lookup_args(table, slots, decode, shm, shm_offset, out,
-                                               lazy=self._background_reads),
-                            wrap=self._wrapper(out, as_torch), queued=True)
+        wrap = None if out is None and not as_torch else self._wrapper(out, as_torch)
+        body, args, ob = self._lookup_args(table, slots, decode, shm, shm_offset, out,
+                                           self._background_reads)
+        return self._submit("lookup", wire.REQ_LOOKUP, body, args, ob, wrap, True)
 
     def tokens(self, tables, token_ids, seq_lens=None, context=None, decode=False,
                shm=False, shm_offset=0, as_torch=False):
@@ -285,9 +290,15 @@ class Client(Transport):
         """(body, args, out bytes) of a lookup. lazy: the body is a function
         encoding a copy of the slots later (an I/O thread calls it), so
         issuing costs the caller a copy, and it may reuse its array."""
-        slots = wire.slot_ids(slots)  # checked here: errors raise in the caller
-        n = int(slots.size)
-        offset = self._shm_offset(shm, shm_offset)
+        # checked here, so errors raise in the caller (the usual array: one test)
+        if not (type(slots) is np.ndarray and slots.dtype == _U64_DTYPE and slots.ndim == 1):
+            slots = wire.slot_ids(slots)
+        n = slots.size
+        offset = None
+        if shm:
+            if self._shm is None:
+                raise EngramError(_NO_SHM)
+            offset = int(shm_offset)
         ob = None
         if out is not None:
             if decode:
@@ -301,12 +312,8 @@ class Client(Transport):
             if inside is not None:
                 offset = inside
         floor = self.min_generation.get(table, 0)  # as of the call
-        if offset is not None and self._slots_fit_shm(table, n, offset):
-            if offset & 7:
-                self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
-            elif not self._slots_in_place(slots, offset):  # else written there by the caller
-                self._shm_u64[offset >> 3:(offset >> 3) + n] = slots
-            body = self._shm_slots_body(table, offset, n, floor)
+        if offset is not None and self._put_shm_slots(table, slots, n, offset):
+            body = functools.partial(self._shm_slots_body, table, offset, n, floor)
         elif lazy:
             ids = slots.copy()
             body = lambda conn: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
@@ -314,23 +321,35 @@ class Client(Transport):
             body = wire.lookup_body(table, slots, offset, floor)
         return body, (table, decode, n, offset), ob
 
-    def _slots_fit_shm(self, table, n, offset):
-        """Whether a shm lookup's slots can wait in the shared buffer: in the
-        request's own rows range, which no other request in flight may use
-        (see docs/PROTOCOL.md), once the table's layout is known, a row is at
-        least as long as a slot and the rows fit."""
+    def _put_shm_slots(self, table, slots, n, offset):
+        """Puts a shm lookup's slots where they wait for the daemon, when
+        they can: in the request's own rows range, which no other request in
+        flight may use (see docs/PROTOCOL.md), once the table's layout is
+        known, a row is at least as long as a slot and the rows fit. Slots
+        there already (a view the caller filled) are not copied: a view's
+        offset is asked for once (that costs microseconds) and kept with it,
+        as its memory stays put (NumPy's deprecated data assignment gives it
+        another base). Whether they are there. One function: between decode
+        steps the interpreter's caches are cold and a call costs 1-2 us."""
         lay = self._layouts.get(table)
         if not (n > 0 and lay is not None and lay.row_bytes >= 8 and _LITTLE_ENDIAN):
             return False
         end = offset + n * lay.row_bytes
         # nothing pending: nothing in flight (a request joins _pending before it is sent)
-        return end <= len(self._shm) and not (self._pending and self._shm_in_use(offset, end))
-
-    def _slots_in_place(self, slots, offset):
-        """Whether the uint64 array slots already is the shared buffer's
-        memory at offset (a view the caller filled, see lookup)."""
-        return slots.base is not None and slots.strides == (8,) and \
-            slots.ctypes.data == self._shm.ctypes.data + offset
+        if end > len(self._shm) or (self._pending and self._shm_in_use(offset, end)):
+            return False
+        if offset & 7:
+            self._shm[offset:offset + 8 * n].view("<u8")[:] = slots
+            return True
+        if slots.base is self._shm and slots.strides == (8,):
+            seen = self._placed_view
+            if seen is None or seen[0] is not slots:
+                seen = self._placed_view = (
+                    slots, slots.__array_interface__["data"][0] - self._shm_addr)
+            if seen[1] == offset:
+                return True  # written there by the caller
+        self._shm_u64[offset >> 3:(offset >> 3) + n] = slots
+        return True
 
     def _shm_in_use(self, start, end):
         """Whether a request in flight may still have the daemon write rows
@@ -352,33 +371,29 @@ class Client(Transport):
                 return True
         return False
 
-    def _shm_slots_body(self, table, offset, n, floor):
+    def _shm_slots_body(self, table, offset, n, floor, conn):
         """The body of a lookup whose n slots wait in the shared buffer at
-        offset, made when it is sent: only their count when the connection's
-        daemon reads them there (its attach answer said so), else the slots
-        read back into the frame (they stay put until the daemon has the
-        request)."""
-        shm = self._shm
-
-        def body(conn):
-            if conn.reads_slots:
-                return wire.lookup_body(table, (), offset, floor, shm_slots=n)
-            ids = shm[offset:offset + 8 * n].view("<u8")
-            return wire.lookup_body(table, ids, offset, floor)
-        return body
+        offset, made when it is sent on conn: only their count when the
+        connection's daemon reads them there (its attach answer said so),
+        else the slots read back into the frame (they stay put until the
+        daemon has the request)."""
+        if conn.reads_slots:
+            return wire.lookup_body(table, (), offset, floor, shm_slots=n)
+        return wire.lookup_body(table, self._shm[offset:offset + 8 * n].view("<u8"), offset,
+                                floor)
 
     def _shm_place(self, ob):
         """Offset of buffer ob in the shared buffer, or None when outside."""
         if self._shm is None or not len(ob):
             return None
-        off = ob.ctypes.data - self._shm.ctypes.data
+        off = ob.__array_interface__["data"][0] - self._shm_addr
         return off if 0 <= off and off + len(ob) <= len(self._shm) else None
 
     def _shm_offset(self, shm, offset):
         if not shm:
             return None
         if self._shm is None:
-            raise EngramError("shm=True needs a shared buffer: call attach_shm first")
+            raise EngramError(_NO_SHM)
         return int(offset)
 
     @staticmethod
@@ -419,11 +434,6 @@ class Client(Transport):
             if not fut._retryable:
                 raise
         return submit().result()
-
-    def _submit(self, kind, field, body, args=None, out=None, wrap=None, queued=False):
-        fut = Future(self, None, kind, args)
-        fut._out, fut._wrap, fut._queued = out, wrap, queued
-        return self._submit_future(fut, field, body)
 
     # ---- turning responses into values --------------------------------------
 

@@ -75,18 +75,18 @@ class Future:
                  "_done", "_retryable", "generations", "_queued", "_background", "_out",
                  "_direct", "_wrap", "_settled", "_value")
 
-    def __init__(self, client, req_id, kind, args):
+    def __init__(self, client, req_id, kind, args, out=None, wrap=None, queued=False):
         self._client, self.id, self.kind, self._args = client, req_id, kind, args
         self._frame = self._header = self._exc = None
         self._done = False
         self._retryable = False
-        self._queued = False      # an *_async call's: an I/O thread sends it
+        self._queued = queued     # an *_async call's: an I/O thread sends it
         self._background = False  # read and turned into its value by an I/O thread
         self._settled = False     # _value is result()'s value (made by whoever read it)
         self._value = None
-        self._out = None          # lookup(out=...): uint8 view of the caller's buffer
+        self._out = out           # lookup(out=...): uint8 view of the caller's buffer
         self._direct = None       # frame offset of the rows received into _out
-        self._wrap = None         # turns the rows into what result() returns
+        self._wrap = wrap         # turns the rows into what result() returns
         # {table: generation} of the rows, filled by result().
         self.generations = None
 
@@ -97,6 +97,8 @@ class Future:
     def result(self, timeout=None):
         """The call's value; raises its EngramError. timeout (seconds) bounds
         this wait (default: the client's timeout)."""
+        if self._done and self._settled and self._exc is None:
+            return self._value  # made by the I/O thread that read it: no lock, no wait
         return self._client._collect(self, timeout)
 
 
@@ -362,13 +364,14 @@ class Transport:
 
     # ---- sending -------------------------------------------------------------------
 
-    def _submit_future(self, fut, field, body):
-        """Queues fut with its request body (bytes, or a function making
-        them, called when it is sent) and sends it, or for a queued future
-        (an *_async call's) has an I/O thread send it and read its answer.
-        A failure to send fails it (and whatever else is pending) rather
-        than raising."""
-        threads = fut._background = fut._queued and self._background_reads
+    def _submit(self, kind, field, body, args=None, out=None, wrap=None, queued=False):
+        """The future of a request (kind, args, out, wrap: see Future),
+        queued with its body (bytes, or a function making them, called when
+        it is sent) and sent, or when queued (an *_async call's) left to an
+        I/O thread to send and read the answer of. A failure to send fails
+        it (and whatever else is pending) rather than raising."""
+        fut = Future(self, None, kind, args, out, wrap, queued)
+        threads = fut._background = queued and self._background_reads
         while True:
             with self._lock:
                 if self._conn is not None and (self._pending or
@@ -392,7 +395,7 @@ class Transport:
     def _queue(self, fut, field, body, fresh, threads):
         """(lock held, connected) fut joins the pending and unsent queues;
         threads: the I/O threads are started unless they run."""
-        if threads:
+        if threads and self._io_threads < _IO_THREADS:
             self._start_threads()
         fut.id = self._next_id
         self._next_id += 1

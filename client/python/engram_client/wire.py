@@ -79,12 +79,12 @@ def packed_varints(values):
     return groups.tobytes()
 
 
-_U64_DTYPE = np.dtype(np.uint64)
+U64_DTYPE = np.dtype(np.uint64)  # slots and ids on the wire
 
 
 def _as_u64(values, what):
     """uint64 array of non-negative ids (slot numbers)."""
-    if type(values) is np.ndarray and values.dtype == _U64_DTYPE and values.ndim == 1:
+    if type(values) is np.ndarray and values.dtype == U64_DTYPE and values.ndim == 1:
         return values  # the common case, in one test
     a = np.asarray(values)
     if a.size == 0:
