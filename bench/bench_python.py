@@ -7,12 +7,12 @@ engram_client lookups of 65536 random slots: blocking, and pipelined (two
 in flight). Then, for a prefill batch (1 M rows) and a decode batch (4096
 rows), how much of a fetch hides behind compute: the blocking lookup is
 timed alone, then lookup_async is sent, a compute stand-in of the same
-length runs (sleep: the model's work is on an accelerator and the Python
-thread waits, GIL free; or spin: NumPy busy on a core), and result() is
-collected; hidden = 1 - (what the round took beyond the stand-in's length)
-/ (the blocking fetch), over the socket (the client's reader thread) and through the
-shared buffer, also with the slots written there by the caller (target >=
-90%). When the C bench (bench_daemon, next to engramd in
+length (--stand-in: a multiple of it) runs (sleep: the model's work is on an
+accelerator and the Python thread waits, GIL free; or spin: NumPy busy on a
+core), and result() is collected; hidden = 1 - (what the round took beyond
+the stand-in's length) / (the blocking fetch), over the socket (the
+client's reader thread) and through the shared buffer, also with the slots
+written there by the caller (target >= 90%). When the C bench (bench_daemon, next to engramd in
 $BUILD/bench/, or --c-bench) is there, one round of it runs on the same daemon
 and table after each Python round, and the report gives Python / C (target
 >= 0.9). The best round of each is kept (the least disturbed by the machine).
