@@ -59,8 +59,6 @@ from .rows import DTYPES, Layout, rows_array
 from .transport import Future, Transport
 
 _LITTLE_ENDIAN = sys.byteorder == "little"  # the order shm_slots are read in
-_U64_DTYPE = wire.U64_DTYPE
-_NO_SHM = "shm=True needs a shared buffer: call attach_shm first"
 
 TableInfo = collections.namedtuple(
     "TableInfo", "name slots dim dtype scale_block row_bytes generation hash_kind "
@@ -244,7 +242,7 @@ class Client(Transport):
                      as_torch=False):
         """Sends a lookup now; Future whose result() is lookup()'s value.
         The rows are received as they arrive, while the caller computes."""
-        wrap = None if out is None and not as_torch else self._wrapper(out, as_torch)
+        wrap = self._wrapper(out, as_torch)
         body, args, ob = self._lookup_args(table, slots, decode, shm, shm_offset, out,
                                            self._background_reads)
         return self._submit("lookup", wire.REQ_LOOKUP, body, args, ob, wrap, True)
@@ -290,15 +288,9 @@ class Client(Transport):
         """(body, args, out bytes) of a lookup. lazy: the body is a function
         encoding a copy of the slots later (an I/O thread calls it), so
         issuing costs the caller a copy, and it may reuse its array."""
-        # checked here, so errors raise in the caller (the usual array: one test)
-        if not (type(slots) is np.ndarray and slots.dtype == _U64_DTYPE and slots.ndim == 1):
-            slots = wire.slot_ids(slots)
+        slots = wire.slot_ids(slots)  # checked here, so errors raise in the caller
         n = slots.size
-        offset = None
-        if shm:
-            if self._shm is None:
-                raise EngramError(_NO_SHM)
-            offset = int(shm_offset)
+        offset = self._shm_offset(shm, shm_offset)
         ob = None
         if out is not None:
             if decode:
@@ -393,7 +385,7 @@ class Client(Transport):
         if not shm:
             return None
         if self._shm is None:
-            raise EngramError(_NO_SHM)
+            raise EngramError("shm=True needs a shared buffer: call attach_shm first")
         return int(offset)
 
     @staticmethod

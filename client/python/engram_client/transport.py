@@ -395,7 +395,7 @@ class Transport:
     def _queue(self, fut, field, body, fresh, threads):
         """(lock held, connected) fut joins the pending and unsent queues;
         threads: the I/O threads are started unless they run."""
-        if threads and self._io_threads < _IO_THREADS:
+        if threads:
             self._start_threads()
         fut.id = self._next_id
         self._next_id += 1
