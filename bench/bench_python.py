@@ -12,7 +12,8 @@ accelerator and the Python thread waits, GIL free; or spin: NumPy busy on a
 core), and result() is collected; hidden = 1 - (what the round took beyond
 the stand-in's length) / (the blocking fetch), over the socket (the
 client's reader thread) and through the shared buffer, also with the slots
-written there by the caller (target >= 90%). When the C bench (bench_daemon, next to engramd in
+written there by the caller (target >= 90%), with the CPU the client's I/O
+threads used per round (a mean; it competes with the daemon for the cores). When the C bench (bench_daemon, next to engramd in
 $BUILD/bench/, or --c-bench) is there, one round of it runs on the same daemon
 and table after each Python round, and the report gives Python / C (target
 >= 0.9). The best round of each is kept (the least disturbed by the machine).
@@ -33,6 +34,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -144,6 +146,7 @@ def overlap(client, pool, batch, a, shm, in_place=False):
     for _ in range(rounds):  # warm: the I/O threads, the caches
         round_once(work)
     seen = {"stand_in": [], "issue": [], "waited": [], "hidden": []}
+    io_before = io_cpu()
     for _ in range(rounds):
         stand, issue, waited = round_once(work)
         seen["stand_in"].append(stand)
@@ -151,9 +154,28 @@ def overlap(client, pool, batch, a, shm, in_place=False):
         seen["waited"].append(waited)
         lost = issue + stand + waited - work.seconds
         seen["hidden"].append(max(0.0, min(1.0, 1 - lost / fetch)))
+    io_after = io_cpu()
     out = {k: sorted(v)[rounds // 2] for k, v in seen.items()}
     out["fetch"] = fetch
+    if io_before is not None and io_after is not None:
+        out["io_cpu"] = (io_after - io_before) / rounds
     return out
+
+
+def io_cpu():
+    """Seconds of CPU the client's I/O threads (named engram-io) have used
+    so far (Linux: /proc/self/task/TID/schedstat, kernel time included), or
+    None where that cannot be read. Threads that ended are not counted, so
+    a round's figure is only taken while the threads run throughout."""
+    total = 0
+    try:
+        for t in threading.enumerate():
+            if t.name == "engram-io":
+                with open(f"/proc/self/task/{t.native_id}/schedstat") as f:
+                    total += int(f.read().split()[0])
+    except (OSError, ValueError, AttributeError):
+        return None
+    return total / 1e9
 
 
 def _timed(fn, before):
@@ -292,10 +314,11 @@ def main(argv=None):
             # the target is for a stand-in as long as the fetch
             verdict = "" if a.stand_in != 1 else \
                 f" (target >= 90%: {'met' if o['hidden'] >= 0.9 else 'MISSED'})"
+            io = f"; I/O threads' CPU {1e3 * o['io_cpu']:7.3f} ms" if "io_cpu" in o else ""
             print(f"  {path:19s} blocking fetch {1e3 * o['fetch']:9.3f} ms; stand-in "
                   f"{1e3 * o['stand_in']:9.3f} ms; in lookup_async {1e3 * o['issue']:7.3f} ms,"
-                  f" in result() {1e3 * o['waited']:8.3f} ms; hidden {100 * o['hidden']:5.1f}%"
-                  f"{verdict}")
+                  f" in result() {1e3 * o['waited']:8.3f} ms{io}; hidden "
+                  f"{100 * o['hidden']:5.1f}%{verdict}")
     return 0
 
 

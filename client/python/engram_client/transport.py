@@ -527,7 +527,12 @@ class Transport:
                 self._break(e)
         return None
 
-    def _recv_into(self, conn, mv, deadline):
+    def _recv_into(self, conn, mv, deadline, wait=False):
+        """Bytes received into mv (at least one). wait: poll first, as
+        nothing is expected yet (a recv that finds nothing raises, and an
+        exception costs more than the poll)."""
+        if wait and not conn.rpoll.poll(_poll_ms(self._remaining(deadline))):
+            raise EngramTimeout(f"timed out waiting for {self.addr}")
         while True:
             try:
                 n = conn.sock.recv_into(mv)
@@ -541,13 +546,13 @@ class Transport:
                 raise EngramConnectionError(f"{self.addr} closed the connection")
             return n
 
-    def _fill(self, conn, deadline):
-        """Reads more into the read-ahead buffer."""
+    def _fill(self, conn, deadline, wait=False):
+        """Reads more into the read-ahead buffer (wait: see _recv_into)."""
         if conn.rpos:
             n = conn.rend - conn.rpos
             conn.rbuf[:n] = conn.rbuf[conn.rpos:conn.rend]
             conn.rpos, conn.rend = 0, n
-        conn.rend += self._recv_into(conn, memoryview(conn.rbuf)[conn.rend:], deadline)
+        conn.rend += self._recv_into(conn, memoryview(conn.rbuf)[conn.rend:], deadline, wait)
 
     def _read_into(self, conn, dst, deadline):
         """Fills the uint8 array dst from the stream: read-ahead bytes
@@ -566,6 +571,8 @@ class Transport:
     def _read_frame(self, conn, fut, deadline):
         """One response frame as a fresh writable uint8 array whose first
         row block (if any) starts at a 64-byte aligned address."""
+        if conn.rpos == conn.rend:  # the usual case: wait for the frame
+            self._fill(conn, deadline, wait=True)
         while True:
             try:
                 length, pos = wire.read_varint(conn.rbuf, conn.rpos, conn.rend)
