@@ -131,14 +131,19 @@ def _poll_ms(left):
     return None if left is None else max(1, int(left * 1000))
 
 
-def _io_main(ref, kick):
+def _io_main(ref):
     """One of a client's I/O threads: sends queued requests, and reads
     answers while a background future waits. The thread that wrote a
     request, awake already, goes on to read its answer: waking another for
     it would cost more than the read (and on a VM a woken thread can wait
-    hundreds of microseconds for a core). A put() on kick wakes one idle
-    thread. Holds its client only while working, so a client nobody keeps
-    is freed (and the threads end within _IDLE_S)."""
+    hundreds of microseconds for a core). With nothing to do, the thread
+    joins the client's idle list (in the same hold of the lock as its look
+    for work, so no wake-up is lost) and waits on its own queue; a waker
+    takes the thread that went idle last (its caches are the warmest; with
+    a queue shared by both threads they took turns). Holds its client only
+    while working, so a client nobody keeps is freed (and the threads end
+    within _IDLE_S)."""
+    kick = queue.SimpleQueue()  # put() by whoever wakes this thread
     while True:
         c = ref()
         if c is None:
@@ -152,16 +157,22 @@ def _io_main(ref, kick):
                     return
                 if not c._conn.reading and any(f._background for f in c._pending):
                     role = c._take_role()
+                else:
+                    c._idle.append(kick)
         if send:
             c._flush(None)
         elif role is not None:
             c._read_with_role(role, None, wake=False)
+        idle = c._idle
         del c
         if not send and role is None:
             try:
                 kick.get(timeout=_IDLE_S)
             except queue.Empty:
-                pass
+                try:
+                    idle.remove(kick)
+                except ValueError:  # a waker took it just now: its put() wakes us next time
+                    pass
 
 
 class Transport:
@@ -171,9 +182,10 @@ class Transport:
         self._background_reads = background
         self._lock = threading.RLock()   # state: queue, connection, role
         self._cv = threading.Condition(self._lock)
-        # wakes an idle I/O thread: a put() is one futex call, made outside
-        # the lock (a Condition's notify would wake it into the lock held)
-        self._kick = queue.SimpleQueue()
+        # the queues of idle I/O threads, the last one idle at the end: a
+        # put() on one wakes it in one futex call, made outside the lock (a
+        # Condition's notify would wake it into the lock held)
+        self._idle = []
         self._wlock = threading.Lock()   # the send side, in queue order
         self._conn = None
         self._io_threads = 0  # running _io_main
@@ -305,8 +317,8 @@ class Transport:
             fut._exc, fut._done = exc, True
         self._unsent.clear()
         self._cv.notify_all()
-        for _ in range(self._io_threads):
-            self._kick.put(None)
+        while self._idle:
+            self._idle.pop().put(None)
 
     def _release(self, conn):
         """One thread is done with conn (lock held)."""
@@ -338,7 +350,17 @@ class Transport:
             self._cv.notify_all()
             wake = wake and self._io_threads and any(f._background for f in self._pending)
         if wake:
-            self._kick.put(None)
+            self._wake_one()
+
+    def _wake_one(self):
+        """Wakes the I/O thread idle the shortest time, if one is idle (a
+        busy one looks for work before it waits)."""
+        idle = self._idle
+        if idle:
+            try:
+                idle.pop().put(None)
+            except IndexError:  # another waker took the last one meanwhile
+                pass
 
     def _read_with_role(self, conn, deadline, wake=True):
         """Reads one response with the role held, then lets the role go
@@ -358,7 +380,7 @@ class Transport:
         if not self._background_reads:
             return
         while self._io_threads < _IO_THREADS:
-            threading.Thread(target=_io_main, args=(weakref.ref(self), self._kick),
+            threading.Thread(target=_io_main, args=(weakref.ref(self),),
                              name="engram-io", daemon=True).start()
             self._io_threads += 1
 
@@ -387,7 +409,7 @@ class Transport:
                     self._queue(fut, field, body, True, threads)
                     break
         if threads:
-            self._kick.put(None)
+            self._wake_one()
             return fut
         self._flush(fut)
         return fut
