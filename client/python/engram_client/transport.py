@@ -624,6 +624,14 @@ class Transport:
         want = min(length, 256)
         while conn.rend - conn.rpos < want:
             self._fill(conn, deadline)
+        if length == want and fut._args is not None and fut._args[3] is not None:
+            # the whole answer of a shm request (its rows are in the shared
+            # buffer): no row data to place, so one copy of the bytes
+            frame = np.frombuffer(conn.rbuf[conn.rpos:conn.rpos + length], np.uint8)
+            conn.rpos += length
+            if conn.rpos == conn.rend:
+                conn.rpos = conn.rend = 0
+            return frame
         take = min(conn.rend - conn.rpos, length)
         off, dlen = wire.first_data(conn.rbuf, conn.rpos, conn.rpos + take)
         out = fut._out

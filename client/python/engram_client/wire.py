@@ -140,8 +140,8 @@ def lookup_body(table, slots, shm_offset=None, min_generation=0, shm_slots=0):
     name = table.encode("utf-8")
     if name:
         parts.append(_field_bytes(0x0A, name))
-    packed = packed_varints(_as_u64(slots, "slots"))
-    if packed:
+    if len(slots):  # none when they wait in the shared buffer
+        packed = packed_varints(_as_u64(slots, "slots"))
         parts.append(b"\x12" + varint(len(packed)) + packed)
     if shm_offset is not None:
         parts.append(_shm_fields(0x18, shm_offset))
