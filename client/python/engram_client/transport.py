@@ -592,7 +592,8 @@ class Transport:
 
     def _read_frame(self, conn, fut, deadline):
         """One response frame as a fresh writable uint8 array whose first
-        row block (if any) starts at a 64-byte aligned address."""
+        row block (if any: a shm request's answer has none) starts at a
+        64-byte aligned address."""
         if conn.rpos == conn.rend:  # the usual case: wait for the frame
             self._fill(conn, deadline, wait=True)
         while True:
