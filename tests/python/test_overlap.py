@@ -89,6 +89,20 @@ class TestOverlap(unittest.TestCase):
                 np.testing.assert_array_equal(fut.result(), want[:n])
                 self.assertEqual(fut.generations, {"t": c.table("t").generation})
 
+    def test_an_idle_thread_is_woken_for_each_request(self):
+        # idle I/O threads wait up to a second between looks for work: a
+        # request that wakes none would still be sent, a second late
+        with ec.Client(self.d.unix, timeout=30) as c:
+            c.lookup_async("t", [1]).result()  # the threads run
+            for i in range(6):
+                time.sleep(0.05 * (i % 3 + 1))  # both threads idle again
+                s = self.rng.integers(0, ROWS, 10, dtype=np.uint64)
+                t0 = time.monotonic()
+                fut = c.lookup_async("t", s)
+                self.assertTrue(self.wait_done(fut, 0.6), f"request {i}: no thread woken")
+                self.assertLess(time.monotonic() - t0, 0.6)
+                np.testing.assert_array_equal(fut.result(), self.want(s))
+
     def test_issuing_copies_the_slots(self):
         # the request goes out later, from an I/O thread: it must be
         # made of the slots as they were when issued
