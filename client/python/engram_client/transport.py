@@ -169,6 +169,10 @@ def _io_main(ref):
             try:
                 kick.get(timeout=_IDLE_S)
             except queue.Empty:
+                pass
+            # still listed after a timeout, or after the late put() of a
+            # waker that took this queue as the wait timed out
+            if kick in idle:
                 try:
                     idle.remove(kick)
                 except ValueError:  # a waker took it just now: its put() wakes us next time
