@@ -13,10 +13,11 @@ core), and result() is collected; hidden = 1 - (what the round took beyond
 the stand-in's length) / (the blocking fetch), over the socket (the
 client's reader thread) and through the shared buffer, also with the slots
 written there by the caller (target >= 90%), with the CPU the client's I/O
-threads used per round (a mean; it competes with the daemon for the cores). When the C bench (bench_daemon, next to engramd in
-$BUILD/bench/, or --c-bench) is there, one round of it runs on the same daemon
-and table after each Python round, and the report gives Python / C (target
->= 0.9). The best round of each is kept (the least disturbed by the machine).
+threads used per round (a mean; it competes with the daemon for the cores).
+When the C bench (bench_daemon, next to engramd in $BUILD/bench/, or
+--c-bench) is there, one round of it runs on the same daemon and table after
+each Python round, and the report gives Python / C (target >= 0.9). The
+best round of each is kept (the least disturbed by the machine).
 
     /usr/bin/python3 bench/bench_python.py [--slots N] [--row-bytes B]
         [--batch 65536] [--seconds S] [--rounds 5] [--decode] [--json]
