@@ -198,7 +198,7 @@ static void per_table_cache(struct text *t, struct ed_table **list, size_t n, co
 			ed_pager_stats(s->pager, &ps);
 		v = which == 0 ? rs.hits : which == 1 ? rs.misses : which == 2 ? rs.evictions
 		  : which == 3 ? rs.entries : which == 4 ? rs.bytes
-		  : which == -1 ? ps.resident_pages : ps.evicted_pages;
+		  : which == -1 ? ps.resident_pages : which == -2 ? ps.evicted_pages : ps.file_pages;
 		put(t, "engramd_%s{table=\"", name);
 		label(t, ed_table_name(tb));
 		put(t, "\"} %llu\n", v);
@@ -219,6 +219,9 @@ static void caches(struct text *t, struct ed_table **l, size_t n)
 	                "Page-cache mode: pages of the data file known to be resident.", -1);
 	per_table_cache(t, l, n, "page_evictions_total", "counter",
 	                "Page-cache mode: pages dropped to stay within --page-budget.", -2);
+	per_table_cache(t, l, n, "used_pages", "gauge",
+	                "Page-cache mode: pages of the data file its newest version uses "
+	                "(once all are resident, lookups skip the per-row check).", -3);
 }
 
 static void tables(struct text *t)

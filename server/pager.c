@@ -29,6 +29,7 @@ typedef _Atomic uint64_t word_t;
 
 struct ed_pager {
 	struct ed_pager *next;        /* the refresh list, under list_lock */
+	eg_table *table;
 	int fd;
 	unsigned shift;
 	uint8_t *probe;               /* our own mapping of the file, for mincore only */
@@ -36,7 +37,7 @@ struct ed_pager {
 	uint64_t words;               /* bitmap words: probe_len pages / 64 */
 	word_t *res, *ref;            /* resident; used since the hand passed */
 	atomic_uint_fast64_t resident;
-	atomic_uint_fast64_t file_pages;
+	atomic_uint_fast64_t file_pages; /* that the newest version uses */
 	atomic_uint_fast64_t evicted;
 	_Atomic uint64_t budget;      /* pages; 0 = none */
 	pthread_mutex_t evict_lock;
@@ -50,20 +51,23 @@ static struct ed_pager *pagers;
 static pthread_t refresh_thread;
 static int refresh_running, refresh_stop;
 
+/* Pages of the file that the newest version uses. Not the file's size: the
+ * room a writer preallocated past them is never read, and counting it
+ * would keep the table from ever being complete again after a patch. */
 static uint64_t file_pages_now(const struct ed_pager *p)
 {
-	struct stat st;
+	uint64_t used;
 
-	if (fstat(p->fd, &st))
+	if (eg_table_used_bytes(p->table, &used))
 		return atomic_load_explicit(&p->file_pages, memory_order_relaxed);
-	return ((uint64_t)st.st_size + (1u << p->shift) - 1) >> p->shift;
+	return (used + (1u << p->shift) - 1) >> p->shift;
 }
 
-/* Re-reads residency of pages [start, start + n) (word aligned). */
-static void refresh_range(struct ed_pager *p, uint64_t start, uint64_t n, unsigned char *vec)
+/* Re-reads residency of pages [start, start + n) (word aligned, n at most
+ * SLICE_PAGES) below page fp. */
+static void refresh_range(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t fp,
+                          unsigned char *vec)
 {
-	uint64_t fp = atomic_load_explicit(&p->file_pages, memory_order_relaxed);
-
 	if (start >= fp)
 		return;
 	if (start + n > fp)
@@ -83,7 +87,7 @@ static void refresh_range(struct ed_pager *p, uint64_t start, uint64_t n, unsign
 	}
 }
 
-int ed_pager_new(const eg_table *t, uint64_t budget_bytes, struct ed_pager **out)
+int ed_pager_new(eg_table *t, uint64_t budget_bytes, struct ed_pager **out)
 {
 	struct ed_pager *p = calloc(1, sizeof(*p));
 	long psz = sysconf(_SC_PAGESIZE);
@@ -94,6 +98,7 @@ int ed_pager_new(const eg_table *t, uint64_t budget_bytes, struct ed_pager **out
 	if (!p)
 		return -ENOMEM;
 	p->fd = -1;
+	p->table = t;
 	p->shift = (unsigned)__builtin_ctzl((unsigned long)(psz > 0 ? psz : 4096));
 	pthread_mutex_init(&p->evict_lock, NULL);
 	if ((p->fd = eg_table_open_data(t, 0)) < 0) {
@@ -126,7 +131,7 @@ int ed_pager_new(const eg_table *t, uint64_t budget_bytes, struct ed_pager **out
 	p->budget = budget_bytes >> p->shift;
 	atomic_store(&p->file_pages, file_pages_now(p));
 	for (uint64_t pg = 0; pg < p->file_pages; pg += SLICE_PAGES)
-		refresh_range(p, pg, SLICE_PAGES, vec);
+		refresh_range(p, pg, SLICE_PAGES, p->file_pages, vec);
 	free(vec);
 	pthread_mutex_lock(&list_lock);
 	p->next = pagers;
@@ -269,20 +274,32 @@ void ed_pager_stats(const struct ed_pager *p, struct ed_pager_stats *out)
 
 /* ---- the refresh thread -------------------------------------------------- */
 
+/* A writer committed pages past [0, old): learn their residency (a commit
+ * leaves them in the page cache) before counting them, so a table that was
+ * complete stays so while it is patched. */
+static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *vec)
+{
+	for (uint64_t pg = old & ~(uint64_t)63; pg < fp; pg += SLICE_PAGES)
+		refresh_range(p, pg, SLICE_PAGES, fp, vec);
+}
+
 static void refresh_step(unsigned char *vec)
 {
 	for (struct ed_pager *p = pagers; p; p = p->next) {
+		uint64_t old = atomic_load_explicit(&p->file_pages, memory_order_relaxed);
 		uint64_t fp = file_pages_now(p);
 
 		if (fp > p->words * 64)
 			fp = p->words * 64; /* grown past our map: the rest stays "missing" */
+		if (fp > old)
+			grow(p, old, fp, vec);
 		atomic_store_explicit(&p->file_pages, fp, memory_order_relaxed);
 		uint64_t n = fp / 100 < SLICE_MIN ? SLICE_MIN : fp / 100 > SLICE_MAX ? SLICE_MAX : fp / 100;
 
 		n &= ~(uint64_t)63; /* refresh_range works on whole words */
 		if (p->cursor >= fp)
 			p->cursor = 0;
-		refresh_range(p, p->cursor, n, vec);
+		refresh_range(p, p->cursor, n, fp, vec);
 		p->cursor += n;
 	}
 }

@@ -29,8 +29,8 @@ struct ed_pager;
 /* Opens t's data file anew (random access: no read-ahead), learns which
  * pages are resident now, and joins the background refresh. budget_bytes 0
  * means no budget. Returns 0 or a negative errno; *out is freed with
- * ed_pager_free(), before t is closed. */
-int ed_pager_new(const eg_table *t, uint64_t budget_bytes, struct ed_pager **out);
+ * ed_pager_free(), before t is closed (p asks t which pages are in use). */
+int ed_pager_new(eg_table *t, uint64_t budget_bytes, struct ed_pager **out);
 void ed_pager_free(struct ed_pager *p);
 
 /* Sets the budget (bytes of the table's pages kept resident; 0 = none). */
@@ -41,7 +41,8 @@ int ed_pager_fd(const struct ed_pager *p);
 /* log2 of the page size the bits stand for (the system's page size). */
 unsigned ed_pager_shift(const struct ed_pager *p);
 
-/* Whether every page of the file is known resident. */
+/* Whether every page the newest version of the table uses is known
+ * resident (room a writer set aside past them does not count). */
 int ed_pager_complete(const struct ed_pager *p);
 
 /* Whether page is known resident; counts it as used for the budget's clock. */
@@ -58,7 +59,7 @@ void ed_pager_stop(void);
 
 struct ed_pager_stats {
 	uint64_t resident_pages;  /* known resident now */
-	uint64_t file_pages;
+	uint64_t file_pages;      /* that the newest version uses */
 	uint64_t evicted_pages;   /* dropped for the budget since start */
 };
 void ed_pager_stats(const struct ed_pager *p, struct ed_pager_stats *out);

@@ -184,6 +184,13 @@ int eg_snapshot_verify(const eg_snapshot *s,
 /* Bytes the table's files take on disk (data.mdb blocks allocated). */
 int eg_table_disk_bytes(const eg_table *t, uint64_t *out);
 
+/* Bytes at the start of data.mdb that the newest committed version uses
+ * (LMDB's pages up to its last one; no older version uses more). A writer
+ * sets room aside past them (eg_table_update preallocates), which holds no
+ * row of any version. May run on any thread, also while snapshots begin.
+ * Returns 0 or EG_EFORMAT (LMDB cannot say). */
+int eg_table_used_bytes(eg_table *t, uint64_t *out);
+
 /* ---- checking a table before trusting it --------------------------------
  *
  * LMDB trusts its file: a damaged B-tree page can make it abort or fault,

@@ -191,6 +191,20 @@ int eg_table_disk_bytes(const eg_table *t, uint64_t *out)
 	return rc;
 }
 
+int eg_table_used_bytes(eg_table *t, uint64_t *out)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	int rc;
+
+	pthread_mutex_lock(&t->lock); /* not while a snapshot remaps */
+	rc = mdb_env_info(t->env, &info) || mdb_env_stat(t->env, &st) ? EG_EFORMAT : 0;
+	pthread_mutex_unlock(&t->lock);
+	if (rc == 0)
+		*out = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	return rc;
+}
+
 /* Called with t->lock held when a writer grew the file past our map and no
  * other snapshot holds pointers into it: remap with fresh headroom. */
 int eg__table_adopt_map(eg_table *t)
