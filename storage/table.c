@@ -31,17 +31,28 @@ static int not_table(int rc)
 	return rc;
 }
 
-int eg__check_file_size(MDB_env *env, uint64_t *size)
+/* Bytes of data.mdb that env's newest version uses: its pages up to the
+ * last one. Returns 0 or EG_EFORMAT. */
+static int used_bytes(MDB_env *env, uint64_t *out)
 {
 	MDB_envinfo info;
 	MDB_stat st;
+
+	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st))
+		return EG_EFORMAT;
+	*out = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	return 0;
+}
+
+int eg__check_file_size(MDB_env *env, uint64_t *size)
+{
 	struct stat fst;
+	uint64_t used;
 	int fd;
 
-	if (mdb_env_info(env, &info) || mdb_env_stat(env, &st) ||
-	    mdb_env_get_fd(env, &fd) || fstat(fd, &fst))
+	if (used_bytes(env, &used) || mdb_env_get_fd(env, &fd) || fstat(fd, &fst))
 		return EG_EFORMAT;
-	if ((uint64_t)fst.st_size < ((uint64_t)info.me_last_pgno + 1) * st.ms_psize)
+	if ((uint64_t)fst.st_size < used)
 		return EG_EFORMAT;
 	if (size)
 		*size = (uint64_t)fst.st_size;
@@ -193,15 +204,11 @@ int eg_table_disk_bytes(const eg_table *t, uint64_t *out)
 
 int eg_table_used_bytes(eg_table *t, uint64_t *out)
 {
-	MDB_envinfo info;
-	MDB_stat st;
 	int rc;
 
 	pthread_mutex_lock(&t->lock); /* not while a snapshot remaps */
-	rc = mdb_env_info(t->env, &info) || mdb_env_stat(t->env, &st) ? EG_EFORMAT : 0;
+	rc = used_bytes(t->env, out);
 	pthread_mutex_unlock(&t->lock);
-	if (rc == 0)
-		*out = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	return rc;
 }
 
