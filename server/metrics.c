@@ -198,7 +198,7 @@ static void per_table_cache(struct text *t, struct ed_table **list, size_t n, co
 			ed_pager_stats(s->pager, &ps);
 		v = which == 0 ? rs.hits : which == 1 ? rs.misses : which == 2 ? rs.evictions
 		  : which == 3 ? rs.entries : which == 4 ? rs.bytes
-		  : which == -1 ? ps.resident_pages : which == -2 ? ps.evicted_pages : ps.file_pages;
+		  : which == -1 ? ps.resident_pages : which == -2 ? ps.evicted_pages : ps.used_pages;
 		put(t, "engramd_%s{table=\"", name);
 		label(t, ed_table_name(tb));
 		put(t, "\"} %llu\n", v);

@@ -37,7 +37,7 @@ struct ed_pager {
 	uint64_t words;               /* bitmap words: probe_len pages / 64 */
 	word_t *res, *ref;            /* resident; used since the hand passed */
 	atomic_uint_fast64_t resident;
-	atomic_uint_fast64_t file_pages; /* that the newest version uses */
+	atomic_uint_fast64_t used_pages; /* of the file, by its newest version */
 	atomic_uint_fast64_t evicted;
 	_Atomic uint64_t budget;      /* pages; 0 = none */
 	pthread_mutex_t evict_lock;
@@ -54,12 +54,12 @@ static int refresh_running, refresh_stop;
 /* Pages of the file that the newest version uses. Not the file's size: the
  * room a writer preallocated past them is never read, and counting it
  * would keep the table from ever being complete again after a patch. */
-static uint64_t file_pages_now(const struct ed_pager *p)
+static uint64_t used_pages_now(const struct ed_pager *p)
 {
 	uint64_t used;
 
 	if (eg_table_used_bytes(p->table, &used))
-		return atomic_load_explicit(&p->file_pages, memory_order_relaxed);
+		return atomic_load_explicit(&p->used_pages, memory_order_relaxed);
 	return (used + (1u << p->shift) - 1) >> p->shift;
 }
 
@@ -129,9 +129,9 @@ int ed_pager_new(eg_table *t, uint64_t budget_bytes, struct ed_pager **out)
 		goto fail;
 	}
 	p->budget = budget_bytes >> p->shift;
-	atomic_store(&p->file_pages, file_pages_now(p));
-	for (uint64_t pg = 0; pg < p->file_pages; pg += SLICE_PAGES)
-		refresh_range(p, pg, SLICE_PAGES, p->file_pages, vec);
+	atomic_store(&p->used_pages, used_pages_now(p));
+	for (uint64_t pg = 0; pg < p->used_pages; pg += SLICE_PAGES)
+		refresh_range(p, pg, SLICE_PAGES, p->used_pages, vec);
 	free(vec);
 	pthread_mutex_lock(&list_lock);
 	p->next = pagers;
@@ -187,7 +187,7 @@ unsigned ed_pager_shift(const struct ed_pager *p)
 int ed_pager_complete(const struct ed_pager *p)
 {
 	return atomic_load_explicit(&p->resident, memory_order_relaxed) >=
-	       atomic_load_explicit(&p->file_pages, memory_order_relaxed);
+	       atomic_load_explicit(&p->used_pages, memory_order_relaxed);
 }
 
 int ed_pager_test(struct ed_pager *p, uint64_t page)
@@ -217,7 +217,7 @@ static void drop(struct ed_pager *p, uint64_t page, uint64_t n, const uint8_t *m
 static void evict(struct ed_pager *p, const uint8_t *map)
 {
 	uint64_t target = p->budget - p->budget / 64;
-	uint64_t words = (atomic_load_explicit(&p->file_pages, memory_order_relaxed) + 63) / 64;
+	uint64_t words = (atomic_load_explicit(&p->used_pages, memory_order_relaxed) + 63) / 64;
 
 	if (pthread_mutex_trylock(&p->evict_lock))
 		return; /* another thread is at it */
@@ -268,7 +268,7 @@ void ed_pager_mark(struct ed_pager *p, uint64_t first, uint64_t n, const uint8_t
 void ed_pager_stats(const struct ed_pager *p, struct ed_pager_stats *out)
 {
 	out->resident_pages = atomic_load_explicit(&p->resident, memory_order_relaxed);
-	out->file_pages = atomic_load_explicit(&p->file_pages, memory_order_relaxed);
+	out->used_pages = atomic_load_explicit(&p->used_pages, memory_order_relaxed);
 	out->evicted_pages = atomic_load_explicit(&p->evicted, memory_order_relaxed);
 }
 
@@ -286,14 +286,14 @@ static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *v
 static void refresh_step(unsigned char *vec)
 {
 	for (struct ed_pager *p = pagers; p; p = p->next) {
-		uint64_t old = atomic_load_explicit(&p->file_pages, memory_order_relaxed);
-		uint64_t fp = file_pages_now(p);
+		uint64_t old = atomic_load_explicit(&p->used_pages, memory_order_relaxed);
+		uint64_t fp = used_pages_now(p);
 
 		if (fp > p->words * 64)
 			fp = p->words * 64; /* grown past our map: the rest stays "missing" */
 		if (fp > old)
 			grow(p, old, fp, vec);
-		atomic_store_explicit(&p->file_pages, fp, memory_order_relaxed);
+		atomic_store_explicit(&p->used_pages, fp, memory_order_relaxed);
 		uint64_t n = fp / 100 < SLICE_MIN ? SLICE_MIN : fp / 100 > SLICE_MAX ? SLICE_MAX : fp / 100;
 
 		n &= ~(uint64_t)63; /* refresh_range works on whole words */

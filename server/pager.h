@@ -59,7 +59,7 @@ void ed_pager_stop(void);
 
 struct ed_pager_stats {
 	uint64_t resident_pages;  /* known resident now */
-	uint64_t file_pages;      /* that the newest version uses */
+	uint64_t used_pages;      /* of the file, by its newest version */
 	uint64_t evicted_pages;   /* dropped for the budget since start */
 };
 void ed_pager_stats(const struct ed_pager *p, struct ed_pager_stats *out);
