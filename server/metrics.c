@@ -1,6 +1,7 @@
 /* metrics.c - Prometheus text exposition of ed_stats and the tables. */
 #include <malloc.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,93 +150,111 @@ static void io(struct text *t)
 	put(t, "engramd_gather_queue{lane=\"bulk\"} %lu\n", q[ED_LANE_BULK]);
 }
 
-/* One gauge per loaded table. */
-static void per_table(struct text *t, struct ed_table **list, size_t n, const char *name,
-                      const char *help, int which)
+/* What the per-table series show of one loaded table, read once per scrape
+ * so that the series of a table agree with each other. */
+enum table_kind { ANY_TABLE, ROW_CACHE, PAGE_CACHE };
+
+struct table_values {
+	const char *name;            /* the table's; the registry list holds it */
+	enum table_kind kind;        /* ANY_TABLE: neither cache nor pager */
+	uint64_t generation, slots, row_bytes;
+	struct ed_rowcache_stats cache;  /* kind ROW_CACHE */
+	struct ed_pager_stats pager;     /* kind PAGE_CACHE */
+};
+
+#define VALUE(field) offsetof(struct table_values, field)
+
+/* One series per table of the kind it names: its value is the uint64_t at
+ * offset `at` of that table's struct table_values. */
+static const struct table_series {
+	const char *name, *type, *help;
+	enum table_kind kind;
+	size_t at;
+} table_series[] = {
+	{ "table_generation", "gauge", "Generation of the snapshot served.", ANY_TABLE,
+	  VALUE(generation) },
+	{ "table_slots", "gauge", "Slots (rows) of the snapshot served.", ANY_TABLE, VALUE(slots) },
+	{ "table_row_bytes", "gauge", "Bytes per row.", ANY_TABLE, VALUE(row_bytes) },
+	{ "cache_hits_total", "counter", "Row cache hits.", ROW_CACHE, VALUE(cache.hits) },
+	{ "cache_misses_total", "counter", "Row cache misses.", ROW_CACHE, VALUE(cache.misses) },
+	{ "cache_evictions_total", "counter", "Rows the row cache dropped to make room.", ROW_CACHE,
+	  VALUE(cache.evictions) },
+	{ "cache_rows", "gauge", "Rows held by the row cache.", ROW_CACHE, VALUE(cache.entries) },
+	{ "cache_memory_bytes", "gauge",
+	  "DRAM the row cache allocated (its budget, bookkeeping included).", ROW_CACHE,
+	  VALUE(cache.bytes) },
+	{ "resident_pages", "gauge", "Page-cache mode: pages of the data file known to be resident.",
+	  PAGE_CACHE, VALUE(pager.resident_pages) },
+	{ "page_evictions_total", "counter",
+	  "Page-cache mode: pages dropped to stay within --page-budget.", PAGE_CACHE,
+	  VALUE(pager.evicted_pages) },
+	{ "used_pages", "gauge",
+	  "Page-cache mode: pages of the data file its newest version uses "
+	  "(once all are resident, lookups skip the per-row check).", PAGE_CACHE,
+	  VALUE(pager.used_pages) },
+};
+
+/* Fills *v from the snapshot tb serves; 0 when it serves none (removed
+ * meanwhile). */
+static int read_table(struct ed_table *tb, struct table_values *v)
 {
-	header(t, name, "gauge", help);
-	for (size_t i = 0; i < n; i++) {
-		struct ed_table *tb = list[i];
-		struct ed_snap *s = ed_table_pin(tb);
-		unsigned long long v;
+	struct ed_snap *s = ed_table_pin(tb);
 
-		if (!s)
-			continue; /* removed meanwhile */
-		v = which == 0 ? s->meta->generation : which == 1 ? s->meta->slots : s->meta->row_bytes;
-
-		put(t, "engramd_%s{table=\"", name);
-		label(t, ed_table_name(tb));
-		put(t, "\"} %llu\n", v);
-		ed_snap_unpin(s);
+	if (!s)
+		return 0;
+	memset(v, 0, sizeof *v);
+	v->name = ed_table_name(tb);
+	v->generation = s->meta->generation;
+	v->slots = s->meta->slots;
+	v->row_bytes = s->meta->row_bytes;
+	if (s->cache) {
+		v->kind = ROW_CACHE;
+		ed_rowcache_stats(s->cache, &v->cache);
+	} else if (s->pager) {
+		v->kind = PAGE_CACHE;
+		ed_pager_stats(s->pager, &v->pager);
 	}
+	ed_snap_unpin(s);
+	return 1;
 }
 
-/* One value per loaded table with a row cache (which < 0: by pager). */
-static void per_table_cache(struct text *t, struct ed_table **list, size_t n, const char *name,
-                            const char *type, const char *help, int which)
+static void per_table(struct text *t, const struct table_values *v, size_t n)
 {
-	header(t, name, type, help);
-	for (size_t i = 0; i < n; i++) {
-		struct ed_table *tb = list[i];
-		struct ed_snap *s = ed_table_pin(tb);
-		struct ed_rowcache_stats rs;
-		struct ed_pager_stats ps;
-		unsigned long long v;
+	for (size_t i = 0; i < sizeof table_series / sizeof table_series[0]; i++) {
+		const struct table_series *ts = &table_series[i];
 
-		if (!s)
-			continue;
-		if (which >= 0 && !s->cache) {
-			ed_snap_unpin(s);
-			continue;
+		header(t, ts->name, ts->type, ts->help);
+		for (size_t j = 0; j < n; j++) {
+			uint64_t value;
+
+			if (ts->kind != ANY_TABLE && ts->kind != v[j].kind)
+				continue;
+			memcpy(&value, (const char *)&v[j] + ts->at, sizeof value);
+			put(t, "engramd_%s{table=\"", ts->name);
+			label(t, v[j].name);
+			put(t, "\"} %llu\n", (unsigned long long)value);
 		}
-		if (which < 0 && (s->cache || !s->pager)) {
-			ed_snap_unpin(s);
-			continue;
-		}
-		if (which >= 0)
-			ed_rowcache_stats(s->cache, &rs);
-		else
-			ed_pager_stats(s->pager, &ps);
-		v = which == 0 ? rs.hits : which == 1 ? rs.misses : which == 2 ? rs.evictions
-		  : which == 3 ? rs.entries : which == 4 ? rs.bytes
-		  : which == -1 ? ps.resident_pages : which == -2 ? ps.evicted_pages : ps.used_pages;
-		put(t, "engramd_%s{table=\"", name);
-		label(t, ed_table_name(tb));
-		put(t, "\"} %llu\n", v);
-		ed_snap_unpin(s);
 	}
-}
-
-static void caches(struct text *t, struct ed_table **l, size_t n)
-{
-	per_table_cache(t, l, n, "cache_hits_total", "counter", "Row cache hits.", 0);
-	per_table_cache(t, l, n, "cache_misses_total", "counter", "Row cache misses.", 1);
-	per_table_cache(t, l, n, "cache_evictions_total", "counter",
-	                "Rows the row cache dropped to make room.", 2);
-	per_table_cache(t, l, n, "cache_rows", "gauge", "Rows held by the row cache.", 3);
-	per_table_cache(t, l, n, "cache_memory_bytes", "gauge",
-	                "DRAM the row cache allocated (its budget, bookkeeping included).", 4);
-	per_table_cache(t, l, n, "resident_pages", "gauge",
-	                "Page-cache mode: pages of the data file known to be resident.", -1);
-	per_table_cache(t, l, n, "page_evictions_total", "counter",
-	                "Page-cache mode: pages dropped to stay within --page-budget.", -2);
-	per_table_cache(t, l, n, "used_pages", "gauge",
-	                "Page-cache mode: pages of the data file its newest version uses "
-	                "(once all are resident, lookups skip the per-row check).", -3);
 }
 
 static void tables(struct text *t)
 {
 	struct ed_table **l;
-	size_t n = ed_registry_list(&l);
+	size_t n = ed_registry_list(&l), loaded = 0;
+	struct table_values *v = calloc(n ? n : 1, sizeof *v);
 
+	if (!v) {
+		t->oom = 1;
+		ed_registry_list_put(l, n);
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		loaded += (size_t)read_table(l[i], &v[loaded]);
 	scalar(t, "tables_configured", "gauge", "Tables engramd is configured to serve.",
 	       ed_registry_configured());
 	scalar(t, "tables_loaded", "gauge", "Tables with a snapshot being served.", n);
-	per_table(t, l, n, "table_generation", "Generation of the snapshot served.", 0);
-	per_table(t, l, n, "table_slots", "Slots (rows) of the snapshot served.", 1);
-	per_table(t, l, n, "table_row_bytes", "Bytes per row.", 2);
-	caches(t, l, n);
+	per_table(t, v, loaded);
+	free(v);
 	ed_registry_list_put(l, n);
 }
 
