@@ -36,7 +36,8 @@ typedef enum eg_npy_type {
 } eg_npy_type;
 
 /* An open .npy file. data points into a read-only private mapping of the
- * whole file, owned by the struct, valid until eg_npy_close(). */
+ * whole file, owned by the struct, valid until eg_npy_close() (or, from
+ * eg_npy_parse, into the caller's buffer: map is then NULL). */
 typedef struct eg_npy {
 	eg_npy_type type;
 	size_t itemsize;
@@ -52,6 +53,12 @@ typedef struct eg_npy {
  * writes a one-line reason without the path into err (errlen bytes,
  * truncated) and leaves *out closed (eg_npy_close on it is a no-op). */
 int eg_npy_open(const char *path, eg_npy *out, char *err, size_t errlen);
+
+/* The same checks on a .npy image already in memory, buf[0..len): data
+ * points into buf, which the caller keeps alive and unchanged while *out is
+ * used (*out owns no mapping). Returns 0 or EG_EFORMAT with the reason in
+ * err, and leaves *out zeroed on failure. */
+int eg_npy_parse(const void *buf, size_t len, eg_npy *out, char *err, size_t errlen);
 
 /* Unmaps npy and zeroes it; a closed or zeroed struct is a no-op. */
 void eg_npy_close(eg_npy *npy);

@@ -257,53 +257,71 @@ static int map_file(const char *path, eg_npy *out, char *err, size_t errlen)
 	return 0;
 }
 
-int eg_npy_open(const char *path, eg_npy *out, char *err, size_t errlen)
+/* Fills *out but for map and map_len from the .npy image m[0..len); 0 or
+ * EG_EFORMAT with the reason in err. */
+static int parse(const unsigned char *m, size_t len, eg_npy *out, char *err, size_t errlen)
 {
-	const unsigned char *m;
 	size_t hlen, off;
 	uint64_t need;
-	int rc;
 
-	memset(out, 0, sizeof *out);
-	if ((rc = map_file(path, out, err, errlen)))
-		return rc;
-	m = out->map;
-	if (memcmp(m, "\x93NUMPY", 6) != 0) {
+	if (len < 10 || memcmp(m, "\x93NUMPY", 6) != 0) {
 		errf(err, errlen, "not a .npy file (no \\x93NUMPY magic)");
-		goto fail;
+		return EG_EFORMAT;
 	}
 	if (m[6] == 1) {
 		hlen = (size_t)m[8] | (size_t)m[9] << 8;
 		off = 10;
 	} else if (m[6] == 2 || m[6] == 3) {
-		if (out->map_len < 12)
+		if (len < 12)
 			goto short_file;
 		hlen = (size_t)m[8] | (size_t)m[9] << 8 | (size_t)m[10] << 16 |
 		       (size_t)m[11] << 24;
 		off = 12;
 	} else {
 		errf(err, errlen, "unsupported .npy format version %u.%u", m[6], m[7]);
-		goto fail;
+		return EG_EFORMAT;
 	}
-	if (hlen > out->map_len - off)
+	if (hlen > len - off)
 		goto short_file;
 	if (parse_header((const char *)m + off, hlen, out, err, errlen) < 0)
-		goto fail;
+		return EG_EFORMAT;
 	off += hlen;
 	if (out->cols && out->rows > UINT64_MAX / out->cols / out->itemsize) {
 		errf(err, errlen, "shape too large");
-		goto fail;
+		return EG_EFORMAT;
 	}
 	need = out->rows * out->cols * out->itemsize;
-	if (need > out->map_len - off)
+	if (need > len - off)
 		goto short_file;
 	out->data = m + off;
 	return 0;
 short_file:
 	errf(err, errlen, "truncated .npy file (shorter than its header says)");
-fail:
-	eg_npy_close(out);
 	return EG_EFORMAT;
+}
+
+int eg_npy_parse(const void *buf, size_t len, eg_npy *out, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	rc = parse(buf, len, out, err, errlen);
+	if (rc)
+		memset(out, 0, sizeof *out);
+	return rc;
+}
+
+int eg_npy_open(const char *path, eg_npy *out, char *err, size_t errlen)
+{
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if ((rc = map_file(path, out, err, errlen)))
+		return rc;
+	rc = parse(out->map, out->map_len, out, err, errlen);
+	if (rc)
+		eg_npy_close(out);
+	return rc;
 }
 
 void eg_npy_close(eg_npy *npy)

@@ -208,6 +208,39 @@ START_TEST(test_write_roundtrip)
 }
 END_TEST
 
+/* eg_npy_parse: the same image in memory reads the same, its rows point
+ * into the caller's buffer, and any prefix of it shorter than the whole is
+ * refused (10 bytes or more: as truncated), leaving the struct zeroed. */
+START_TEST(test_parse_in_memory)
+{
+	uint16_t v[6] = { 1, 2, 3, 4, 5, 0xffff };
+	char *img = NULL, err[128];
+	size_t len = 0;
+	FILE *f = open_memstream(&img, &len);
+	eg_npy a;
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(eg_npy_write_header(f, "<u2", 2, 2, 3), 0);
+	fwrite(v, 1, sizeof v, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(eg_npy_parse(img, len, &a, err, sizeof err), 0);
+	ck_assert_int_eq(a.type, EG_NPY_U2);
+	ck_assert_uint_eq(a.rows, 2);
+	ck_assert_uint_eq(a.cols, 3);
+	ck_assert_ptr_eq(a.data, img + len - sizeof v);
+	ck_assert_ptr_null(a.map);
+	eg_npy_close(&a); /* owns nothing: a no-op */
+	for (size_t cut = 0; cut < len; cut++) {
+		err[0] = '\0';
+		ck_assert_int_eq(eg_npy_parse(img, cut, &a, err, sizeof err), EG_EFORMAT);
+		ck_assert_msg(strstr(err, cut < 10 ? "not a .npy" : "truncated") != NULL,
+		              "%zu bytes: '%s'", cut, err);
+		ck_assert_ptr_null(a.data);
+	}
+	free(img);
+}
+END_TEST
+
 /* A failed write reports its errno. */
 START_TEST(test_write_error)
 {
@@ -230,6 +263,7 @@ int main(void)
 	tcase_add_test(tc, test_refusals);
 	tcase_add_test(tc, test_truncated_header);
 	tcase_add_test(tc, test_write_roundtrip);
+	tcase_add_test(tc, test_parse_in_memory);
 	tcase_add_test(tc, test_write_error);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
