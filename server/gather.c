@@ -89,6 +89,16 @@ static void free_scratch(struct piece *p)
 	p->first = NULL;
 }
 
+/* Whether the row at file offset off lies on pages known to be resident
+ * (ed_pager_test also marks them used, for the budget's clock). */
+static int row_resident(const struct ed_snap *s, uint64_t off)
+{
+	unsigned sh = ed_pager_shift(s->pager);
+	uint64_t a = off >> sh, z = (off + s->dir.row_bytes - 1) >> sh;
+
+	return ed_pager_test(s->pager, a) && (a == z || ed_pager_test(s->pager, z));
+}
+
 /* Whether the piece's rows may be copied through the map without looking:
  * no I/O path, a table known to be wholly resident, or rows too big. */
 static int plain(const struct piece *p)
@@ -108,7 +118,6 @@ static int classify(struct piece *p)
 {
 	const struct ed_snap *s = p->snap;
 	const eg_rowdir *d = &s->dir;
-	const uint32_t rb = d->row_bytes;
 
 	p->hit = malloc(p->n);
 	p->miss = malloc(p->n * sizeof(*p->miss));
@@ -122,14 +131,8 @@ static int classify(struct piece *p)
 			p->epochs[i] = s->epochs[p->slots[i] >> d->shift];
 		ed_rowcache_get(s->cache, p->slots, p->epochs, p->n, p->dst, p->hit);
 	} else {
-		unsigned sh = ed_pager_shift(s->pager);
-
-		for (size_t i = 0; i < p->n; i++) {
-			uint64_t off = eg_rowdir_offset(d, p->slots[i]);
-			uint64_t a = off >> sh, z = (off + rb - 1) >> sh;
-
-			p->hit[i] = ed_pager_test(s->pager, a) && (a == z || ed_pager_test(s->pager, z));
-		}
+		for (size_t i = 0; i < p->n; i++)
+			p->hit[i] = (uint8_t)row_resident(s, eg_rowdir_offset(d, p->slots[i]));
 	}
 	p->n_miss = 0;
 	for (size_t i = 0; i < p->n; i++) {
@@ -311,18 +314,43 @@ static size_t piece_rows(uint32_t rb)
 	return rows == 0 ? 1 : rows > PIECE_ROWS ? PIECE_ROWS : rows;
 }
 
+/* Whether the rows of f lie on pages known to be resident: the table is,
+ * or (a table partly in memory, the rows a small decode step asks for)
+ * each of them is; adds the rows looked at one by one to *warm. The loop
+ * stops at the first row that is not. */
+static int fill_resident(const struct ed_fill *f, uint64_t *warm)
+{
+	const struct ed_snap *s = f->s;
+
+	if (!s->pager || ed_pager_complete(s->pager))
+		return 1;
+	if (!s->dir.map || s->dir.row_bytes > MAX_COLD_ROW)
+		return 0; /* the pieces copy these through the map */
+	for (size_t i = 0; i < f->n; i++)
+		if (!row_resident(s, eg_rowdir_offset(&s->dir, f->slots[i])))
+			return 0;
+	*warm += f->n;
+	return 1;
+}
+
 /* Whether a small response may be copied on the loop right away: every
  * row is known to be in memory. */
 static int loop_may_copy(const struct ed_fill *f, size_t n, size_t total, int shm)
 {
+	uint64_t warm = 0;
+
 	if (total > (shm ? 2 * (size_t)ED_GATHER_ASYNC_BYTES : ED_GATHER_ASYNC_BYTES))
 		return 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct ed_snap *s = f[i].s;
-
-		if (ed_io_running() && (s->cache || (s->pager && !ed_pager_complete(s->pager))))
+	if (!ed_io_running())
+		return 1;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].s->cache)
 			return 0;
-	}
+	for (size_t i = 0; i < n; i++)
+		if (!fill_resident(&f[i], &warm))
+			return 0;
+	if (warm)
+		ed_stat_add(warm_rows, warm); /* as the pieces count them */
 	return 1;
 }
 

@@ -2,8 +2,9 @@
  * read by the I/O thread in page-cache mode and into the row cache, exact
  * against the fill formula (egt_row_bytes) for rows that straddle pages and
  * the short last chunk; the row cache never serves a row of another
- * version, across patches, published versions and concurrent reloads; a
- * table wholly in memory skips the per-row check, also once patched. */
+ * version, across patches, published versions and concurrent reloads; rows
+ * once read count warm in a table partly in memory; a table wholly in
+ * memory skips the per-row check, also once patched. */
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -204,6 +205,39 @@ static void cold_exact(const char *cache)
 START_TEST(page_cache_mode_cold_rows_exact)
 {
 	cold_exact(NULL);
+}
+END_TEST
+
+/* A table partly in memory: a small lookup (served on the loop when all
+ * its rows are known resident) counts its rows warm only once they have
+ * been read, and a row of a page still out is read cold. */
+START_TEST(read_rows_turn_warm_in_a_partly_cold_table)
+{
+	enum { SMALL = 64 };
+	uint64_t slots[2 * SMALL];
+	int port = egt_free_port();
+	double warm, cold;
+	egt_daemon d;
+	eg_client *c;
+
+	serve(&d, &c, port, NULL, 1);
+	pick_slots(slots, 2 * SMALL, 21);
+	check_lookup(c, slots, SMALL, SEED, 1, 0, 0);
+	cold = metric(port, "engramd_rows_cold_total");
+	warm = metric(port, "engramd_rows_warm_total");
+	ck_assert_double_gt(cold, 0);
+	ck_assert_double_eq(warm + cold, SMALL);
+	/* the same rows again: their pages were read, so all warm */
+	check_lookup(c, slots, SMALL, SEED, 1, 0, 0);
+	ck_assert_double_eq(metric(port, "engramd_rows_cold_total"), cold);
+	ck_assert_double_eq(metric(port, "engramd_rows_warm_total"), warm + SMALL);
+	/* with as many rows not read yet: those come from the disk */
+	check_lookup(c, slots, 2 * SMALL, SEED, 1, 0, 0);
+	ck_assert_double_gt(metric(port, "engramd_rows_cold_total"), cold);
+	ck_assert_double_eq(metric(port, "engramd_rows_warm_total") +
+	                            metric(port, "engramd_rows_cold_total"), 4 * SMALL);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
 
@@ -455,6 +489,7 @@ int main(void)
 
 	tcase_add_test(tc, page_cache_mode_cold_rows_exact);
 	tcase_add_test(tc, row_cache_mode_cold_rows_exact);
+	tcase_add_test(tc, read_rows_turn_warm_in_a_partly_cold_table);
 	tcase_add_test(tc, page_budget_holds);
 	tcase_add_test(tc, warm_table_stays_warm_across_patches);
 	tcase_add_test(tc, row_cache_follows_patches_and_publish);
