@@ -29,7 +29,11 @@
  * the daemon (ReloadResult.build_us / swap_ns). $BENCH_RELOAD_SECONDS sets
  * the length of each phase (default 12), $BENCH_RELOAD_SLOTS the table's
  * size (default 100 M; smaller only to see that the bench runs),
- * $BENCH_RELOAD_CHUNK_SLOTS its chunks (default 8192). */
+ * $BENCH_RELOAD_CHUNK_SLOTS its chunks (default 8192).
+ * $BENCH_RELOAD_PAGEOUT=N pages N random pages of the table out of the
+ * daemon's memory a second through all three phases (process_madvise
+ * MADV_PAGEOUT, bench_pageout.h), as a proactive reclaimer on the host
+ * would: the table is then never known to be wholly resident for long. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
@@ -42,6 +46,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "bench_pageout.h"
 #include "bench_util.h"
 #include "eg_table.h"
 #include "egtest.h"
@@ -60,7 +65,8 @@
 #define MAX_SAMPLES (1u << 21)
 #define HOT_PATCHES 4 /* the last patches whose rows every lookup asks for */
 
-enum { WARM, STEADY, PATCHING, RELOADING, STOP };
+/* BETWEEN: the patch-only updater finishing its last patch; not counted */
+enum { WARM, BETWEEN, STEADY, PATCHING, RELOADING, STOP };
 
 static atomic_int phase = WARM;
 /* eg_table_update in progress (its writes and fsync compete for the same
@@ -88,6 +94,8 @@ struct client {
 static struct samples build_us, swap_ns, patch_us;
 static unsigned reloads_ok, reloads_refused;
 static uint64_t table_generation; /* as last committed; the updater bumps it */
+static unsigned pageout_per_s; /* $BENCH_RELOAD_PAGEOUT */
+static bu_pageout pageout;
 static uint64_t table_slots = DEFAULT_SLOTS; /* $BENCH_RELOAD_SLOTS: smaller for a smoke run */
 static uint32_t chunk_slots = DEFAULT_CHUNK_SLOTS; /* $BENCH_RELOAD_CHUNK_SLOTS */
 
@@ -383,7 +391,7 @@ static void *client_main(void *arg)
 				cl->before_patch++;
 		}
 		engram__v1__response__free_unpacked(resp, NULL);
-		if (ph != WARM)
+		if (ph >= STEADY && ph <= RELOADING)
 			add(&cl->lat[ph - STEADY], (t1 - t0) * 1e9);
 		if (ph == RELOADING && !patch0)
 			add(&cl->lat[3], (t1 - t0) * 1e9);
@@ -466,6 +474,19 @@ wait:
 	return NULL;
 }
 
+/* Pages pageout_per_s random pages out every second, a tenth each 100 ms. */
+static void *pageout_main(void *arg)
+{
+	uint64_t seed = 0xD1B54A32D192ED03ull;
+
+	(void)arg;
+	while (atomic_load(&phase) != STOP) {
+		bu_pageout_random(&pageout, (pageout_per_s + 9) / 10, &seed);
+		usleep(100000);
+	}
+	return NULL;
+}
+
 /* ---- report ------------------------------------------------------------- */
 
 /* The p-th percentile (0..100) of s (sorts s). */
@@ -498,14 +519,16 @@ int main(int argc, char **argv)
 	const char *secs_env = getenv("BENCH_RELOAD_SECONDS");
 	const char *slots_env = getenv("BENCH_RELOAD_SLOTS");
 	const char *chunk_env = getenv("BENCH_RELOAD_CHUNK_SLOTS");
+	const char *pageout_env = getenv("BENCH_RELOAD_PAGEOUT");
 	double seconds = secs_env ? atof(secs_env) : 12.0, dir_ms, verify_ms, ratio;
 	char table_arg[600];
 	/* engramd's default level (bu_daemon_start asks for warn): a line a reload */
 	const char *daemon_args[] = { table_arg, "--log-level=info", NULL };
 	struct client cl[CLIENTS];
 	struct samples steady, patching_only, reloading, quiet;
-	pthread_t updater;
+	pthread_t updater, pager;
 	int patch_phase = PATCHING, reload_phase = RELOADING;
+	double t_steady, t_patching, t_between, t_reloading, t_end;
 	int failed = 0;
 	uint64_t after_patch = 0, before_patch = 0;
 
@@ -517,6 +540,8 @@ int main(int argc, char **argv)
 		table_slots = strtoull(slots_env, NULL, 10);
 	if (chunk_env && atoi(chunk_env) > 0)
 		chunk_slots = (uint32_t)atoi(chunk_env);
+	if (pageout_env && atoi(pageout_env) > 0)
+		pageout_per_s = (unsigned)atoi(pageout_env);
 	if (bench_dir) {
 		if (table_slots == DEFAULT_SLOTS && chunk_slots == DEFAULT_CHUNK_SLOTS)
 			snprintf(table_dir, sizeof(table_dir), "%s/engramd-reload-100m", bench_dir);
@@ -552,18 +577,37 @@ int main(int argc, char **argv)
 		pthread_create(&cl[i].thread, NULL, client_main, &cl[i]);
 	}
 	sleep(2); /* warm-up: connections, page cache, allocator */
+	if (pageout_per_s) {
+		char data[600];
+
+		snprintf(data, sizeof(data), "%s/data.mdb", table_dir);
+		bu_pageout_open(&pageout, daemon_.pid, data);
+		pthread_create(&pager, NULL, pageout_main, NULL);
+	}
 	atomic_store(&phase, STEADY);
+	t_steady = bu_now();
 	usleep((useconds_t)(seconds * 1e6));
 	/* patches alone first: what the writes cost the readers without a reload */
 	atomic_store(&phase, PATCHING);
+	t_patching = bu_now();
 	pthread_create(&updater, NULL, updater_main, &patch_phase);
 	usleep((useconds_t)(seconds * 1e6));
-	atomic_store(&phase, RELOADING);
+	/* a slow last patch must not pass for reloads: lookups while it ends
+	 * count in no phase, and each phase's rate is over its own length */
+	atomic_store(&phase, BETWEEN);
+	t_between = bu_now();
 	pthread_join(updater, NULL);
+	atomic_store(&phase, RELOADING);
+	t_reloading = bu_now();
 	pthread_create(&updater, NULL, updater_main, &reload_phase);
 	usleep((useconds_t)(seconds * 1e6));
 	atomic_store(&phase, STOP);
+	t_end = bu_now();
 	pthread_join(updater, NULL);
+	if (pageout_per_s) {
+		pthread_join(pager, NULL);
+		bu_pageout_close(&pageout);
+	}
 	for (int i = 0; i < CLIENTS; i++) {
 		pthread_join(cl[i].thread, NULL);
 		failed |= cl[i].failed;
@@ -576,19 +620,24 @@ int main(int argc, char **argv)
 	patching_only = merged(cl, 1);
 	reloading = merged(cl, 2);
 	quiet = merged(cl, 3);
-	printf("%d clients, one lookup in flight each; phases of %.0f s\n", CLIENTS, seconds);
-	report_phase("steady", &steady, seconds);
-	report_phase("patching", &patching_only, seconds);
+	printf("%d clients, one lookup in flight each; phases of %.0f s (the last patch of the "
+	       "patching phase ended %.1f s after it)\n", CLIENTS, seconds,
+	       t_reloading - t_between);
+	if (pageout_per_s)
+		printf("paged out of the daemon: %u random pages a second (MADV_PAGEOUT), %llu in all\n",
+		       pageout_per_s, (unsigned long long)pageout.done);
+	report_phase("steady", &steady, t_patching - t_steady);
+	report_phase("patching", &patching_only, t_between - t_patching);
 	printf("  (rows patched in place every %d ms, no reload: the writer's cost alone)\n",
 	       RELOAD_EVERY_MS);
-	report_phase("reloading", &reloading, seconds);
+	report_phase("reloading", &reloading, t_end - t_reloading);
 	printf("  of which %zu not overlapping a patch write: p50 %.0f us, p99 %.0f us, max %.0f us\n",
 	       quiet.n, pct(&quiet, 50) * 1e-3, pct(&quiet, 99) * 1e-3, pct(&quiet, 100) * 1e-3);
 	printf("reloads: %u swapped, %u not, one per %.0f ms (patch of %d rows + Reload, "
-	       "every %d ms at most; eg_table_update p50 %.1f ms)\n",
+	       "every %d ms at most; eg_table_update p50 %.1f ms, max %.1f ms)\n",
 	       reloads_ok, reloads_refused,
 	       reloads_ok + reloads_refused ? seconds * 1e3 / (reloads_ok + reloads_refused) : 0.0,
-	       PATCH_ROWS, RELOAD_EVERY_MS, pct(&patch_us, 50) * 1e-3);
+	       PATCH_ROWS, RELOAD_EVERY_MS, pct(&patch_us, 50) * 1e-3, pct(&patch_us, 100) * 1e-3);
 	printf("reload snapshot build (daemon, %llu slots): p50 %.2f ms, max %.2f ms\n",
 	       (unsigned long long)table_slots, pct(&build_us, 50) * 1e-3, pct(&build_us, 100) * 1e-3);
 	printf("reload swap: p50 %llu ns, max %llu ns (target: well under 1 s: %s)\n",

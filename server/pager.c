@@ -24,6 +24,10 @@
 #define SLICE_MAX 32768
 #define SLICE_PAGES SLICE_MAX    /* the buffer of one step */
 #define REFRESH_MS 50            /* between refresh steps */
+/* A table without a budget missing at most max(REFILL_MIN, used / 1024)
+ * pages gets them read back, REFILL_STEP at most a step (refill()). */
+#define REFILL_MIN 1024
+#define REFILL_STEP 128
 
 typedef _Atomic uint64_t word_t;
 
@@ -245,7 +249,9 @@ static void evict(struct ed_pager *p, const uint8_t *map)
 	pthread_mutex_unlock(&p->evict_lock);
 }
 
-void ed_pager_mark(struct ed_pager *p, uint64_t first, uint64_t n, const uint8_t *map)
+/* Sets the bits of pages [first, first + n) (and their used bits, under a
+ * budget); counts the pages that were not set. */
+static void set_resident(struct ed_pager *p, uint64_t first, uint64_t n)
 {
 	uint64_t added = 0;
 
@@ -261,6 +267,11 @@ void ed_pager_mark(struct ed_pager *p, uint64_t first, uint64_t n, const uint8_t
 	}
 	if (added)
 		atomic_fetch_add_explicit(&p->resident, added, memory_order_relaxed);
+}
+
+void ed_pager_mark(struct ed_pager *p, uint64_t first, uint64_t n, const uint8_t *map)
+{
+	set_resident(p, first, n);
 	if (p->budget && atomic_load_explicit(&p->resident, memory_order_relaxed) > p->budget)
 		evict(p, map);
 }
@@ -283,6 +294,38 @@ static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *v
 		refresh_range(p, pg, SLICE_PAGES, fp, vec);
 }
 
+/* A table that fits in memory but lost a few pages (a proactive reclaimer
+ * on the host takes pages that look idle, such as B-tree pages no lookup
+ * reads, which would then never come back) has the missing pages of
+ * [start, start + n) read back, so it is known wholly resident again and
+ * lookups skip the per-row test. Not with a budget (its clock evicts on
+ * purpose), nor when many pages are missing (the table does not fit: the
+ * kernel evicts, and reading back would fight it). */
+static void refill(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t fp)
+{
+	uint64_t res = atomic_load_explicit(&p->resident, memory_order_relaxed);
+	uint64_t missing = fp > res ? fp - res : 0, limit = fp / 1024;
+	unsigned done = 0;
+	char byte;
+
+	if (atomic_load(&p->budget) || !missing || missing > (limit > REFILL_MIN ? limit : REFILL_MIN))
+		return;
+	for (uint64_t w = start / 64; w * 64 < start + n && w * 64 < fp && done < REFILL_STEP; w++) {
+		uint64_t miss = ~atomic_load_explicit(&p->res[w], memory_order_relaxed);
+
+		for (; miss && done < REFILL_STEP; miss &= miss - 1) {
+			uint64_t pg = w * 64 + (unsigned)__builtin_ctzll(miss);
+
+			if (pg < start || pg >= start + n || pg >= fp)
+				continue;
+			done++;
+			/* one byte brings the page in (POSIX_FADV_RANDOM: that page only) */
+			if (pread(p->fd, &byte, 1, (off_t)(pg << p->shift)) == 1)
+				set_resident(p, pg, 1);
+		}
+	}
+}
+
 static void refresh_step(unsigned char *vec)
 {
 	for (struct ed_pager *p = pagers; p; p = p->next) {
@@ -300,6 +343,7 @@ static void refresh_step(unsigned char *vec)
 		if (p->cursor >= fp)
 			p->cursor = 0;
 		refresh_range(p, p->cursor, n, fp, vec);
+		refill(p, p->cursor, n, fp);
 		p->cursor += n;
 	}
 }

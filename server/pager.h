@@ -8,7 +8,10 @@
  * a slice at a time, so pages the kernel evicted are noticed. A stale bit
  * costs one page fault on a gather thread, never a wrong row. Once every
  * page of the file is resident (a table that fits in RAM, warmed up),
- * ed_pager_complete() lets gathers skip the per-row check altogether.
+ * ed_pager_complete() lets gathers skip the per-row check altogether. A
+ * table without a budget that lost only a few pages (to a proactive
+ * reclaimer: pages no lookup reads, such as B-tree pages, would otherwise
+ * stay out for good) has them read back by the refresh thread.
  *
  * With a budget (--page-budget), the pager also bounds the table's page
  * cache: beyond the budget it drops pages nobody asked for since the

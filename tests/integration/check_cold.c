@@ -4,7 +4,8 @@
  * the short last chunk; the row cache never serves a row of another
  * version, across patches, published versions and concurrent reloads; rows
  * once read count warm in a table partly in memory; a table wholly in
- * memory skips the per-row check, also once patched. */
+ * memory skips the per-row check, also once patched, and gets pages
+ * evicted behind its back read back. */
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -414,6 +416,77 @@ START_TEST(warm_table_stays_warm_across_patches)
 }
 END_TEST
 
+/* Resident pages of data.mdb among [first, first + n). */
+static unsigned resident_of(const char *dir, uint64_t first, unsigned n)
+{
+	long psz = sysconf(_SC_PAGESIZE);
+	unsigned char vec[64];
+	char path[512];
+	unsigned got = 0;
+	void *map;
+	int fd;
+
+	ck_assert_uint_le(n, sizeof(vec));
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	ck_assert_int_ge(fd = open(path, O_RDONLY), 0);
+	map = mmap(NULL, (size_t)n * (size_t)psz, PROT_READ, MAP_SHARED, fd, (off_t)first * psz);
+	ck_assert_ptr_ne(map, MAP_FAILED);
+	ck_assert_int_eq(mincore(map, (size_t)n * (size_t)psz, vec), 0);
+	for (unsigned i = 0; i < n; i++)
+		got += vec[i] & 1;
+	munmap(map, (size_t)n * (size_t)psz);
+	close(fd);
+	return got;
+}
+
+/* A table that fits, with a few pages taken out of the page cache behind
+ * the daemon's back (as a proactive reclaimer takes pages that look idle):
+ * engramd reads them back by itself, with no lookup asking for them, and
+ * the table is known wholly resident again. */
+START_TEST(evicted_pages_of_a_warm_table_come_back)
+{
+	enum { OUT = 8 };
+	int port = egt_free_port();
+	long psz = sysconf(_SC_PAGESIZE);
+	char *dir, path[512];
+	double until;
+	uint64_t first;
+	egt_daemon d;
+	eg_client *c;
+	int fd;
+
+	dir = egt_path("t");
+	egt_make_table(dir, "t", SLOTS, ROW, CHUNK, SEED);
+	evict(dir);
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	ck_assert_int_ge(fd = open(path, O_RDONLY), 0);
+	/* read back a page at a time: whole folios of one page each, so that
+	 * a few pages can leave (a large folio leaves whole or not at all) */
+	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
+	for (off_t off = 0; pread(fd, path, 1, off) == 1; off += psz)
+		;
+	start(&d, dir, port, NULL);
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	first = (uint64_t)metric(port, "engramd_used_pages") / 2;
+	/* pages the daemon has not mapped (no lookup yet) leave; retried, as
+	 * the daemon may read them back between the advice and the look */
+	for (int i = 0; i < 5 && resident_of(dir, first, OUT) == OUT; i++)
+		ck_assert_int_eq(posix_fadvise(fd, (off_t)first * psz, OUT * psz, POSIX_FADV_DONTNEED), 0);
+	close(fd);
+	ck_assert_uint_lt(resident_of(dir, first, OUT), OUT);
+	until = egt_now() + 5;
+	while ((resident_of(dir, first, OUT) < OUT ||
+	        metric(port, "engramd_resident_pages") < metric(port, "engramd_used_pages")) &&
+	       egt_now() < until)
+		usleep(20000);
+	ck_assert_uint_eq(resident_of(dir, first, OUT), OUT);
+	ck_assert_double_ge(metric(port, "engramd_resident_pages"), metric(port, "engramd_used_pages"));
+	ck_assert_double_eq(metric(port, "engramd_rows_cold_total"), 0);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
 /* Readers while a writer patches and the daemon reloads: each response is
  * exactly the rows of the generation it names. */
 struct reader {
@@ -492,6 +565,7 @@ int main(void)
 	tcase_add_test(tc, read_rows_turn_warm_in_a_partly_cold_table);
 	tcase_add_test(tc, page_budget_holds);
 	tcase_add_test(tc, warm_table_stays_warm_across_patches);
+	tcase_add_test(tc, evicted_pages_of_a_warm_table_come_back);
 	tcase_add_test(tc, row_cache_follows_patches_and_publish);
 	tcase_add_test(tc, row_cache_exact_under_concurrent_reloads);
 	suite_add_tcase(s, tc);
