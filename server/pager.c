@@ -25,8 +25,10 @@
 #define SLICE_PAGES SLICE_MAX    /* the buffer of one step */
 #define REFRESH_MS 50            /* between refresh steps */
 /* A table without a budget missing at most max(REFILL_MIN, used / 1024)
- * pages gets them read back, REFILL_STEP at most a step (refill()). */
+ * pages, and at most used / REFILL_PART, gets them read back, REFILL_STEP
+ * at most a step (refill()). */
 #define REFILL_MIN 1024
+#define REFILL_PART 8
 #define REFILL_STEP 128
 
 typedef _Atomic uint64_t word_t;
@@ -300,15 +302,20 @@ static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *v
  * [start, start + n) read back, so it is known wholly resident again and
  * lookups skip the per-row test. Not with a budget (its clock evicts on
  * purpose), nor when many pages are missing (the table does not fit: the
- * kernel evicts, and reading back would fight it). */
+ * kernel evicts, and reading back would fight it), nor when more than a
+ * REFILL_PART-th of a small table is (it is cold, not nearly warm: its
+ * rows come in as lookups read them). */
 static void refill(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t fp)
 {
 	uint64_t res = atomic_load_explicit(&p->resident, memory_order_relaxed);
-	uint64_t missing = fp > res ? fp - res : 0, limit = fp / 1024;
+	uint64_t missing = fp > res ? fp - res : 0;
+	uint64_t limit = fp / 1024 > REFILL_MIN ? fp / 1024 : REFILL_MIN;
 	unsigned done = 0;
 	char byte;
 
-	if (atomic_load(&p->budget) || !missing || missing > (limit > REFILL_MIN ? limit : REFILL_MIN))
+	if (limit > fp / REFILL_PART)
+		limit = fp / REFILL_PART;
+	if (atomic_load(&p->budget) || !missing || missing > limit)
 		return;
 	for (uint64_t w = start / 64; w * 64 < start + n && w * 64 < fp && done < REFILL_STEP; w++) {
 		uint64_t miss = ~atomic_load_explicit(&p->res[w], memory_order_relaxed);

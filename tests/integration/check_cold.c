@@ -3,9 +3,10 @@
  * against the fill formula (egt_row_bytes) for rows that straddle pages and
  * the short last chunk; the row cache never serves a row of another
  * version, across patches, published versions and concurrent reloads; rows
- * once read count warm in a table partly in memory; a table wholly in
- * memory skips the per-row check, also once patched, and gets pages
- * evicted behind its back read back. */
+ * once read count warm in a table partly in memory, and a cold table is
+ * not read back behind the lookups; a table wholly in memory skips the
+ * per-row check, also once patched, and gets pages evicted behind its back
+ * read back. */
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -238,6 +239,37 @@ START_TEST(read_rows_turn_warm_in_a_partly_cold_table)
 	ck_assert_double_gt(metric(port, "engramd_rows_cold_total"), cold);
 	ck_assert_double_eq(metric(port, "engramd_rows_warm_total") +
 	                            metric(port, "engramd_rows_cold_total"), 4 * SMALL);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
+/* A cold table with a part of it read, so that fewer than 1024 pages are
+ * missing (the read-back's bound for large tables), is cold, not a warm
+ * table that lost a few pages: nothing reads the rest back. */
+START_TEST(a_cold_table_is_not_read_back)
+{
+	enum { SOME = 100 };
+	uint64_t slots[SOME];
+	int port = egt_free_port();
+	double used, res;
+	egt_daemon d;
+	eg_client *c;
+
+	serve(&d, &c, port, NULL, 1);
+	used = metric(port, "engramd_used_pages");
+	for (uint64_t round = 0; round < 30; round++) {
+		usleep(60000); /* the refresh has seen the last lookup's pages */
+		if (used - metric(port, "engramd_resident_pages") < 1000)
+			break;
+		pick_slots(slots, SOME, 31 + round);
+		check_lookup(c, slots, SOME, SEED, 1, 0, 0);
+	}
+	ck_assert_double_lt(used - metric(port, "engramd_resident_pages"), 1000);
+	usleep(600000); /* a dozen refresh steps: 1536 pages' worth of read-back */
+	res = metric(port, "engramd_resident_pages");
+	ck_assert_msg(used - res > 500, "%g of %g pages resident: the cold table was read back", res,
+	              used);
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
@@ -563,6 +595,7 @@ int main(void)
 	tcase_add_test(tc, page_cache_mode_cold_rows_exact);
 	tcase_add_test(tc, row_cache_mode_cold_rows_exact);
 	tcase_add_test(tc, read_rows_turn_warm_in_a_partly_cold_table);
+	tcase_add_test(tc, a_cold_table_is_not_read_back);
 	tcase_add_test(tc, page_budget_holds);
 	tcase_add_test(tc, warm_table_stays_warm_across_patches);
 	tcase_add_test(tc, evicted_pages_of_a_warm_table_come_back);
