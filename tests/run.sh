@@ -31,6 +31,12 @@ run() { # name cmd...
 		passed=$((passed + 1))
 	else
 		failed=$((failed + 1)); failures="$failures $name"
+		# what failed, repeated at the end where a log's tail shows it:
+		# Check's "file:line:F|E:case:test:...", Python's FAIL/ERROR and
+		# assertion lines, node's "not ok"; else the output's last lines
+		lines=$(grep -a -E ':[FE]:|^(FAIL|ERROR):|Error:|^ *not ok ' "$work/out" | head -n 20)
+		[ -n "$lines" ] || lines=$(tail -n 5 "$work/out")
+		printf '%s\n' "$lines" | sed "s|^|  $name: |" >> "$work/failed-lines"
 	fi
 }
 
@@ -96,7 +102,7 @@ while IFS="$tab" read -r key reason; do
 done < "$EGT_SKIPS"
 
 echo
-[ -n "$failures" ] && echo "failed:$failures"
+[ -n "$failures" ] && echo "failed:$failures" && cat "$work/failed-lines" 2>/dev/null
 echo "test programs: $passed passed, $failed failed"
 status=0
 [ "$failed" -eq 0 ] || status=1

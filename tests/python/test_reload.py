@@ -17,6 +17,7 @@ import unittest
 import numpy as np
 
 import engram_pb2 as pb
+from client_support import export_rows
 from daemon_support import Conn, Daemon, engram, import_rows
 
 SLOTS = 65536
@@ -216,6 +217,9 @@ class ReloadTest(unittest.TestCase):
         conn.close()
 
     def test_writer_killed_mid_update_leaves_old_generation(self):
+        """A writer killed mid-update leaves the old generation, whole; one
+        killed after its commit (it may still be closing the table when the
+        kill comes) leaves the new one, whole. Never a mix."""
         big = os.path.join(self.dir, "big")
         n = 1 << 22  # 64 MiB of rows: the update takes a while
         import_rows(big, rows_of(1, n), generation=1, chunk_slots=CHUNK)
@@ -223,23 +227,27 @@ class ReloadTest(unittest.TestCase):
         rows = os.path.join(self.dir, "big-rows.npy")
         np.save(slots, np.arange(n, dtype="<i8"))
         np.save(rows, rows_of(2, n))
+        sample = np.concatenate([np.arange(0, n, 4093), [n - 1]])
         killed_running = 0
         for delay in (0.05, 0.15, 0.3):
             p = subprocess.Popen([os.environ.get("ENGRAM", "build/engram"), "table", "update",
                                   big, "--slots", slots, "--rows", rows],
                                  stderr=subprocess.DEVNULL)
             time.sleep(delay)
-            if p.poll() is None:
-                p.send_signal(signal.SIGKILL)
-                p.wait()
-                killed_running += 1
-                self.assertEqual(generation_of(big), 1)
-                engram("table", "verify", big)
-            else:
+            if p.poll() is not None:
                 self.assertEqual(p.returncode, 0)
                 break
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            engram("table", "verify", big)
+            generation = generation_of(big)
+            self.assertIn(generation, (1, 2))
+            np.testing.assert_array_equal(export_rows(big, sample),
+                                          rows_of(generation, n)[sample])
+            if generation == 2:
+                break  # the kill came after the commit
+            killed_running += 1
         self.assertGreater(killed_running, 0, "update finished before any kill")
-
 
 if __name__ == "__main__":
     unittest.main()
