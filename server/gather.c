@@ -99,17 +99,23 @@ static int row_resident(const struct ed_snap *s, uint64_t off)
 	return ed_pager_test(s->pager, a) && (a == z || ed_pager_test(s->pager, z));
 }
 
+/* Whether the rows of s go through the I/O path, each counted warm or
+ * cold: an I/O thread, a map, rows it may read, and page residency (or a
+ * row cache with its direct descriptor). */
+static int tracked(const struct ed_snap *s)
+{
+	if (!ed_io_running() || !s->dir.map || s->dir.row_bytes > MAX_COLD_ROW)
+		return 0;
+	return s->cache ? s->direct_fd >= 0 : s->pager != NULL;
+}
+
 /* Whether the piece's rows may be copied through the map without looking:
  * no I/O path, a table known to be wholly resident, or rows too big. */
 static int plain(const struct piece *p)
 {
 	const struct ed_snap *s = p->snap;
 
-	if (!ed_io_running() || !s->dir.map || s->dir.row_bytes > MAX_COLD_ROW)
-		return 1;
-	if (s->cache)
-		return s->direct_fd < 0;
-	return !s->pager || ed_pager_complete(s->pager);
+	return !tracked(s) || (!s->cache && ed_pager_complete(s->pager));
 }
 
 /* Sorts rows into p->hit; lists the cold ones in p->miss. Row-cache mode
@@ -246,9 +252,15 @@ static int piece_work(struct ed_task *t)
 	const struct ed_snap *s = p->snap;
 	int cached = s->cache != NULL;
 
-	if (plain(p) || classify(p) || (p->n_miss && plan_reads(p, cached ? s->dio_align :
-	                                                          1u << ed_pager_shift(s->pager)))) {
-		/* nothing to read, or no memory to plan with: through the map */
+	if (plain(p)) {
+		if (tracked(s))
+			ed_stat_add(warm_rows, p->n); /* a table wholly in memory */
+		p->rc = eg_snapshot_gather(s->snap, p->slots, p->n, p->dst, NULL);
+		return ED_TASK_DONE;
+	}
+	if (classify(p) || (p->n_miss && plan_reads(p, cached ? s->dio_align :
+	                                                      1u << ed_pager_shift(s->pager)))) {
+		/* no memory to plan with: through the map */
 		free_scratch(p);
 		p->rc = eg_snapshot_gather(s->snap, p->slots, p->n, p->dst, NULL);
 		return ED_TASK_DONE;
@@ -316,16 +328,18 @@ static size_t piece_rows(uint32_t rb)
 
 /* Whether the rows of f lie on pages known to be resident: the table is,
  * or (a table partly in memory, the rows a small decode step asks for)
- * each of them is; adds the rows looked at one by one to *warm. The loop
- * stops at the first row that is not. */
+ * each of them is; then adds them to *warm where the pieces would count
+ * them. The per-row loop stops at the first row that is not. */
 static int fill_resident(const struct ed_fill *f, uint64_t *warm)
 {
 	const struct ed_snap *s = f->s;
 
-	if (!s->pager || ed_pager_complete(s->pager))
+	if (!tracked(s)) /* not counted, as the pieces do not count these */
+		return !s->pager || ed_pager_complete(s->pager);
+	if (ed_pager_complete(s->pager)) {
+		*warm += f->n;
 		return 1;
-	if (!s->dir.map || s->dir.row_bytes > MAX_COLD_ROW)
-		return 0; /* the pieces copy these through the map */
+	}
 	for (size_t i = 0; i < f->n; i++)
 		if (!row_resident(s, eg_rowdir_offset(&s->dir, f->slots[i])))
 			return 0;
