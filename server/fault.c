@@ -24,6 +24,16 @@ void ed_fault_before_load(void)
 	}
 }
 
+void ed_fault_before_refill(void)
+{
+	const char *v = getenv("ENGRAMD_FAULT_SLOW_REFILL");
+
+	if (v) {
+		ed_warn("fault hook: a read-back waits %s ms", v);
+		usleep((useconds_t)atoi(v) * 1000u);
+	}
+}
+
 static void on_wedge(uv_signal_t *h, int signum)
 {
 	(void)h;
@@ -51,6 +61,10 @@ void ed_fault_stop(void)
 }
 #else
 void ed_fault_before_load(void)
+{
+}
+
+void ed_fault_before_refill(void)
 {
 }
 

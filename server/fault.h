@@ -5,7 +5,10 @@
  * In engramd-faults:
  *   ENGRAMD_FAULT_WEDGE=WORKER:MS  SIGUSR1 blocks worker loop WORKER for MS
  *                                  milliseconds (ed_worker_wedge)
- *   ENGRAMD_FAULT_SLOW_START=MS    the tables start loading MS later */
+ *   ENGRAMD_FAULT_SLOW_START=MS    the tables start loading MS later
+ *   ENGRAMD_FAULT_SLOW_REFILL=MS   each read-back of a warm table's evicted
+ *                                  pages (pager.c) starts MS later, as
+ *                                  on a disk that hangs */
 #ifndef ED_FAULT_H
 #define ED_FAULT_H
 
@@ -13,6 +16,8 @@
 
 /* Before the tables load (main thread). */
 void ed_fault_before_load(void);
+/* Before the refresh thread reads evicted pages back (that thread). */
+void ed_fault_before_refill(void);
 /* Arms the signal hooks on the acceptor loop; ed_fault_stop closes them. */
 void ed_fault_start(uv_loop_t *loop);
 void ed_fault_stop(void);

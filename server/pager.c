@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fault.h"
 #include "log.h"
 #include "pager.h"
 
@@ -26,7 +27,7 @@
 #define REFRESH_MS 50            /* between refresh steps */
 /* A table without a budget missing at most max(REFILL_MIN, used / 1024)
  * pages, and at most used / REFILL_PART, gets them read back, REFILL_STEP
- * at most a step (refill()). */
+ * at most a step (refill_pick()). */
 #define REFILL_MIN 1024
 #define REFILL_PART 8
 #define REFILL_STEP 128
@@ -35,6 +36,7 @@ typedef _Atomic uint64_t word_t;
 
 struct ed_pager {
 	struct ed_pager *next;        /* the refresh list, under list_lock */
+	uint64_t id;                  /* unique while the process lives (a refill's check) */
 	eg_table *table;
 	int fd;
 	unsigned shift;
@@ -54,6 +56,7 @@ struct ed_pager {
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t list_cond = PTHREAD_COND_INITIALIZER;
 static struct ed_pager *pagers;
+static uint64_t last_id;         /* under list_lock */
 static pthread_t refresh_thread;
 static int refresh_running, refresh_stop;
 
@@ -140,6 +143,7 @@ int ed_pager_new(eg_table *t, uint64_t budget_bytes, struct ed_pager **out)
 		refresh_range(p, pg, SLICE_PAGES, p->used_pages, vec);
 	free(vec);
 	pthread_mutex_lock(&list_lock);
+	p->id = ++last_id;
 	p->next = pagers;
 	pagers = p;
 	pthread_mutex_unlock(&list_lock);
@@ -296,44 +300,82 @@ static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *v
 		refresh_range(p, pg, SLICE_PAGES, fp, vec);
 }
 
+/* Pages one refresh step reads back, with the list lock released: a slow
+ * or hung disk then stalls this thread only, never a reload that adds or
+ * frees a pager. fd is the table's file, dup()ed (the pager may be freed
+ * meanwhile); id finds the pager again to mark what was read. */
+struct refill {
+	uint64_t id;
+	int fd;
+	unsigned shift, n;
+	uint64_t pages[REFILL_STEP];
+};
+
 /* A table that fits in memory but lost a few pages (a proactive reclaimer
  * on the host takes pages that look idle, such as B-tree pages no lookup
- * reads, which would then never come back) has the missing pages of
- * [start, start + n) read back, so it is known wholly resident again and
- * lookups skip the per-row test. Not with a budget (its clock evicts on
- * purpose), nor when many pages are missing (the table does not fit: the
- * kernel evicts, and reading back would fight it), nor when more than a
- * REFILL_PART-th of a small table is (it is cold, not nearly warm: its
- * rows come in as lookups read them). */
-static void refill(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t fp)
+ * reads, which would then never come back) gets the missing pages of
+ * [start, start + n) picked to be read back, so it is known wholly
+ * resident again and lookups skip the per-row test. Not with a budget (its
+ * clock evicts on purpose), nor when many pages are missing (the table
+ * does not fit: the kernel evicts, and reading back would fight it), nor
+ * when more than a REFILL_PART-th of a small table is (it is cold, not
+ * nearly warm: its rows come in as lookups read them). One table a step. */
+static void refill_pick(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t fp,
+                        struct refill *r)
 {
 	uint64_t res = atomic_load_explicit(&p->resident, memory_order_relaxed);
 	uint64_t missing = fp > res ? fp - res : 0;
 	uint64_t limit = fp / 1024 > REFILL_MIN ? fp / 1024 : REFILL_MIN;
-	unsigned done = 0;
-	char byte;
 
 	if (limit > fp / REFILL_PART)
 		limit = fp / REFILL_PART;
-	if (atomic_load(&p->budget) || !missing || missing > limit)
+	if (r->n || atomic_load(&p->budget) || !missing || missing > limit)
 		return;
-	for (uint64_t w = start / 64; w * 64 < start + n && w * 64 < fp && done < REFILL_STEP; w++) {
+	for (uint64_t w = start / 64; w * 64 < start + n && w * 64 < fp && r->n < REFILL_STEP; w++) {
 		uint64_t miss = ~atomic_load_explicit(&p->res[w], memory_order_relaxed);
 
-		for (; miss && done < REFILL_STEP; miss &= miss - 1) {
+		for (; miss && r->n < REFILL_STEP; miss &= miss - 1) {
 			uint64_t pg = w * 64 + (unsigned)__builtin_ctzll(miss);
 
-			if (pg < start || pg >= start + n || pg >= fp)
-				continue;
-			done++;
-			/* one byte brings the page in (POSIX_FADV_RANDOM: that page only) */
-			if (pread(p->fd, &byte, 1, (off_t)(pg << p->shift)) == 1)
-				set_resident(p, pg, 1);
+			if (pg >= start && pg < start + n && pg < fp)
+				r->pages[r->n++] = pg;
 		}
+	}
+	if (r->n && (r->fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0)) < 0)
+		r->n = 0;
+	r->id = p->id;
+	r->shift = p->shift;
+}
+
+/* Reads the picked pages, a byte each (POSIX_FADV_RANDOM: that page only);
+ * a page that failed is dropped from the list. Without the list lock. */
+static void refill_read(struct refill *r)
+{
+	unsigned kept = 0;
+	char byte;
+
+	ed_fault_before_refill();
+	for (unsigned i = 0; i < r->n; i++) {
+		if (pread(r->fd, &byte, 1, (off_t)(r->pages[i] << r->shift)) == 1)
+			r->pages[kept++] = r->pages[i];
+	}
+	r->n = kept;
+	close(r->fd);
+}
+
+/* Marks the pages read as resident, if their pager still lives. */
+static void refill_mark(const struct refill *r)
+{
+	for (struct ed_pager *p = pagers; p; p = p->next) {
+		if (p->id != r->id)
+			continue;
+		for (unsigned i = 0; i < r->n; i++)
+			set_resident(p, r->pages[i], 1);
+		return;
 	}
 }
 
-static void refresh_step(unsigned char *vec)
+static void refresh_step(unsigned char *vec, struct refill *r)
 {
 	for (struct ed_pager *p = pagers; p; p = p->next) {
 		uint64_t old = atomic_load_explicit(&p->used_pages, memory_order_relaxed);
@@ -350,7 +392,7 @@ static void refresh_step(unsigned char *vec)
 		if (p->cursor >= fp)
 			p->cursor = 0;
 		refresh_range(p, p->cursor, n, fp, vec);
-		refill(p, p->cursor, n, fp);
+		refill_pick(p, p->cursor, n, fp, r);
 		p->cursor += n;
 	}
 }
@@ -362,7 +404,15 @@ static void *refresh_main(void *arg)
 
 	pthread_mutex_lock(&list_lock);
 	while (!refresh_stop) {
-		refresh_step(vec);
+		struct refill r = { .n = 0 };
+
+		refresh_step(vec, &r);
+		if (r.n) {
+			pthread_mutex_unlock(&list_lock);
+			refill_read(&r);
+			pthread_mutex_lock(&list_lock);
+			refill_mark(&r);
+		}
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_nsec += REFRESH_MS * 1000000L;
 		if (until.tv_nsec >= 1000000000L) {

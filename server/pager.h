@@ -11,7 +11,9 @@
  * ed_pager_complete() lets gathers skip the per-row check altogether. A
  * table without a budget that lost only a few pages (to a proactive
  * reclaimer: pages no lookup reads, such as B-tree pages, would otherwise
- * stay out for good) has them read back by the refresh thread.
+ * stay out for good) has them read back by the refresh thread, outside
+ * the lock that ed_pager_new and ed_pager_free take: a read stuck on a
+ * hung disk stalls that thread alone.
  *
  * With a budget (--page-budget), the pager also bounds the table's page
  * cache: beyond the budget it drops pages nobody asked for since the
