@@ -8,7 +8,7 @@
  * the tables' ends, for lookups that read their slots there (shm_slots).
  * Every answer must be one well-formed Response frame, and the rows of an OK
  * answer must be the rows the tables hold, in the frame or in the buffer. */
-// fuzz-sources: server/shm.c server/frame.c server/dispatch.c server/lookup.c server/gather.c server/pool.c server/io.c server/pager.c server/rowcache.c server/info.c server/reload.c server/encode.c server/registry.c server/snap.c server/config.c server/log.c server/stats.c storage/*.c $BUILD/gen/engram.pb-c.c
+// fuzz-sources: server/shm.c server/frame.c server/dispatch.c server/lookup.c server/gather.c server/pool.c server/io.c server/pager.c server/fault.c server/rowcache.c server/info.c server/reload.c server/encode.c server/registry.c server/snap.c server/config.c server/log.c server/stats.c storage/*.c $BUILD/gen/engram.pb-c.c
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
