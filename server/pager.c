@@ -48,6 +48,7 @@ struct ed_pager {
 	atomic_uint_fast64_t used_pages; /* of the file, by its newest version */
 	atomic_uint_fast64_t evicted;
 	_Atomic uint64_t budget;      /* pages; 0 = none */
+	atomic_int no_read_back;      /* a row cache serves the table */
 	pthread_mutex_t evict_lock;
 	uint64_t hand;                /* word the clock looks at next */
 	uint64_t cursor;              /* page the refresh looks at next */
@@ -177,6 +178,11 @@ void ed_pager_free(struct ed_pager *p)
 	free(p->res);
 	free(p->ref);
 	free(p);
+}
+
+void ed_pager_no_read_back(struct ed_pager *p)
+{
+	atomic_store(&p->no_read_back, 1);
 }
 
 void ed_pager_set_budget(struct ed_pager *p, uint64_t budget_bytes)
@@ -316,7 +322,8 @@ struct refill {
  * reads, which would then never come back) gets the missing pages of
  * [start, start + n) picked to be read back, so it is known wholly
  * resident again and lookups skip the per-row test. Not with a budget (its
- * clock evicts on purpose), nor when many pages are missing (the table
+ * clock evicts on purpose), nor for a row cache's table (its rows do not
+ * come from the page cache), nor when many pages are missing (the table
  * does not fit: the kernel evicts, and reading back would fight it), nor
  * when more than a REFILL_PART-th of a small table is (it is cold, not
  * nearly warm: its rows come in as lookups read them). One table a step. */
@@ -329,7 +336,8 @@ static void refill_pick(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t
 
 	if (limit > fp / REFILL_PART)
 		limit = fp / REFILL_PART;
-	if (r->n || atomic_load(&p->budget) || !missing || missing > limit)
+	if (r->n || atomic_load(&p->budget) || atomic_load(&p->no_read_back) || !missing ||
+	    missing > limit)
 		return;
 	for (uint64_t w = start / 64; w * 64 < start + n && w * 64 < fp && r->n < REFILL_STEP; w++) {
 		uint64_t miss = ~atomic_load_explicit(&p->res[w], memory_order_relaxed);

@@ -41,6 +41,11 @@ void ed_pager_free(struct ed_pager *p);
 /* Sets the budget (bytes of the table's pages kept resident; 0 = none). */
 void ed_pager_set_budget(struct ed_pager *p, uint64_t budget_bytes);
 
+/* The table is served from a row cache (rowcache.h), whose reads bypass
+ * the page cache: its evicted pages are never read back, so the page cache
+ * it holds stays whatever the kernel leaves it. */
+void ed_pager_no_read_back(struct ed_pager *p);
+
 /* The descriptor reads go to (buffered, owned by p). */
 int ed_pager_fd(const struct ed_pager *p);
 /* log2 of the page size the bits stand for (the system's page size). */

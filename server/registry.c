@@ -72,6 +72,8 @@ static int table_budget(struct ed_table *t, uint64_t c, uint64_t page_budget)
 			         (unsigned long long)c, strerror(-rc));
 			return rc;
 		}
+		if (s->pager)
+			ed_pager_no_read_back(s->pager);
 		ed_info("table %s: row cache of %llu MiB", t->name, (unsigned long long)(c >> 20));
 	} else if (t->page_budget && s->pager) {
 		ed_pager_set_budget(s->pager, t->page_budget);
@@ -409,6 +411,8 @@ static void table_reload(struct ed_table *t, int quiet, struct ed_reload_result 
 		return;
 	}
 
+	if (t->cache && s->pager)
+		ed_pager_no_read_back(s->pager);
 	if (ed__snap_epochs(t, s, old)) {
 		snprintf(res->error, sizeof(res->error), "out of memory for the row cache epochs");
 		refuse(t, quiet, resolved, s->meta->generation, res);

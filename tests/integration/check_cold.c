@@ -3,10 +3,11 @@
  * against the fill formula (egt_row_bytes) for rows that straddle pages and
  * the short last chunk; the row cache never serves a row of another
  * version, across patches, published versions and concurrent reloads; rows
- * once read count warm in a table partly in memory, and a cold table is
- * not read back behind the lookups; a table wholly in memory is known to
- * be, also once patched, and gets pages evicted behind its back
- * read back, without holding up a reload when that read hangs. */
+ * once read count warm in a table partly in memory, and a cold table (or
+ * one served from a row cache) is not read back behind the lookups; a
+ * table wholly in memory is known to be, also once patched, and gets pages
+ * evicted behind its back read back, without holding up a reload when
+ * that read hangs. */
 #include <check.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "egtest.h"
@@ -548,6 +550,44 @@ START_TEST(evicted_pages_of_a_warm_table_come_back)
 }
 END_TEST
 
+/* Pages [first, first + OUT) of a table served from a row cache, taken
+ * out of the page cache, stay out a dozen refresh steps later. */
+static void stays_out(const char *dir, int fd)
+{
+	struct stat st;
+	uint64_t first;
+
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	first = (uint64_t)st.st_size / (uint64_t)sysconf(_SC_PAGESIZE) / 2;
+	take_out(dir, fd, first);
+	usleep(600000);
+	ck_assert_uint_lt(resident_of(dir, first, OUT), OUT);
+}
+
+/* A table served from a row cache reads its rows around the page cache:
+ * pages of it evicted from there are left out, not read back; also in a
+ * version published while it serves. */
+START_TEST(a_row_cache_table_is_not_read_back)
+{
+	int port = egt_free_port();
+	char *v1 = egt_path("v1"), *v2 = egt_path("v2"), *link = egt_path("cur");
+	int fd1 = make_paged_table(v1, 1), fd2 = make_paged_table(v2, 2);
+	egt_daemon d;
+	eg_client *c;
+
+	ck_assert_int_eq(symlink(v1, link), 0);
+	start(&d, link, port, "512K");
+	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
+	stays_out(v1, fd1);
+	ck_assert_int_eq(unlink(link), 0);
+	ck_assert_int_eq(symlink(v2, link), 0);
+	reload(c, 2);
+	stays_out(v2, fd2);
+	eg_client_close(c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
 /* Whether the daemon's log holds line. */
 static int logged(const egt_daemon *d, const char *line)
 {
@@ -680,6 +720,7 @@ int main(void)
 	tcase_add_test(tc, warm_table_stays_warm_across_patches);
 	tcase_add_test(tc, evicted_pages_of_a_warm_table_come_back);
 	tcase_add_test(tc, a_hung_read_back_holds_up_no_reload);
+	tcase_add_test(tc, a_row_cache_table_is_not_read_back);
 	tcase_add_test(tc, row_cache_follows_patches_and_publish);
 	tcase_add_test(tc, row_cache_exact_under_concurrent_reloads);
 	suite_add_tcase(s, tc);
