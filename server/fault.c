@@ -14,24 +14,25 @@ static uv_signal_t wedge_sig;
 static int wedge_on;
 static unsigned wedge_worker, wedge_ms;
 
-void ed_fault_before_load(void)
+/* Sleeps the milliseconds $var names, if set, and logs "what: MS ms". */
+static void wait_env(const char *var, const char *what)
 {
-	const char *v = getenv("ENGRAMD_FAULT_SLOW_START");
+	const char *v = getenv(var);
 
 	if (v) {
-		ed_warn("fault hook: the tables load %s ms late", v);
+		ed_warn("fault hook: %s: %s ms", what, v);
 		usleep((useconds_t)atoi(v) * 1000u);
 	}
 }
 
+void ed_fault_before_load(void)
+{
+	wait_env("ENGRAMD_FAULT_SLOW_START", "the tables load late");
+}
+
 void ed_fault_before_refill(void)
 {
-	const char *v = getenv("ENGRAMD_FAULT_SLOW_REFILL");
-
-	if (v) {
-		ed_warn("fault hook: a read-back waits %s ms", v);
-		usleep((useconds_t)atoi(v) * 1000u);
-	}
+	wait_env("ENGRAMD_FAULT_SLOW_REFILL", "a read-back waits");
 }
 
 static void on_wedge(uv_signal_t *h, int signum)

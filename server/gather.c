@@ -109,15 +109,6 @@ static int tracked(const struct ed_snap *s)
 	return s->cache ? s->direct_fd >= 0 : s->pager != NULL;
 }
 
-/* Whether the piece's rows may be copied through the map without looking:
- * no I/O path, a table known to be wholly resident, or rows too big. */
-static int plain(const struct piece *p)
-{
-	const struct ed_snap *s = p->snap;
-
-	return !tracked(s) || (!s->cache && ed_pager_complete(s->pager));
-}
-
 /* Sorts rows into p->hit; lists the cold ones in p->miss. Row-cache mode
  * copies the cached rows on the way. Returns 0 or -ENOMEM. */
 static int classify(struct piece *p)
@@ -250,11 +241,13 @@ static int piece_work(struct ed_task *t)
 {
 	struct piece *p = (struct piece *)t;
 	const struct ed_snap *s = p->snap;
-	int cached = s->cache != NULL;
+	int cached = s->cache != NULL, track = tracked(s);
 
-	if (plain(p)) {
-		if (tracked(s))
-			ed_stat_add(warm_rows, p->n); /* a table wholly in memory */
+	/* no I/O path or rows too big, or a table known to be wholly resident:
+	 * copied through the map without looking */
+	if (!track || (!cached && ed_pager_complete(s->pager))) {
+		if (track)
+			ed_stat_add(warm_rows, p->n);
 		p->rc = eg_snapshot_gather(s->snap, p->slots, p->n, p->dst, NULL);
 		return ED_TASK_DONE;
 	}

@@ -351,8 +351,10 @@ static void refill_pick(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t
 	}
 	if (r->n && (r->fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0)) < 0)
 		r->n = 0;
-	r->id = p->id;
-	r->shift = p->shift;
+	if (r->n) {
+		r->id = p->id;
+		r->shift = p->shift;
+	}
 }
 
 /* Reads the picked pages, a byte each (POSIX_FADV_RANDOM: that page only);
