@@ -588,20 +588,6 @@ START_TEST(a_row_cache_table_is_not_read_back)
 }
 END_TEST
 
-/* Whether the daemon's log holds line. */
-static int logged(const egt_daemon *d, const char *line)
-{
-	char buf[1 << 16];
-	FILE *f = fopen(d->log, "r");
-	size_t got;
-
-	ck_assert_ptr_nonnull(f);
-	got = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[got] = '\0';
-	return strstr(buf, line) != NULL;
-}
-
 /* The read-back of evicted pages stuck on a hung disk (the tests' fault
  * hook holds it 6 s) holds up nothing else: a new version is published
  * and served while it waits. */
@@ -623,9 +609,9 @@ START_TEST(a_hung_read_back_holds_up_no_reload)
 	ck_assert_int_eq(eg_client_connect(d.addr, 10000, &c), 0);
 	take_out(v1, fd, (uint64_t)metric(port, "engramd_used_pages") / 2);
 	until = egt_now() + 5;
-	while (!logged(&d, "a read-back waits") && egt_now() < until)
+	while (!egt_count_lines(d.log, "a read-back waits") && egt_now() < until)
 		usleep(20000);
-	ck_assert_msg(logged(&d, "a read-back waits"), "no read-back began");
+	ck_assert_msg(egt_count_lines(d.log, "a read-back waits"), "no read-back began");
 	ck_assert_int_eq(unlink(link), 0);
 	ck_assert_int_eq(symlink(v2, link), 0);
 	took = egt_now();

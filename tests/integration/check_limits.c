@@ -102,20 +102,6 @@ static double cpu_seconds(pid_t pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static size_t count_lines(const char *path, const char *needle)
-{
-	char line[1024];
-	size_t n = 0;
-	FILE *f = fopen(path, "r");
-
-	ck_assert_ptr_nonnull(f);
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
-}
-
 static uint64_t rnd(uint64_t *s)
 {
 	*s ^= *s << 13;
@@ -431,13 +417,13 @@ START_TEST(fd_limit_no_spin)
 	for (size_t i = 0; i < CONNS; i++)
 		egt_conn_open(&conns[i], &d); /* the backlog holds what is not accepted */
 	usleep(300000);
-	lines0 = count_lines(d.log, "accept:");
+	lines0 = egt_count_lines(d.log, "accept:");
 	cpu0 = cpu_seconds(d.pid);
 	t0 = egt_now();
 	sleep(3);
 	cpu = cpu_seconds(d.pid) - cpu0;
 	secs = egt_now() - t0;
-	lines = count_lines(d.log, "accept:") - lines0;
+	lines = egt_count_lines(d.log, "accept:") - lines0;
 	ck_assert_msg(cpu < 0.1 * secs, "at the fd limit the daemon used %.2f s of CPU in %.1f s",
 	              cpu, secs);
 	ck_assert_msg(lines <= (size_t)secs + 1, "%zu lines about accept in %.1f s", lines, secs);
@@ -448,7 +434,7 @@ START_TEST(fd_limit_no_spin)
 	egt_conn_open(&c, &d);
 	ping(&c, 2);
 	egt_conn_close(&c);
-	ck_assert_uint_eq(count_lines(d.log, "raised the open-file limit from 40 to 64"), 1);
+	ck_assert_uint_eq(egt_count_lines(d.log, "raised the open-file limit from 40 to 64"), 1);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST

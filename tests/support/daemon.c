@@ -152,6 +152,20 @@ out:
 	return ok;
 }
 
+size_t egt_count_lines(const char *path, const char *needle)
+{
+	char line[1024];
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
 static void dump_log(const char *path)
 {
 	char line[512];

@@ -173,6 +173,10 @@ void egt_conn_close(egt_conn *c);
  * -1 when it died from a signal. */
 int egt_daemon_stop(egt_daemon *d, int sig);
 
+/* Lines of the file at path (a daemon's log) that contain needle; aborts
+ * the test when it cannot be read. */
+size_t egt_count_lines(const char *path, const char *needle);
+
 /* SIGSTOPs pid and returns once every thread of it is stopped (the signal
  * is asynchronous: a request sent right after kill() may still be answered). */
 void egt_stop_process(pid_t pid);
