@@ -33,8 +33,9 @@ run() { # name cmd...
 		failed=$((failed + 1)); failures="$failures $name"
 		# what failed, repeated at the end where a log's tail shows it:
 		# Check's "file:line:F|E:case:test:...", Python's FAIL/ERROR and
-		# assertion lines, node's "not ok"; else the output's last lines
-		lines=$(grep -a -E ':[FE]:|^(FAIL|ERROR):|Error:|^ *not ok ' "$work/out" | head -n 20)
+		# assertion lines, node's "not ok", a sanitizer's SUMMARY; else the
+		# output's last lines
+		lines=$(grep -a -E ':[FE]:|^(FAIL|ERROR):|Error:|^ *not ok |SUMMARY: ' "$work/out" | head -n 20)
 		[ -n "$lines" ] || lines=$(tail -n 5 "$work/out")
 		printf '%s\n' "$lines" | sed "s|^|  $name: |" >> "$work/failed-lines"
 	fi

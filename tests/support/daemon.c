@@ -178,6 +178,26 @@ static void dump_log(const char *path)
 	fclose(f);
 }
 
+/* A sanitizer's report in the log at path, from its first line on (a
+ * report makes the daemon exit non-zero, and the log goes with the test). */
+static void dump_sanitizer_report(const char *path)
+{
+	char line[512];
+	int in = 0, n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return;
+	while (n < 200 && fgets(line, sizeof(line), f)) {
+		in = in || strstr(line, "Sanitizer") || strstr(line, "runtime error:");
+		if (!in)
+			continue;
+		fprintf(stderr, "  | %s", line);
+		n++;
+	}
+	fclose(f);
+}
+
 static void set_path(char *dst, size_t len, const char *name)
 {
 	char *p = egt_path(name);
@@ -281,6 +301,8 @@ int egt_daemon_stop(egt_daemon *d, int sig)
 		usleep(5000);
 	}
 	d->pid = 0;
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		dump_sanitizer_report(d->log);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 

@@ -170,7 +170,8 @@ int egt_conn_ready(egt_conn *c, int timeout_ms);
 void egt_conn_close(egt_conn *c);
 
 /* Sends sig and waits for exit; returns the exit status (WEXITSTATUS) or
- * -1 when it died from a signal. */
+ * -1 when it died from a signal. A daemon that exits otherwise than 0 has
+ * any sanitizer report in its log shown on stderr. */
 int egt_daemon_stop(egt_daemon *d, int sig);
 
 /* Lines of the file at path (a daemon's log) that contain needle; aborts
