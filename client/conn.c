@@ -193,6 +193,7 @@ int egc__dial(eg_client *c)
 
 	c->fd = -1;
 	c->rpos = c->rlen = 0;
+	__atomic_store_n(&c->reads_fixed_slots, 0, __ATOMIC_RELAXED); /* until this daemon says so */
 	egc__forget_layouts(c);
 	if (strncmp(c->addr, "unix:", 5) == 0)
 		err = dial_unix(c, c->addr + 5);

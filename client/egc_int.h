@@ -138,6 +138,10 @@ struct eg_client {
 	/* the daemon on this connection reads a lookup's slots from the shared
 	 * buffer (LookupRequest.shm_slots; its attach answer said so) */
 	int shm_reads_slots;
+	/* an answer on this connection said reads_fixed_slots: lookups send
+	 * LookupRequest.fixed_slots (a copy) instead of varints; set by the
+	 * thread reading answers, hence atomic (__atomic_*, relaxed) */
+	int reads_fixed_slots;
 
 	/* layouts learnt on the current connection (info, earlier blocks);
 	 * forgotten when it closes: another daemon may serve other tables */

@@ -209,6 +209,11 @@ static int parse_rows(eg_client *c, struct rows_state *st, uint64_t len)
 			err = egc__varint(c, &st->t->got_rpt, &used);
 			st->t->got_rpt &= UINT32_MAX; /* uint32 on the wire */
 			break;
+		case 12 << 3 | WT_VARINT: /* reads_fixed_slots */
+			err = egc__varint(c, &v, &used);
+			if (err == 0 && v)
+				__atomic_store_n(&c->reads_fixed_slots, 1, __ATOMIC_RELAXED);
+			break;
 		case 3 << 3 | WT_LEN:
 		case 8 << 3 | WT_LEN:
 			err = egc__varint(c, &v, &used);

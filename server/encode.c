@@ -120,6 +120,7 @@ static void rows_header(Engram__V1__Response *r, uint64_t id, uint64_t tokens, u
 	r->id = id;
 	r->tokens = tokens;
 	r->rows_per_token = rpt;
+	r->reads_fixed_slots = 1; /* LookupRequest.fixed_slots */
 }
 
 size_t ed_encode_rows_size(uint64_t id, uint64_t tokens, uint32_t rpt,

@@ -1,7 +1,8 @@
 /* encode.h - response frames: varint length + Response.
  *
  * Row responses are laid out by hand so that rows are gathered straight into
- * the frame: the Response header (id, status, tokens, rows_per_token) packed
+ * the frame: the Response header (id, status, tokens, rows_per_token,
+ * reads_fixed_slots) packed
  * by protobuf-c, then per block field 8 (tag, length, the RowBlock header
  * packed by protobuf-c, then field 5's tag and length) followed by room for
  * the rows, which the caller fills. */

@@ -135,10 +135,11 @@ static int check_shm_slots(struct ed_req *req, uint64_t id, const Engram__V1__Lo
 		            "shm_offset");
 		return -1;
 	}
-	if (lr->n_slots) {
+	if (lr->n_slots || lr->n_fixed_slots) {
 		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
-		             "both slots (%zu) and shm_slots (%llu) are set: give the slots in one place",
-		             lr->n_slots, (unsigned long long)n);
+		             "both %s (%zu) and shm_slots (%llu) are set: give the slots in one place",
+		             lr->n_slots ? "slots" : "fixed_slots",
+		             lr->n_slots ? lr->n_slots : lr->n_fixed_slots, (unsigned long long)n);
 		return -1;
 	}
 	if (off > req->shm_size || n > (req->shm_size - off) / sizeof(uint64_t)) {
@@ -195,13 +196,39 @@ static int check_slots(struct ed_req *req, uint64_t id, const char *name,
 	return 0;
 }
 
+/* The slots a lookup lists in its frame: slots or fixed_slots (*n of
+ * them). NULL once answered BAD_REQUEST for both. */
+static const uint64_t *listed_slots(struct ed_req *req, uint64_t id,
+                                    const Engram__V1__LookupRequest *lr, size_t *n)
+{
+	static const uint64_t none;
+
+	if (lr->n_slots && lr->n_fixed_slots) {
+		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+		             "both slots (%zu) and fixed_slots (%zu) are set: give the slots in one place",
+		             lr->n_slots, lr->n_fixed_slots);
+		return NULL;
+	}
+	*n = lr->n_fixed_slots ? lr->n_fixed_slots : lr->n_slots;
+	if (!*n)
+		return &none;
+	return lr->n_fixed_slots ? lr->fixed_slots : lr->slots;
+}
+
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
 {
 	const char *name = lr->table;
-	uint64_t n = lr->shm_slots ? lr->shm_slots : lr->n_slots;
+	const uint64_t *listed;
+	size_t n_listed;
+	uint64_t n;
 	struct ed_block *b;
 	struct ed_snap *s;
 	struct ed_fill f;
+
+	listed = listed_slots(req, id, lr, &n_listed);
+	if (!listed)
+		return;
+	n = lr->shm_slots ? lr->shm_slots : n_listed;
 
 	s = ed_registry_pin(lr->table);
 	if (!s) {
@@ -225,10 +252,10 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 		return;
 	if (check_generation(req, id, lr->table, s, lr->min_generation) < 0)
 		return;
-	if (!lr->shm_slots && check_slots(req, id, name, s, lr->slots, lr->n_slots) < 0)
+	if (!lr->shm_slots && check_slots(req, id, name, s, listed, n_listed) < 0)
 		return;
 	f.s = s;
-	f.slots = lr->slots;
+	f.slots = listed;
 	f.n = (size_t)n;
 	b = layout(req, id, &f, &name, 1, lr->shm, lr->shm_offset);
 	if (!b || admit(req, id, 0, 0, b, 1, n) < 0)

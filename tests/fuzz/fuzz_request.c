@@ -188,17 +188,20 @@ static void check_block(const Engram__V1__RowBlock *b, const uint64_t *slots, si
 			abort(); /* a wrong or torn row */
 }
 
-/* A lookup's slots: in the request, or (shm_slots) as the buffer held them. */
+/* A lookup's slots: in the request (slots or fixed_slots), or (shm_slots) as
+ * the buffer held them. */
 static void check_lookup(const Engram__V1__LookupRequest *lr, const Engram__V1__Response *r)
 {
-	uint64_t *slots = lr->slots;
-	size_t n = lr->n_slots;
+	uint64_t *slots = lr->n_fixed_slots ? lr->fixed_slots : lr->slots;
+	size_t n = lr->n_fixed_slots ? lr->n_fixed_slots : lr->n_slots;
 
+	if ((lr->n_slots && lr->n_fixed_slots) || !r->reads_fixed_slots)
+		abort(); /* served with its slots given twice, or the answer hides the field */
 	if (r->n_blocks != 1 || strcmp(r->blocks[0]->table, lr->table) != 0 ||
 	    r->blocks[0]->shm != lr->shm || (lr->shm && r->blocks[0]->shm_offset != lr->shm_offset))
 		abort();
 	if (lr->shm_slots) {
-		if (lr->n_slots || lr->shm_offset > SHM_BYTES ||
+		if (n || lr->shm_offset > SHM_BYTES ||
 		    lr->shm_slots > (SHM_BYTES - lr->shm_offset) / 8)
 			abort(); /* served although its slots are not all in the buffer */
 		n = (size_t)lr->shm_slots;
@@ -208,7 +211,7 @@ static void check_lookup(const Engram__V1__LookupRequest *lr, const Engram__V1__
 		memcpy(slots, shm_fill + lr->shm_offset, n * sizeof(*slots));
 	}
 	check_block(r->blocks[0], slots, n);
-	if (slots != lr->slots)
+	if (lr->shm_slots)
 		free(slots);
 }
 

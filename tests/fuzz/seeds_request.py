@@ -51,6 +51,8 @@ SEEDS = {
     # the harness's shared buffer holds slot ids below 60, every 97th past every end
     "lookup_shm": [pb.Request(id=18, lookup=pb.LookupRequest(table="plain", slots=[3, 9],
                                                               shm=True, shm_offset=100))],
+    "lookup_fixed": [pb.Request(id=22, lookup=pb.LookupRequest(
+        table="xx", fixed_slots=[5, 0, 17, 5, 99]))],
     "lookup_shm_slots": [pb.Request(id=19, lookup=pb.LookupRequest(
         table="plain", shm=True, shm_offset=8, shm_slots=40))],
     "lookup_shm_slots_unaligned": [pb.Request(id=20, lookup=pb.LookupRequest(

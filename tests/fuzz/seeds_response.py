@@ -22,6 +22,11 @@ def rows(i, table, count, row_bytes=ROW, **kw):
         data=bytes(range(count * row_bytes)) if "shm" not in kw else b"", **kw)])
 
 
+def says_fixed(resp):
+    resp.reads_fixed_slots = True  # as engramd's rows answers do
+    return resp
+
+
 def tokens(i, shm=False):
     # 3 returned tokens, 4 rows per token, 8-byte rows, tables h and h2
     blocks, off = [], 0
@@ -62,6 +67,8 @@ SEEDS = {
     "reload": (RELOAD, [pb.Response(id=1, reload=pb.ReloadResponse(results=[pb.ReloadResult(
         table="a", old_generation=1, new_generation=2, reloaded=True, path="/t/a2")]))]),
     "pipeline": (PIPELINE, [rows(1, "a", 2), rows(2, "a", 3)]),
+    # engramd's answers say reads_fixed_slots; the second lookup then sends words
+    "pipeline_fixed": (PIPELINE, [says_fixed(rows(1, "a", 2)), says_fixed(rows(2, "a", 3))]),
     "framing_error": (PING, [pb.Response(id=0, status=pb.BAD_REQUEST, error="not a varint")]),
 }
 

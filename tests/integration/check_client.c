@@ -590,7 +590,8 @@ START_TEST(token_lookup_matches_slots)
 END_TEST
 
 /* The hand-written lookup encoder writes a message protobuf-c reads as the
- * one asked for, every slot at the width of the widest. */
+ * one asked for, every slot at the width of the widest, or (once the daemon
+ * said it reads them) as fixed_slots, 8 bytes a slot. */
 START_TEST(lookup_encoding_matches_protobuf_c)
 {
 	static const size_t sizes[] = { 0, 1, 3, 127, 128, 5000 };
@@ -603,7 +604,10 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 	for (size_t i = 0; i < 5000; i++)
 		slots[i] = i % 5 == 0 ? UINT64_MAX - i : egt_rnd() >> (egt_rnd() % 64);
 	slots[1] = 0; /* the shortest next to the longest */
-	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+	for (size_t k = 0; k < 2 * sizeof(sizes) / sizeof(sizes[0]); k++) {
+		int fixed = k % 2;
+
+		c->reads_fixed_slots = fixed;
 		for (size_t m = 0; m < 3; m++) {
 			uint64_t id = k * 1000003 + (m << 40) + 1, top = 0;
 			uint64_t min_generation = m ? (uint64_t)k << 40 | 7 : 0;
@@ -614,7 +618,7 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			uint64_t v;
 			Engram__V1__Request *back;
 
-			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k], m == 2,
+			ck_assert_int_eq(egc__encode_lookup(c, id, names[m], slots, sizes[k / 2], m == 2,
 			                                    shm_offset, min_generation, shm_slots, &got,
 			                                    &len), 0);
 			ck_assert(egt_frame_parse(got, len, &hdr, &v));
@@ -624,9 +628,11 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			ck_assert_uint_eq(back->id, id);
 			ck_assert_int_eq(back->body_case, ENGRAM__V1__REQUEST__BODY_LOOKUP);
 			ck_assert_str_eq(back->lookup->table, names[m]);
-			ck_assert_uint_eq(back->lookup->n_slots, sizes[k]);
-			for (size_t i = 0; i < sizes[k]; i++) {
-				ck_assert_uint_eq(back->lookup->slots[i], slots[i]);
+			ck_assert_uint_eq(back->lookup->n_slots, fixed ? 0 : sizes[k / 2]);
+			ck_assert_uint_eq(back->lookup->n_fixed_slots, fixed ? sizes[k / 2] : 0);
+			for (size_t i = 0; i < sizes[k / 2]; i++) {
+				ck_assert_uint_eq(fixed ? back->lookup->fixed_slots[i] :
+				                          back->lookup->slots[i], slots[i]);
 				top |= slots[i];
 			}
 			ck_assert_uint_eq(back->lookup->min_generation, min_generation);
@@ -636,12 +642,17 @@ START_TEST(lookup_encoding_matches_protobuf_c)
 			engram__v1__request__free_unpacked(back, NULL);
 			while (width < 10 && top >> (7 * width))
 				width++;
+			if (fixed)
+				width = 8;
 			/* header, then exactly width bytes a slot, then the tail */
-			ck_assert_uint_ge(len, sizes[k] * width);
-			ck_assert_uint_le(len, sizes[k] * width + 200);
+			ck_assert_uint_ge(len, sizes[k / 2] * width);
+			ck_assert_uint_le(len, sizes[k / 2] * width + 200);
 		}
 	}
-	/* the daemon takes the empty slots field too */
+	/* the daemon takes the empty slots field too, either one */
+	c->reads_fixed_slots = 0;
+	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 0, NULL, 0, NULL), 0);
+	ck_assert_int_eq(c->reads_fixed_slots, 1); /* engramd's answer said it reads words */
 	ck_assert_int_eq(eg_client_lookup(c, "a", slots, 0, NULL, 0, NULL), 0);
 	eg_client_close(c);
 	free(slots);

@@ -547,6 +547,52 @@ START_TEST(frame_at_the_limit)
 }
 END_TEST
 
+/* LookupRequest.fixed_slots: the same rows as slots, and the rows answer
+ * says the daemon reads it; a slot outside the table, or slots given twice,
+ * are refused and the connection goes on. */
+START_TEST(fixed_slots_lookup)
+{
+	uint64_t slots[500];
+	Engram__V1__LookupRequest lr;
+	egt_daemon d;
+	struct cl c;
+	Request r;
+	Response *resp;
+
+	start(&d, 0, NULL, NULL);
+	cl_open(&c, d.addr);
+	for (size_t i = 0; i < 500; i++)
+		slots[i] = egt_rnd() % 50000;
+	resp = lookup(&c, EGT_ID(1), "a", slots, 500);
+	ck_assert_msg(resp->reads_fixed_slots, "a rows answer does not say reads_fixed_slots");
+	engram__v1__response__free_unpacked(resp, NULL);
+	req_lookup(&r, &lr, EGT_ID(2), "a", NULL, 0);
+	lr.fixed_slots = slots;
+	lr.n_fixed_slots = 500;
+	cl_send(&c, &r);
+	resp = cl_recv(&c);
+	check_rows(resp, EGT_ID(2), &tab_a, slots, 500);
+	ck_assert(resp->reads_fixed_slots);
+	engram__v1__response__free_unpacked(resp, NULL);
+	slots[7] = 50000;
+	r.id = EGT_ID(3);
+	cl_send(&c, &r);
+	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__OUT_OF_RANGE, "slots[7] = 50000");
+	lr.slots = slots;
+	lr.n_slots = 2;
+	r.id = EGT_ID(4);
+	cl_send(&c, &r);
+	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__BAD_REQUEST,
+	             "both slots (2) and fixed_slots (500) are set");
+	slots[7] = 1;
+	resp = lookup(&c, EGT_ID(5), "a", slots, 20);
+	check_rows(resp, EGT_ID(5), &tab_a, slots, 20);
+	engram__v1__response__free_unpacked(resp, NULL);
+	cl_close(&c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
 START_TEST(bad_lookups)
 {
 	uint64_t slots[1001];
@@ -1113,6 +1159,7 @@ static Suite *suite(void)
 	tcase_add_test(t, bad_frames);
 	tcase_add_test(t, frame_at_the_limit);
 	tcase_add_test(t, bad_lookups);
+	tcase_add_test(t, fixed_slots_lookup);
 	tcase_add_test(t, slow_reader_backpressure);
 	tcase_add_test(t, token_lookups);
 	tcase_add_test(t, token_max_rows);

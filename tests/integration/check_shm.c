@@ -490,6 +490,12 @@ START_TEST(slots_in_the_shared_buffer)
 	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST, "in one place");
 	lr.n_slots = 0;
 	lr.slots = NULL;
+	lr.n_fixed_slots = 1;
+	lr.fixed_slots = &one;
+	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__BAD_REQUEST,
+	                      "both fixed_slots (1) and shm_slots");
+	lr.n_fixed_slots = 0;
+	lr.fixed_slots = NULL;
 	lr.shm_offset = (1u << 20) - 8 * N + 1; /* the last slot one byte past the end */
 	expect_lookup_refused(fd, &lr, ENGRAM__V1__STATUS__OUT_OF_RANGE, "do not fit");
 	lr.shm_offset = UINT64_MAX - 3;

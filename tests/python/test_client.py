@@ -263,6 +263,29 @@ class TestRows(ClientCase):
         got = self.c.lookup("f32", slots)
         np.testing.assert_array_equal(got, FIXTURE["src"]["f32"][slots.astype(np.int64)])
 
+    def test_slots_as_words_once_the_daemon_says_it_reads_them(self):
+        """A fresh connection sends varints; engramd's first rows answer says
+        reads_fixed_slots, and the lookups after it send fixed_slots (blocking,
+        async, strided slots) with the same rows; a new connection starts over."""
+        src = FIXTURE["src"]["f32"]
+        with ec.Client(daemon().unix, timeout=10) as c:
+            s = self.rng.integers(0, 5000, 3000, dtype=np.uint64)
+            self.assertFalse(c._conn.fixed_slots)
+            np.testing.assert_array_equal(c.lookup("f32", s), src[s.astype(np.int64)])
+            self.assertTrue(c._conn.fixed_slots, "engramd's answer did not say reads_fixed_slots")
+            for got_slots in (s, s[::3], np.array([4999, 0, 17], dtype=np.uint64)):
+                want = src[got_slots.astype(np.int64)]
+                np.testing.assert_array_equal(c.lookup("f32", got_slots), want)
+                np.testing.assert_array_equal(c.lookup_async("f32", got_slots).result(), want)
+            with self.assertRaises(ec.OutOfRange) as cm:
+                c.lookup("f32", [1, 5000])
+            self.assertIn("slots[1] = 5000", str(cm.exception))
+            c.close()
+            c.ping()  # reconnects: not a rows answer
+            self.assertFalse(c._conn.fixed_slots)
+            c.lookup("f32", [1])
+            self.assertTrue(c._conn.fixed_slots)
+
 
 class TestTokens(ClientCase):
     def ref_rows(self, table, tokens, seq_lens, context=None):
@@ -521,6 +544,22 @@ class TestWire(unittest.TestCase):
         self.assertEqual(got, want)
         self.assertEqual(wire.lookup_body("", []), b"")
         self.assertEqual(wire.packed_varints([300, 1]), b"\xac\x02\x81\x00")
+        s = rng.integers(0, 1 << 64, 300, dtype=np.uint64, endpoint=False)
+        got = pb.LookupRequest.FromString(wire.lookup_body("tab", s[::2], 64, 3, fixed=True))
+        self.assertEqual((got.table, list(got.slots), list(got.fixed_slots), got.shm_offset,
+                          got.min_generation), ("tab", [], s[::2].tolist(), 64, 3))
+        # framed into a connection's buffer: the same bytes, the buffer grown
+        # when short and reused when not
+        buf = bytearray(16)
+        for fixed in (True, False, True):
+            for sl in (s, s[::3], s[:1]):
+                parts = wire.lookup_parts("tab", sl, 8, 0, fixed=fixed)
+                buf2, mv = wire.request_into(buf, 7, wire.REQ_LOOKUP, parts)
+                self.assertEqual(bytes(mv), wire.request(7, wire.REQ_LOOKUP,
+                                                         wire.lookup_body("tab", sl, 8, 0,
+                                                                          fixed=fixed)))
+                self.assertTrue(buf2 is buf or len(buf) < len(mv))
+                buf = buf2
 
     def test_response_scanner(self):
         rng = np.random.default_rng(2)
@@ -528,7 +567,8 @@ class TestWire(unittest.TestCase):
             r = pb.Response(id=int(rng.integers(0, 1 << 62)), status=int(rng.integers(0, 7)),
                             error="e" * int(rng.integers(0, 3)),
                             tokens=int(rng.integers(0, 1000)),
-                            rows_per_token=int(rng.integers(0, 20)))
+                            rows_per_token=int(rng.integers(0, 20)),
+                            reads_fixed_slots=bool(rng.random() < 0.5))
             for b in range(int(rng.integers(0, 3))):
                 r.blocks.add(table=f"t{b}", generation=int(rng.integers(0, 1 << 40)),
                              row_bytes=int(rng.integers(0, 300)),
@@ -538,9 +578,10 @@ class TestWire(unittest.TestCase):
                 r.pong.protocol_version = 1
             raw = r.SerializeToString()
             h = wire.parse_response(memoryview(raw), 0, len(raw))
-            self.assertEqual((h.id, h.status, h.error, h.tokens, h.rows_per_token, h.has_body),
+            self.assertEqual((h.id, h.status, h.error, h.tokens, h.rows_per_token, h.has_body,
+                              h.reads_fixed_slots),
                              (r.id, r.status, r.error, r.tokens, r.rows_per_token,
-                              r.HasField("pong")))
+                              r.HasField("pong"), r.reads_fixed_slots))
             self.assertEqual(len(h.blocks), len(r.blocks))
             for a, b in zip(h.blocks, r.blocks):
                 self.assertEqual((a.table, a.generation, a.row_bytes, a.count),

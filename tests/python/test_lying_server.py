@@ -42,6 +42,7 @@ class Liar:
 
     def __init__(self, lie, target):
         self.lie, self.target, self.told = lie, target, False
+        self.lookups = []  # (slots, fixed_slots) counts of each lookup received
         self.dir = tempfile.mkdtemp(prefix="engram-liar-")
         self.addr = "unix:" + os.path.join(self.dir, "liar.sock")
         self.lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -122,6 +123,7 @@ class Liar:
         elif kind == "info":
             resp = self._info(req.id, lie)
         elif kind == "lookup":
+            self.lookups.append((len(req.lookup.slots), len(req.lookup.fixed_slots)))
             resp = self._lookup(req.id, req.lookup, lie)
         elif kind == "tokens":
             resp = self._tokens(req.id, req.tokens, lie)
@@ -361,6 +363,19 @@ class LyingServerCase(unittest.TestCase):
             self.assertIn(says, str(cm.exception))
         self.assertLess(time.monotonic() - t0, 3.0, "refused, not waited out")
         self.assertEqual(c.ping().protocol_version, 1)  # and the client goes on
+
+
+    def test_slots_stay_varints_for_a_daemon_that_does_not_read_words(self):
+        """This server never says reads_fixed_slots (as engramd before that
+        field): every lookup keeps its slots in the varint field."""
+        liar = Liar("truth", "lookup")
+        self.addCleanup(liar.close)
+        c = ec.Client(liar.addr, timeout=5)
+        self.addCleanup(c.close)
+        for _ in range(3):
+            lookup(c)
+        lookup_async(c)
+        self.assertEqual(liar.lookups, [(4, 0)] * 4)
 
 
 def _case(run, target, lie, err, says):

@@ -306,11 +306,12 @@ class Client(Transport):
         floor = self.min_generation.get(table, 0)  # as of the call
         if offset is not None and self._put_shm_slots(table, slots, n, offset):
             body = functools.partial(self._shm_slots_body, table, offset, n, floor)
-        elif lazy:
-            ids = slots.copy()
-            body = lambda conn: wire.lookup_body(table, ids, offset, floor)  # noqa: E731
         else:
-            body = wire.lookup_body(table, slots, offset, floor)
+            # encoded when sent, for its connection: as fixed_slots once that
+            # daemon said it reads them (a lazy body keeps a copy of the slots)
+            ids = slots.copy() if lazy else slots
+            body = lambda conn: wire.lookup_parts(table, ids, offset, floor,  # noqa: E731
+                                                  fixed=conn.fixed_slots)
         return body, (table, decode, n, offset), ob
 
     def _put_shm_slots(self, table, slots, n, offset):
@@ -370,9 +371,9 @@ class Client(Transport):
         else the slots read back into the frame (they stay put until the
         daemon has the request)."""
         if conn.reads_slots:
-            return wire.lookup_body(table, (), offset, floor, shm_slots=n)
-        return wire.lookup_body(table, self._shm[offset:offset + 8 * n].view("<u8"), offset,
-                                floor)
+            return wire.lookup_parts(table, (), offset, floor, shm_slots=n)
+        return wire.lookup_parts(table, self._shm[offset:offset + 8 * n].view("<u8"), offset,
+                                 floor, fixed=conn.fixed_slots)
 
     def _shm_place(self, ob):
         """Offset of buffer ob in the shared buffer, or None when outside."""

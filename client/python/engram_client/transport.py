@@ -108,7 +108,7 @@ class _Conn:
     threads at once), the read-ahead buffer, and how many threads use it now."""
 
     __slots__ = ("sock", "rpoll", "wpoll", "opoll", "ipoll", "rbuf", "rpos", "rend", "refs",
-                 "dead", "reading", "reads_slots")
+                 "dead", "reading", "reads_slots", "fixed_slots", "wbuf")
 
     def __init__(self, sock):
         self.sock = sock
@@ -125,6 +125,8 @@ class _Conn:
         self.dead = False
         self.reading = False  # a thread holds the read role
         self.reads_slots = False  # the daemon reads shm_slots (its attach answer)
+        self.fixed_slots = False  # it reads fixed_slots (said in its rows answers)
+        self.wbuf = bytearray()  # requests are framed here (send lock held)
 
 
 def _poll_ms(left):
@@ -452,7 +454,8 @@ class Transport:
             conn.refs += 1
         deadline = self._deadline(None)
         try:
-            data = wire.request(fut.id, field, body(conn) if callable(body) else body)
+            parts = body(conn) if callable(body) else [body]
+            conn.wbuf, data = wire.request_into(conn.wbuf, fut.id, field, parts)
             self._send(conn, data, deadline)
         except EngramError as e:
             if isinstance(e, EngramConnectionError):
@@ -672,6 +675,8 @@ class Transport:
         hdr = wire.parse_response(memoryview(frame), 0, len(frame))
         if hdr.id != fut.id and not (hdr.id == 0 and hdr.status != 0):
             raise ProtocolError(f"response id {hdr.id} does not match request {fut.id}")
+        if hdr.reads_fixed_slots:
+            conn.fixed_slots = True  # later lookups on conn send their slots as words
         exc = from_status(hdr.status, hdr.error) if hdr.status != 0 else None
         if exc is None:
             fut._frame, fut._header = frame, hdr  # read only once fut is done

@@ -5,7 +5,9 @@ Lookup and token requests carry up to millions of ids and their responses
 megabytes of rows, so this module
 
 * encodes LookupRequest/TokensRequest with NumPy (the packed varints of all
-  ids at once) instead of filling a repeated field one Python int at a time;
+  ids at once, or a lookup's slots as fixed_slots words, uncopied until
+  they are framed into the connection's buffer) instead of filling a
+  repeated field one Python int at a time;
 * scans a Response's top-level fields and its RowBlocks in place, returning
   where each block's data lies inside the received frame, so rows are mapped
   into arrays without a copy (protobuf would copy them twice).
@@ -125,31 +127,62 @@ def request(req_id, field, body):
     return b"".join((varint(len(head) + len(body)), head, body))
 
 
+def request_into(buf, req_id, field, parts):
+    """request() of the body the buffers in parts make (bytes, contiguous
+    arrays), written into buf (a bytearray; a larger one when it is too
+    short): (buf, memoryview of the frame in it). A lookup's slots are
+    copied once, into memory its connection keeps: a fresh bytes object of
+    that size costs its page faults on every request."""
+    views = [memoryview(p).cast("B") for p in parts]
+    n = sum(v.nbytes for v in views)
+    head = b"\x08" + varint(req_id) + bytes(((field << 3) | 2,)) + varint(n)
+    views[:0] = (memoryview(varint(len(head) + n)), memoryview(head))
+    total = views[0].nbytes + len(head) + n
+    if len(buf) < total:
+        buf = bytearray(max(total, 2 * len(buf)))
+    out, pos = memoryview(buf), 0
+    for v in views:
+        out[pos:pos + v.nbytes] = v
+        pos += v.nbytes
+    return buf, out[:total]
+
+
 def _shm_fields(flag_tag, offset):
     """shm = true and shm_offset (fields flag_tag >> 3 and the next one)."""
     return bytes((flag_tag, 1, flag_tag + 8)) + varint(int(offset))
 
 
-def lookup_body(table, slots, shm_offset=None, min_generation=0, shm_slots=0):
-    """LookupRequest bytes: table name and packed slot ids; with shm_offset,
-    the rows go to the connection's shared buffer there; min_generation
-    (when not 0) is the oldest generation the client accepts; shm_slots
-    (when not 0, with shm_offset and no slots): that many slots wait in the
-    shared buffer at shm_offset."""
+def lookup_body(table, slots, shm_offset=None, min_generation=0, shm_slots=0, fixed=False):
+    """LookupRequest bytes: table name and packed slot ids (fixed: as
+    fixed_slots, little-endian words, for a daemon that said it reads them);
+    with shm_offset, the rows go to the connection's shared buffer there;
+    min_generation (when not 0) is the oldest generation the client accepts;
+    shm_slots (when not 0, with shm_offset and no slots): that many slots
+    wait in the shared buffer at shm_offset."""
+    return b"".join(lookup_parts(table, slots, shm_offset, min_generation, shm_slots, fixed))
+
+
+def lookup_parts(table, slots, shm_offset=None, min_generation=0, shm_slots=0, fixed=False):
+    """lookup_body() as a list of buffers (for request_into): fixed slots
+    stay in their (contiguous) array, uncopied."""
     parts = []
     name = table.encode("utf-8")
     if name:
         parts.append(_field_bytes(0x0A, name))
     if len(slots):  # none when they wait in the shared buffer
-        packed = packed_varints(_as_u64(slots, "slots"))
-        parts.append(b"\x12" + varint(len(packed)) + packed)
+        if fixed:
+            a = np.ascontiguousarray(_as_u64(slots, "slots"), dtype="<u8")
+            tag, packed = b"\x3a", a.view(np.uint8)
+        else:
+            tag, packed = b"\x12", packed_varints(_as_u64(slots, "slots"))
+        parts += (tag + varint(len(packed)), packed)
     if shm_offset is not None:
         parts.append(_shm_fields(0x18, shm_offset))
     if min_generation:
         parts.append(b"\x28" + varint(int(min_generation)))
     if shm_slots:
         parts.append(b"\x30" + varint(int(shm_slots)))
-    return b"".join(parts)
+    return parts
 
 
 def tokens_body(tables, tokens, seq_lens=None, context=None, shm_offset=None,
@@ -282,13 +315,15 @@ class Header:
     """The top-level fields of a Response (body messages are left to
     protobuf: has_body says whether one is present)."""
 
-    __slots__ = ("id", "status", "error", "blocks", "tokens", "rows_per_token", "has_body")
+    __slots__ = ("id", "status", "error", "blocks", "tokens", "rows_per_token", "has_body",
+                 "reads_fixed_slots")
 
     def __init__(self):
         self.id = self.status = self.tokens = self.rows_per_token = 0
         self.error = ""
         self.blocks = []
         self.has_body = False
+        self.reads_fixed_slots = False
 
 
 def parse_response(mv, start, end):
@@ -303,7 +338,7 @@ def parse_response(mv, start, end):
         else:
             key, pos = read_varint(mv, pos, end)
         field, wire = key >> 3, key & 7
-        if wire == 0 and field in (1, 2, 9, 10):
+        if wire == 0 and field in (1, 2, 9, 10, 12):
             if pos < end and mv[pos] < 0x80:
                 v, pos = mv[pos], pos + 1
             else:
@@ -315,8 +350,10 @@ def parse_response(mv, start, end):
                 h.status = v - (1 << 32) if v >= 1 << 31 else v
             elif field == 9:
                 h.tokens = v
-            else:
+            elif field == 10:
                 h.rows_per_token = v & 0xFFFFFFFF
+            else:
+                h.reads_fixed_slots = v != 0
         elif wire == 2 and field in (3, 8):
             if pos < end and mv[pos] < 0x80:
                 n, pos = mv[pos], pos + 1
