@@ -126,7 +126,9 @@ class _Conn:
         self.reading = False  # a thread holds the read role
         self.reads_slots = False  # the daemon reads shm_slots (its attach answer)
         self.fixed_slots = False  # it reads fixed_slots (said in its rows answers)
-        self.wbuf = bytearray()  # requests are framed here (send lock held)
+        # requests are framed here (send lock held); it keeps the size of
+        # the largest request sent on the connection, as libengram's does
+        self.wbuf = bytearray()
 
 
 def _poll_ms(left):
