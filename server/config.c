@@ -675,3 +675,12 @@ size_t ed_config_restart_needed(const struct ed_config *now, const struct ed_con
 	}
 	return n;
 }
+
+/* the rest of a lookup next to its slots: table name, fields, framing */
+#define FIXED_SLOTS_ROOM (64u << 10)
+
+int ed_cfg_fixed_slots_fit(void)
+{
+	return ed_cfg.max_frame > FIXED_SLOTS_ROOM &&
+	       ed_cfg.max_rows <= (ed_cfg.max_frame - FIXED_SLOTS_ROOM) / sizeof(uint64_t);
+}

@@ -49,6 +49,12 @@ struct ed_config {
  * on its thread (nothing else reads them after the start). */
 extern struct ed_config ed_cfg;
 
+/* Whether a lookup of max_rows slots fits max_frame with its slots as
+ * LookupRequest.fixed_slots (8 bytes each, plus room for the rest of the
+ * request): only then do rows answers say reads_fixed_slots, so a client
+ * never sends as words a lookup that would have fitted as varints. */
+int ed_cfg_fixed_slots_fit(void);
+
 /* Parses argv (and any --config file) into ed_cfg, and keeps argv for
  * ed_config_reread. Returns 0 to run, 1 when it printed help or version
  * (exit 0), -1 on a usage error (already logged; an error in a config file

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "encode.h"
 #include "log.h"
 
@@ -120,7 +121,7 @@ static void rows_header(Engram__V1__Response *r, uint64_t id, uint64_t tokens, u
 	r->id = id;
 	r->tokens = tokens;
 	r->rows_per_token = rpt;
-	r->reads_fixed_slots = 1; /* LookupRequest.fixed_slots */
+	r->reads_fixed_slots = ed_cfg_fixed_slots_fit(); /* LookupRequest.fixed_slots */
 }
 
 size_t ed_encode_rows_size(uint64_t id, uint64_t tokens, uint32_t rpt,

@@ -195,7 +195,7 @@ static void check_lookup(const Engram__V1__LookupRequest *lr, const Engram__V1__
 	uint64_t *slots = lr->n_fixed_slots ? lr->fixed_slots : lr->slots;
 	size_t n = lr->n_fixed_slots ? lr->n_fixed_slots : lr->n_slots;
 
-	if ((lr->n_slots && lr->n_fixed_slots) || !r->reads_fixed_slots)
+	if ((lr->n_slots && lr->n_fixed_slots) || r->reads_fixed_slots != ed_cfg_fixed_slots_fit())
 		abort(); /* served with its slots given twice, or the answer hides the field */
 	if (r->n_blocks != 1 || strcmp(r->blocks[0]->table, lr->table) != 0 ||
 	    r->blocks[0]->shm != lr->shm || (lr->shm && r->blocks[0]->shm_offset != lr->shm_offset))

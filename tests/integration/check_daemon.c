@@ -549,7 +549,9 @@ END_TEST
 
 /* LookupRequest.fixed_slots: the same rows as slots, and the rows answer
  * says the daemon reads it; a slot outside the table, or slots given twice,
- * are refused and the connection goes on. */
+ * are refused and the connection goes on. A daemon whose --max-frame does
+ * not hold --max-rows slots as words does not say it (clients keep
+ * varints), and still reads words. */
 START_TEST(fixed_slots_lookup)
 {
 	uint64_t slots[500];
@@ -587,6 +589,22 @@ START_TEST(fixed_slots_lookup)
 	slots[7] = 1;
 	resp = lookup(&c, EGT_ID(5), "a", slots, 20);
 	check_rows(resp, EGT_ID(5), &tab_a, slots, 20);
+	engram__v1__response__free_unpacked(resp, NULL);
+	cl_close(&c);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+
+	start(&d, 0, "--max-frame", "1048576"); /* 4 Mi rows (the default) x 8 B do not fit */
+	cl_open(&c, d.addr);
+	resp = lookup(&c, EGT_ID(6), "a", slots, 20);
+	check_rows(resp, EGT_ID(6), &tab_a, slots, 20);
+	ck_assert_msg(!resp->reads_fixed_slots, "says reads_fixed_slots with --max-frame 1 MiB");
+	engram__v1__response__free_unpacked(resp, NULL);
+	req_lookup(&r, &lr, EGT_ID(7), "a", NULL, 0);
+	lr.fixed_slots = slots;
+	lr.n_fixed_slots = 20;
+	cl_send(&c, &r);
+	resp = cl_recv(&c);
+	check_rows(resp, EGT_ID(7), &tab_a, slots, 20);
 	engram__v1__response__free_unpacked(resp, NULL);
 	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
