@@ -552,6 +552,32 @@ END_TEST
  * are refused and the connection goes on. A daemon whose --max-frame does
  * not hold --max-rows slots as words does not say it (clients keep
  * varints), and still reads words. */
+/* Looks up slots of table a as varints (id) and as fixed_slots (id + 1),
+ * checks both answers' rows, and returns whether they said
+ * reads_fixed_slots (both alike). */
+static int varints_then_words(struct cl *c, uint64_t id, uint64_t *slots, size_t n)
+{
+	Engram__V1__LookupRequest lr;
+	Request r;
+	Response *resp;
+	int says[2];
+
+	for (int k = 0; k < 2; k++) {
+		req_lookup(&r, &lr, id + (uint64_t)k, "a", k ? NULL : slots, k ? 0 : n);
+		if (k) {
+			lr.fixed_slots = slots;
+			lr.n_fixed_slots = n;
+		}
+		cl_send(c, &r);
+		resp = cl_recv(c);
+		check_rows(resp, id + (uint64_t)k, &tab_a, slots, n);
+		says[k] = resp->reads_fixed_slots;
+		engram__v1__response__free_unpacked(resp, NULL);
+	}
+	ck_assert_int_eq(says[0], says[1]);
+	return says[0];
+}
+
 START_TEST(fixed_slots_lookup)
 {
 	uint64_t slots[500];
@@ -559,25 +585,17 @@ START_TEST(fixed_slots_lookup)
 	egt_daemon d;
 	struct cl c;
 	Request r;
-	Response *resp;
 
 	start(&d, 0, NULL, NULL);
 	cl_open(&c, d.addr);
 	for (size_t i = 0; i < 500; i++)
 		slots[i] = egt_rnd() % 50000;
-	resp = lookup(&c, EGT_ID(1), "a", slots, 500);
-	ck_assert_msg(resp->reads_fixed_slots, "a rows answer does not say reads_fixed_slots");
-	engram__v1__response__free_unpacked(resp, NULL);
-	req_lookup(&r, &lr, EGT_ID(2), "a", NULL, 0);
+	ck_assert_msg(varints_then_words(&c, EGT_ID(1), slots, 500),
+	              "a rows answer does not say reads_fixed_slots");
+	req_lookup(&r, &lr, EGT_ID(3), "a", NULL, 0);
 	lr.fixed_slots = slots;
 	lr.n_fixed_slots = 500;
-	cl_send(&c, &r);
-	resp = cl_recv(&c);
-	check_rows(resp, EGT_ID(2), &tab_a, slots, 500);
-	ck_assert(resp->reads_fixed_slots);
-	engram__v1__response__free_unpacked(resp, NULL);
 	slots[7] = 50000;
-	r.id = EGT_ID(3);
 	cl_send(&c, &r);
 	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__OUT_OF_RANGE, "slots[7] = 50000");
 	lr.slots = slots;
@@ -587,25 +605,14 @@ START_TEST(fixed_slots_lookup)
 	expect_error(cl_recv(&c), ENGRAM__V1__STATUS__BAD_REQUEST,
 	             "both slots (2) and fixed_slots (500) are set");
 	slots[7] = 1;
-	resp = lookup(&c, EGT_ID(5), "a", slots, 20);
-	check_rows(resp, EGT_ID(5), &tab_a, slots, 20);
-	engram__v1__response__free_unpacked(resp, NULL);
+	ck_assert(varints_then_words(&c, EGT_ID(5), slots, 20)); /* and goes on */
 	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 
 	start(&d, 0, "--max-frame", "1048576"); /* 4 Mi rows (the default) x 8 B do not fit */
 	cl_open(&c, d.addr);
-	resp = lookup(&c, EGT_ID(6), "a", slots, 20);
-	check_rows(resp, EGT_ID(6), &tab_a, slots, 20);
-	ck_assert_msg(!resp->reads_fixed_slots, "says reads_fixed_slots with --max-frame 1 MiB");
-	engram__v1__response__free_unpacked(resp, NULL);
-	req_lookup(&r, &lr, EGT_ID(7), "a", NULL, 0);
-	lr.fixed_slots = slots;
-	lr.n_fixed_slots = 20;
-	cl_send(&c, &r);
-	resp = cl_recv(&c);
-	check_rows(resp, EGT_ID(7), &tab_a, slots, 20);
-	engram__v1__response__free_unpacked(resp, NULL);
+	ck_assert_msg(!varints_then_words(&c, EGT_ID(7), slots, 20),
+	              "says reads_fixed_slots with --max-frame 1 MiB");
 	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
