@@ -137,6 +137,7 @@ class Client {
     this.buffered = 0;
     this.need = 0;               // bytes the next frame needs, once known
     this.closed = false;
+    this.fixedSlots = false;     // an answer said reads_fixed_slots: slots go as words
     sock.on('data', (d) => this._onData(d));
     sock.on('error', (e) => this._fail(new EngramError(null, `${addr}: ${e.message}`)));
     sock.on('close', () => this._fail(new EngramError(null, `${addr} closed the connection`)));
@@ -196,7 +197,8 @@ class Client {
   lookup(table, slots) {
     slots = Array.from(slots);
     const maxFrame = FRAME_SLACK + BLOCK_SLACK + Buffer.byteLength(table) + slots.length * ROW_BYTES_MAX;
-    return this._call({ lookup: { table, slots } }, maxFrame).then((r) => {
+    const req = this.fixedSlots ? { table, fixed_slots: slots } : { table, slots };
+    return this._call({ lookup: req }, maxFrame).then((r) => {
       checkBlocks(r, [table], [slots.length], 0);
       return block(r.blocks[0]);
     });
@@ -283,6 +285,7 @@ class Client {
     const p = this.pending.shift();
     if (!p) throw new EngramError(null, `unexpected response id ${r.id}`);
     clearTimeout(p.timer);
+    if (r.reads_fixed_slots) this.fixedSlots = true; // later lookups: no varint per slot
     if (r.id !== p.id && !(r.id === 0 && r.status !== 0)) {
       p.reject(new EngramError(null, `response id ${r.id} does not match request ${p.id}`));
       throw new EngramError(null, 'responses out of step');

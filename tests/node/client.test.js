@@ -183,6 +183,9 @@ for (const [label, addrOf] of [['unix', () => unixAddr], ['tcp', () => tcpAddr]]
         assert.strictEqual(r.rowBytes, tables[name].rowBytes);
         assert.strictEqual(r.generation, 1);
         assert.ok(r.data.equals(exportRows(name, slots)), `${name} rows differ from the export`);
+        // engramd's answers say reads_fixed_slots: from the first one on, the
+        // client sends the slots as words (fixed_slots), with the same rows
+        assert.ok(c.fixedSlots, 'the answer did not say reads_fixed_slots');
       }
     } finally {
       c.close();
