@@ -123,8 +123,7 @@ static void fill_rows(struct ed_req *req, uint64_t id, uint64_t tokens, uint32_t
 }
 
 /* A lookup whose slots are in the shared buffer (shm_slots): they come with
- * shm, instead of slots, and fit the buffer from shm_offset. 0, or -1 once
- * answered. */
+ * shm and fit the buffer from shm_offset. 0, or -1 once answered. */
 static int check_shm_slots(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
 {
 	uint64_t n = lr->shm_slots, off = lr->shm_offset;
@@ -133,13 +132,6 @@ static int check_shm_slots(struct ed_req *req, uint64_t id, const Engram__V1__Lo
 		ed_req_fail(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
 		            "shm_slots is set without shm: slots in the shared buffer go with shm and "
 		            "shm_offset");
-		return -1;
-	}
-	if (lr->n_slots || lr->n_fixed_slots) {
-		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
-		             "both %s (%zu) and shm_slots (%llu) are set: give the slots in one place",
-		             lr->n_slots ? "slots" : "fixed_slots",
-		             lr->n_slots ? lr->n_slots : lr->n_fixed_slots, (unsigned long long)n);
 		return -1;
 	}
 	if (off > req->shm_size || n > (req->shm_size - off) / sizeof(uint64_t)) {
@@ -196,23 +188,31 @@ static int check_slots(struct ed_req *req, uint64_t id, const char *name,
 	return 0;
 }
 
-/* The slots a lookup lists in its frame: slots or fixed_slots (*n of
- * them). NULL once answered BAD_REQUEST for both. */
-static const uint64_t *listed_slots(struct ed_req *req, uint64_t id,
-                                    const Engram__V1__LookupRequest *lr, size_t *n)
+/* The slots a lookup lists in its frame: slots or fixed_slots (*n of them
+ * at *slots; none when they are in the shared buffer, shm_slots). 0, or -1
+ * once answered BAD_REQUEST for slots given in two of the three places. */
+static int listed_slots(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr,
+                        const uint64_t **slots, size_t *n)
 {
-	static const uint64_t none;
+	static const char *const where[] = { "slots", "fixed_slots", "shm_slots" };
+	const uint64_t count[] = { lr->n_slots, lr->n_fixed_slots, lr->shm_slots };
+	int first = -1;
 
-	if (lr->n_slots && lr->n_fixed_slots) {
-		ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
-		             "both slots (%zu) and fixed_slots (%zu) are set: give the slots in one place",
-		             lr->n_slots, lr->n_fixed_slots);
-		return NULL;
+	for (int i = 0; i < 3; i++) {
+		if (!count[i])
+			continue;
+		if (first >= 0) {
+			ed_req_failf(req, id, ENGRAM__V1__STATUS__BAD_REQUEST,
+			             "both %s (%llu) and %s (%llu) are set: give the slots in one place",
+			             where[first], (unsigned long long)count[first], where[i],
+			             (unsigned long long)count[i]);
+			return -1;
+		}
+		first = i;
 	}
+	*slots = lr->n_fixed_slots ? lr->fixed_slots : lr->slots;
 	*n = lr->n_fixed_slots ? lr->n_fixed_slots : lr->n_slots;
-	if (!*n)
-		return &none;
-	return lr->n_fixed_slots ? lr->fixed_slots : lr->slots;
+	return 0;
 }
 
 void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupRequest *lr)
@@ -225,8 +225,7 @@ void ed_do_lookup(struct ed_req *req, uint64_t id, const Engram__V1__LookupReque
 	struct ed_snap *s;
 	struct ed_fill f;
 
-	listed = listed_slots(req, id, lr, &n_listed);
-	if (!listed)
+	if (listed_slots(req, id, lr, &listed, &n_listed) < 0)
 		return;
 	n = lr->shm_slots ? lr->shm_slots : n_listed;
 
