@@ -121,10 +121,15 @@ def frame(body):
     return varint(len(body)) + body
 
 
+def _request_head(req_id, field, n):
+    """A framed Request's bytes before its body field's n bytes."""
+    head = b"\x08" + varint(req_id) + bytes(((field << 3) | 2,)) + varint(n)
+    return varint(len(head) + n) + head
+
+
 def request(req_id, field, body):
     """A framed Request with the given body field (already encoded)."""
-    head = b"\x08" + varint(req_id) + bytes(((field << 3) | 2,)) + varint(len(body))
-    return b"".join((varint(len(head) + len(body)), head, body))
+    return _request_head(req_id, field, len(body)) + body
 
 
 def request_into(buf, req_id, field, parts):
@@ -135,9 +140,9 @@ def request_into(buf, req_id, field, parts):
     that size costs its page faults on every request."""
     views = [memoryview(p).cast("B") for p in parts]
     n = sum(v.nbytes for v in views)
-    head = b"\x08" + varint(req_id) + bytes(((field << 3) | 2,)) + varint(n)
-    views[:0] = (memoryview(varint(len(head) + n)), memoryview(head))
-    total = views[0].nbytes + len(head) + n
+    head = _request_head(req_id, field, n)
+    views.insert(0, memoryview(head))
+    total = len(head) + n
     if len(buf) < total:
         buf = bytearray(max(total, 2 * len(buf)))
     out, pos = memoryview(buf), 0
@@ -170,11 +175,11 @@ def lookup_parts(table, slots, shm_offset=None, min_generation=0, shm_slots=0, f
     if name:
         parts.append(_field_bytes(0x0A, name))
     if len(slots):  # none when they wait in the shared buffer
+        ids = _as_u64(slots, "slots")
         if fixed:
-            a = np.ascontiguousarray(_as_u64(slots, "slots"), dtype="<u8")
-            tag, packed = b"\x3a", a.view(np.uint8)
+            tag, packed = b"\x3a", np.ascontiguousarray(ids, dtype="<u8").view(np.uint8)
         else:
-            tag, packed = b"\x12", packed_varints(_as_u64(slots, "slots"))
+            tag, packed = b"\x12", packed_varints(ids)
         parts += (tag + varint(len(packed)), packed)
     if shm_offset is not None:
         parts.append(_shm_fields(0x18, shm_offset))
