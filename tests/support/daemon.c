@@ -166,29 +166,18 @@ size_t egt_count_lines(const char *path, const char *needle)
 	return n;
 }
 
-static void dump_log(const char *path)
-{
-	char line[512];
-	FILE *f = fopen(path, "r");
-
-	if (!f)
-		return;
-	while (fgets(line, sizeof(line), f))
-		fprintf(stderr, "  | %s", line);
-	fclose(f);
-}
-
-/* A sanitizer's report in the log at path, from its first line on (a
+/* Copies the log at path to stderr: all of it, or (report) only a
+ * sanitizer's report in it, from its first line on, at most 200 lines (a
  * report makes the daemon exit non-zero, and the log goes with the test). */
-static void dump_sanitizer_report(const char *path)
+static void dump_log(const char *path, int report)
 {
 	char line[512];
-	int in = 0, n = 0;
+	int in = !report, n = 0;
 	FILE *f = fopen(path, "r");
 
 	if (!f)
 		return;
-	while (n < 200 && fgets(line, sizeof(line), f)) {
+	while ((!report || n < 200) && fgets(line, sizeof(line), f)) {
 		in = in || strstr(line, "Sanitizer") || strstr(line, "runtime error:");
 		if (!in)
 			continue;
@@ -255,7 +244,7 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 	deadline = egt_now() + 10.0;
 	while (ping(d->sock) != 0) {
 		if (waitpid(d->pid, &status, WNOHANG) == d->pid) {
-			dump_log(d->log);
+			dump_log(d->log, 0);
 			d->pid = 0;
 			ck_abort_msg("engramd exited during start-up (status %d); log above", status);
 		}
@@ -263,7 +252,7 @@ void egt_daemon_start_with(egt_daemon *d, const egt_daemon_opts *o, const char *
 			char exe[300], link[64];
 			ssize_t len;
 
-			dump_log(d->log);
+			dump_log(d->log, 0);
 			snprintf(link, sizeof(link), "/proc/%d/exe", (int)d->pid);
 			len = readlink(link, exe, sizeof(exe) - 1);
 			exe[len > 0 ? len : 0] = '\0';
@@ -292,7 +281,7 @@ int egt_daemon_stop(egt_daemon *d, int sig)
 		if (egt_now() > deadline) {
 			fprintf(stderr, "engramd %d did not exit after signal %d; killing it\n",
 			        (int)d->pid, sig);
-			dump_log(d->log);
+			dump_log(d->log, 0);
 			kill(d->pid, SIGKILL);
 			waitpid(d->pid, &status, 0);
 			d->pid = 0;
@@ -302,7 +291,7 @@ int egt_daemon_stop(egt_daemon *d, int sig)
 	}
 	d->pid = 0;
 	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		dump_sanitizer_report(d->log);
+		dump_log(d->log, 1);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
