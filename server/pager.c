@@ -60,6 +60,11 @@ static struct ed_pager *pagers;
 static uint64_t last_id;         /* under list_lock */
 static pthread_t refresh_thread;
 static int refresh_running, refresh_stop;
+/* The pager whose file a refill reads with list_lock released (0: none),
+ * and that file once the pager was freed meanwhile: the refresh thread
+ * closes it then. Under list_lock. */
+static uint64_t refill_id;
+static int refill_orphan = -1;
 
 /* Pages of the file that the newest version uses. Not the file's size: the
  * room a writer preallocated past them is never read, and counting it
@@ -168,6 +173,10 @@ void ed_pager_free(struct ed_pager *p)
 			*pp = p->next;
 			break;
 		}
+	}
+	if (p->id && p->id == refill_id) {
+		refill_orphan = p->fd;
+		p->fd = -1;
 	}
 	pthread_mutex_unlock(&list_lock);
 	if (p->probe)
@@ -308,8 +317,12 @@ static void grow(struct ed_pager *p, uint64_t old, uint64_t fp, unsigned char *v
 
 /* Pages one refresh step reads back, with the list lock released: a slow
  * or hung disk then stalls this thread only, never a reload that adds or
- * frees a pager. fd is the table's file, dup()ed (the pager may be freed
- * meanwhile); id finds the pager again to mark what was read. */
+ * frees a pager. fd is the pager's own file, which ed_pager_free() leaves
+ * to this thread if it frees the pager meanwhile (not a dup: fcntl's
+ * F_DUPFD is a call ThreadSanitizer does not see create a descriptor, and
+ * libuv closes sockets with a raw syscall it does not see either, so a dup
+ * that took a socket's old number read as a race); id finds the pager
+ * again to mark what was read. */
 struct refill {
 	uint64_t id;
 	int fd;
@@ -349,10 +362,9 @@ static void refill_pick(struct ed_pager *p, uint64_t start, uint64_t n, uint64_t
 				r->pages[r->n++] = pg;
 		}
 	}
-	if (r->n && (r->fd = fcntl(p->fd, F_DUPFD_CLOEXEC, 0)) < 0)
-		r->n = 0;
 	if (r->n) {
-		r->id = p->id;
+		r->id = refill_id = p->id;
+		r->fd = p->fd;
 		r->shift = p->shift;
 	}
 }
@@ -370,12 +382,18 @@ static void refill_read(struct refill *r)
 			r->pages[kept++] = r->pages[i];
 	}
 	r->n = kept;
-	close(r->fd);
 }
 
-/* Marks the pages read as resident, if their pager still lives. */
+/* Marks the pages read as resident, if their pager still lives, else
+ * closes the file it left. */
 static void refill_mark(const struct refill *r)
 {
+	refill_id = 0;
+	if (refill_orphan >= 0) {
+		close(refill_orphan);
+		refill_orphan = -1;
+		return;
+	}
 	for (struct ed_pager *p = pagers; p; p = p->next) {
 		if (p->id != r->id)
 			continue;

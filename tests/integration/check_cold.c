@@ -9,6 +9,7 @@
  * evicted behind its back read back, without holding up a reload when
  * that read hangs. */
 #include <check.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -39,7 +40,7 @@ static void evict(const char *dir)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	fd = open(path, O_RDONLY);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(fdatasync(fd), 0);
 	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED), 0);
@@ -142,7 +143,7 @@ static void warm(const char *dir)
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	fd = open(path, O_RDONLY);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	ck_assert_int_ge(fd, 0);
 	while (read(fd, buf, sizeof(buf)) > 0)
 		;
@@ -475,7 +476,7 @@ static unsigned resident_of(const char *dir, uint64_t first, unsigned n)
 
 	ck_assert_uint_le(n, sizeof(vec));
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	ck_assert_int_ge(fd = open(path, O_RDONLY), 0);
+	ck_assert_int_ge(fd = open(path, O_RDONLY | O_CLOEXEC), 0);
 	map = mmap(NULL, (size_t)n * (size_t)psz, PROT_READ, MAP_SHARED, fd, (off_t)first * psz);
 	ck_assert_ptr_ne(map, MAP_FAILED);
 	ck_assert_int_eq(mincore(map, (size_t)n * (size_t)psz, vec), 0);
@@ -488,7 +489,8 @@ static unsigned resident_of(const char *dir, uint64_t first, unsigned n)
 
 /* Builds table dir read back a page at a time: whole folios of one page
  * each, so that a few pages can leave (a large folio leaves whole or not
- * at all). Returns data.mdb open. */
+ * at all). Returns data.mdb open (close-on-exec: a daemon started later
+ * must not hold it). */
 static int make_paged_table(const char *dir, uint64_t gen)
 {
 	long psz = sysconf(_SC_PAGESIZE);
@@ -498,7 +500,7 @@ static int make_paged_table(const char *dir, uint64_t gen)
 	egt_make_table_gen(dir, "t", SLOTS, ROW, CHUNK, SEED, gen);
 	evict(dir);
 	snprintf(path, sizeof(path), "%s/data.mdb", dir);
-	ck_assert_int_ge(fd = open(path, O_RDONLY), 0);
+	ck_assert_int_ge(fd = open(path, O_RDONLY | O_CLOEXEC), 0);
 	ck_assert_int_eq(posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM), 0);
 	for (off_t off = 0; pread(fd, &byte, 1, off) == 1; off += psz)
 		;
@@ -588,9 +590,33 @@ START_TEST(a_row_cache_table_is_not_read_back)
 }
 END_TEST
 
+/* Descriptors process pid holds open on the file at path. */
+static int fds_on(pid_t pid, const char *path)
+{
+	char dir[64], link[600], to[600];
+	struct dirent *e;
+	int n = 0;
+	DIR *fds;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	ck_assert_ptr_nonnull(fds = opendir(dir));
+	while ((e = readdir(fds))) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
+		if ((len = readlink(link, to, sizeof(to) - 1)) > 0) {
+			to[len] = 0;
+			n += !strcmp(to, path);
+		}
+	}
+	closedir(fds);
+	return n;
+}
+
 /* The read-back of evicted pages stuck on a hung disk (the tests' fault
  * hook holds it 6 s) holds up nothing else: a new version is published
- * and served while it waits. */
+ * and served while it waits. The old version's file, which the read-back
+ * still reads, is closed once it is done. */
 START_TEST(a_hung_read_back_holds_up_no_reload)
 {
 	int port = egt_free_port();
@@ -598,6 +624,7 @@ START_TEST(a_hung_read_back_holds_up_no_reload)
 	int fd = make_paged_table(v1, 1);
 	uint64_t slots[64];
 	double until, took;
+	char old[600];
 	egt_daemon d;
 	eg_client *c;
 
@@ -620,6 +647,11 @@ START_TEST(a_hung_read_back_holds_up_no_reload)
 	ck_assert_msg(took < 3, "the reload took %.2f s, behind the read-back", took);
 	pick_slots(slots, 64, 41);
 	check_lookup(c, slots, 64, SEED, 2, 0, 0);
+	snprintf(old, sizeof(old), "%s/data.mdb", v1);
+	until = egt_now() + 10;
+	while (fds_on(d.pid, old) && egt_now() < until)
+		usleep(50000);
+	ck_assert_msg(!fds_on(d.pid, old), "engramd still holds %s after the read-back", old);
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
