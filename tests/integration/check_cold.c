@@ -9,7 +9,6 @@
  * evicted behind its back read back, without holding up a reload when
  * that read hangs. */
 #include <check.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -590,29 +589,6 @@ START_TEST(a_row_cache_table_is_not_read_back)
 }
 END_TEST
 
-/* Descriptors process pid holds open on the file at path. */
-static int fds_on(pid_t pid, const char *path)
-{
-	char dir[64], link[600], to[600];
-	struct dirent *e;
-	int n = 0;
-	DIR *fds;
-
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	ck_assert_ptr_nonnull(fds = opendir(dir));
-	while ((e = readdir(fds))) {
-		ssize_t len;
-
-		snprintf(link, sizeof(link), "%s/%s", dir, e->d_name);
-		if ((len = readlink(link, to, sizeof(to) - 1)) > 0) {
-			to[len] = 0;
-			n += !strcmp(to, path);
-		}
-	}
-	closedir(fds);
-	return n;
-}
-
 /* The read-back of evicted pages stuck on a hung disk (the tests' fault
  * hook holds it 6 s) holds up nothing else: a new version is published
  * and served while it waits. The old version's file, which the read-back
@@ -649,9 +625,9 @@ START_TEST(a_hung_read_back_holds_up_no_reload)
 	check_lookup(c, slots, 64, SEED, 2, 0, 0);
 	snprintf(old, sizeof(old), "%s/data.mdb", v1);
 	until = egt_now() + 10;
-	while (fds_on(d.pid, old) && egt_now() < until)
+	while (egt_fd_count_on(d.pid, old) && egt_now() < until)
 		usleep(50000);
-	ck_assert_msg(!fds_on(d.pid, old), "engramd still holds %s after the read-back", old);
+	ck_assert_msg(!egt_fd_count_on(d.pid, old), "engramd still holds %s after the read-back", old);
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }

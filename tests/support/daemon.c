@@ -53,9 +53,9 @@ long egt_proc_status_kb(pid_t pid, const char *field)
 	return kb;
 }
 
-int egt_fd_count(pid_t pid)
+int egt_fd_count_on(pid_t pid, const char *file)
 {
-	char path[64];
+	char path[64], link[600], to[600];
 	struct dirent *e;
 	DIR *d;
 	int n = 0;
@@ -63,10 +63,28 @@ int egt_fd_count(pid_t pid)
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	d = opendir(path);
 	ck_assert_msg(d != NULL, "%s: %s", path, strerror(errno));
-	while ((e = readdir(d)) != NULL)
-		n += e->d_name[0] != '.';
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len;
+
+		if (e->d_name[0] == '.')
+			continue;
+		if (!file) {
+			n++;
+			continue;
+		}
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		if ((len = readlink(link, to, sizeof(to) - 1)) > 0) {
+			to[len] = 0;
+			n += !strcmp(to, file);
+		}
+	}
 	closedir(d);
-	return n - (pid == getpid()); /* opendir's own fd */
+	return n - (!file && pid == getpid()); /* opendir's own fd */
+}
+
+int egt_fd_count(pid_t pid)
+{
+	return egt_fd_count_on(pid, NULL);
 }
 
 /* SIGSTOP is delivered asynchronously: wait until every thread of pid is

@@ -36,8 +36,10 @@ uint8_t *egt_rows(uint64_t seed, const uint64_t *slots, size_t n, uint32_t row_b
  * when it cannot be read. */
 long egt_proc_status_kb(pid_t pid, const char *field);
 
-/* Open file descriptors of pid (entries of /proc/PID/fd). */
+/* Open file descriptors of pid (entries of /proc/PID/fd); with path, only
+ * those open on the file at path. */
 int egt_fd_count(pid_t pid);
+int egt_fd_count_on(pid_t pid, const char *path);
 
 /* Builds a u8-agnostic table in dir whose row of slot s is
  * egt_row_bytes(seed, s, row_bytes); dtype U8, dim = row_bytes. Aborts the
