@@ -7,6 +7,7 @@
  * Request ids are above 2^32 (EGT_ID) so a 32-bit id anywhere fails. */
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -1115,6 +1116,24 @@ START_TEST(sigterm_exits_zero)
 }
 END_TEST
 
+/* The harness starts a daemon with descriptors 0 - 2 only: one the test
+ * holds without close-on-exec is not the daemon's (it would keep a file
+ * open under the daemon, as a table file once did in check_cold). */
+START_TEST(daemon_inherits_no_test_descriptor)
+{
+	char *held = egt_path("held");
+	int fd = open(held, O_RDWR | O_CREAT, 0600);
+	egt_daemon d;
+
+	ck_assert_int_ge(fd, 0);
+	start(&d, 0, NULL, NULL);
+	ck_assert_int_eq(egt_fd_count_on(d.pid, held), 0);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+	close(fd);
+	free(held);
+}
+END_TEST
+
 /* The exit status of $ENGRAMD with args (stderr to /dev/null). */
 static int engramd_status(const char *args)
 {
@@ -1193,6 +1212,7 @@ static Suite *suite(void)
 	tcase_add_test(t, reload_on_sighup);
 	tcase_add_test(t, reload_on_watch);
 	tcase_add_test(t, sigterm_exits_zero);
+	tcase_add_test(t, daemon_inherits_no_test_descriptor);
 	tcase_add_test(t, bad_command_lines);
 	tcase_add_test(t, config_file);
 	suite_add_tcase(s, t);

@@ -6,7 +6,10 @@
  * do is done by util-linux tools that exec in place, so the pid stays the
  * program's: setpriv --pdeathsig (the child gets SIGTERM when the spawning
  * thread ends, so a test that fails half-way leaves nothing behind) and
- * prlimit (an RLIMIT_NOFILE of the test's choosing). */
+ * prlimit (an RLIMIT_NOFILE of the test's choosing). The child keeps
+ * descriptors 0 - 2 only (as systemd starts a service): a descriptor the
+ * test holds without close-on-exec, Check's own temporary file among them,
+ * would otherwise be the daemon's too and keep a file open under it. */
 #include <errno.h>
 #include <fcntl.h>
 #include <spawn.h>
@@ -55,6 +58,7 @@ pid_t egt_spawn(const char *const *argv, const egt_spawn_opts *o)
 	}
 	if (!o->log || !o->stdout_to_log)
 		posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addclosefrom_np(&fa, STDERR_FILENO + 1);
 	rc = posix_spawn(&pid, full[0], &fa, NULL, (char *const *)full,
 	                 o->envp ? o->envp : environ);
 	posix_spawn_file_actions_destroy(&fa);
