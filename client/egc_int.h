@@ -46,6 +46,8 @@
 #define EGC_FRAME_SLACK (64u << 10)
 #define EGC_BLOCK_SLACK 128u
 #define EGC_RBUF_SIZE (64u << 10)
+/* Bytes one recv may copy (conn.c says why). */
+#define EGC_RECV_MAX (1u << 20)
 #define EGC_MSG_MAX 384
 /* Table layouts remembered per connection (see check.c). */
 #define EGC_LAYOUTS_MAX 256

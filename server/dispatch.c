@@ -8,6 +8,7 @@
 #include "config.h"
 #include "handlers.h"
 #include "log.h"
+#include "pool.h"
 #include "registry.h"
 
 void ed__req_to(struct ed_req *req, enum ed_req_state to)
@@ -94,6 +95,8 @@ void ed_req_free(struct ed_req *req)
 	free(req->pins);
 	free(req->jobs);
 	free(req->out.data);
+	if (req->urgent)
+		ed_pool_urgent_release();
 	if (req->msg)
 		engram__v1__request__free_unpacked(req->msg, NULL);
 	free(req);

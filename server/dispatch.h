@@ -74,6 +74,7 @@ struct ed_req {
 	unsigned pending;            /* thread-pool jobs still running */
 	int job_rc;                  /* first error of a job */
 	uint64_t rows;               /* rows in the response, for stats */
+	int urgent;                  /* a small request: holds ed_pool_urgent_hold until freed */
 	struct ed_snap **pins;       /* released once the response is written */
 	size_t n_pins;
 	uint64_t **slot_bufs;        /* hashed slots of a tokens request, per table */

@@ -386,6 +386,11 @@ void ed_gather(struct ed_req *req, const struct ed_fill *f, const struct ed_bloc
 		rows += f[i].n;
 		n_pieces += (f[i].n + piece_rows(b[i].row_bytes) - 1) / piece_rows(b[i].row_bytes);
 	}
+	lane = rows <= ed_cfg.urgent_rows ? ED_LANE_URGENT : ED_LANE_BULK;
+	if (lane == ED_LANE_URGENT && !req->urgent) {
+		req->urgent = 1; /* released by ed_req_free */
+		ed_pool_urgent_hold();
+	}
 	if (n_pieces == 0 || loop_may_copy(f, n, total, shm) || !req->mailbox) {
 		gather_sync(req, f, b, n);
 		return;
@@ -397,7 +402,6 @@ void ed_gather(struct ed_req *req, const struct ed_fill *f, const struct ed_bloc
 	}
 	set->n = n_pieces;
 	req->jobs = set;
-	lane = rows <= ed_cfg.urgent_rows ? ED_LANE_URGENT : ED_LANE_BULK;
 	for (size_t i = 0; i < n; i++) {
 		size_t per = piece_rows(b[i].row_bytes);
 

@@ -1,6 +1,8 @@
 /* pool.c - gather threads with an urgent and a bulk lane; mailboxes. */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,8 @@ static struct lane lanes[ED_LANES];
 static pthread_t *threads;
 static unsigned n_threads;
 static int stopping;
+/* small requests being answered (ed_pool_urgent_hold) */
+static atomic_uint urgent_held;
 
 static void push(struct lane *l, struct ed_task *t)
 {
@@ -76,6 +80,9 @@ static void *pool_main(void *arg)
 		pthread_mutex_unlock(&lock);
 		if (t->work(t) == ED_TASK_DONE)
 			ed_task_finish(t);
+		/* a decode step's threads, woken meanwhile, get this core now */
+		if (mine == ED_LANE_BULK && atomic_load_explicit(&urgent_held, memory_order_relaxed))
+			sched_yield();
 		pthread_mutex_lock(&lock);
 	}
 	pthread_mutex_unlock(&lock);
@@ -127,6 +134,16 @@ void ed_pool_submit(struct ed_task *t)
 		lane = ED_LANE_BULK;
 	pthread_cond_signal(&wake[lane]);
 	pthread_mutex_unlock(&lock);
+}
+
+void ed_pool_urgent_hold(void)
+{
+	atomic_fetch_add_explicit(&urgent_held, 1, memory_order_relaxed);
+}
+
+void ed_pool_urgent_release(void)
+{
+	atomic_fetch_sub_explicit(&urgent_held, 1, memory_order_relaxed);
 }
 
 void ed_pool_queued(unsigned long out[ED_LANES])

@@ -9,8 +9,14 @@
  * bulk threads run BULK tasks (and URGENT ones first, when there are any),
  * at a lower CPU priority (nice ED_BULK_NICE), so that on a busy host the
  * decode steps and the event loops get the cores first while prefills still
- * progress. Reloads still use libuv's pool: they are rare and must not hold
- * up gathers.
+ * progress. Nice alone is not enough: the kernel's scheduler (EEVDF) lets a
+ * running bulk thread finish its slice before a decode step's thread it
+ * woke, so on busy cores a decode step waited milliseconds behind bulk
+ * gathers. While a small request is being answered (ed_pool_urgent_hold
+ * until ed_pool_urgent_release, whether its rows are gathered here or on
+ * its loop), a bulk thread yields its core after each task (a piece of at
+ * most 256 KiB of rows); with none in flight it runs unhindered. Reloads
+ * still use libuv's pool: they are rare and must not hold up gathers.
  *
  * A task runs its work on a pool thread, then its done on the loop that
  * owns its mailbox. work may instead park the task (ED_TASK_PARKED) when
@@ -45,6 +51,11 @@ void ed_pool_stop(void);
 /* Queues t (work, done, home, lane set) for a pool thread. Any thread;
  * never fails once the pool has started. */
 void ed_pool_submit(struct ed_task *t);
+/* A small request (of at most --urgent-rows rows) is being answered, from
+ * its gather until its answer is freed: bulk threads yield after each task
+ * until every hold is released. Any thread. */
+void ed_pool_urgent_hold(void);
+void ed_pool_urgent_release(void);
 /* Tasks waiting in each lane now (for /metrics). */
 void ed_pool_queued(unsigned long out[ED_LANES]);
 

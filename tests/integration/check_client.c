@@ -1,7 +1,9 @@
 /* check_client.c - libengram against the real engramd on real sockets:
  * byte-exact rows (against the tables' fill, egt_row_bytes), token rows
  * (against slots from the NumPy reference), pipelining, error mapping,
- * timeouts, reconnects. Request ids start above 2^32. */
+ * timeouts, reconnects. Request ids start above 2^32. recv is wrapped at
+ * link time (-Wl,--wrap=recv) to see how much the library asks one call
+ * for. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -18,6 +20,18 @@
 #define ROW 160
 #define SLOTS 20000
 #define CHUNK 1024
+
+/* The largest length one recv was asked for since the test reset it. */
+static size_t recv_max;
+
+ssize_t __wrap_recv(int fd, void *buf, size_t n, int flags);
+ssize_t __real_recv(int fd, void *buf, size_t n, int flags);
+ssize_t __wrap_recv(int fd, void *buf, size_t n, int flags)
+{
+	if (n > recv_max)
+		recv_max = n;
+	return __real_recv(fd, buf, n, flags);
+}
 
 /* A table "a" of SLOTS rows served by a fresh daemon with two event loops. */
 static char *table_dir;
@@ -103,7 +117,11 @@ START_TEST(lookup_unix_exact)
 	c = dial(daemon_.addr);
 	check_lookup(c, 1);
 	check_lookup(c, 777);
+	recv_max = 0;
 	check_lookup(c, 70000); /* bigger than the client's read buffer */
+	/* an 11 MB answer is read a bounded piece per call (conn.c says why) */
+	ck_assert_uint_le(recv_max, EGC_RECV_MAX);
+	ck_assert_uint_ge(recv_max, EGC_RBUF_SIZE);
 	check_lookup(c, 0);
 	eg_client_close(c);
 	ck_assert_int_eq(egt_daemon_stop(&daemon_, SIGTERM), 0);

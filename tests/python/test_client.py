@@ -180,6 +180,31 @@ class TestRows(ClientCase):
             self.assertEqual(got.tobytes(), want.tobytes())
         return slots, got
 
+    def test_a_recv_copies_a_bounded_piece(self):
+        """A large answer (40000 f32 rows: 2.6 MB) is read at most
+        transport._RECV_MAX bytes per recv (transport.py says why)."""
+        from engram_client import transport
+        c = ec.Client(daemon().unix, timeout=20, background=False)
+        try:
+            c.ping()
+            sizes, real = [], c._conn.sock
+
+            class Recording:
+                def __getattr__(self, name):
+                    return getattr(real, name)
+
+                def recv_into(self, buf, *args):
+                    sizes.append(len(buf))
+                    return real.recv_into(buf, *args)
+
+            c._conn.sock = Recording()
+            slots = self.slots_of("f32", 40000)
+            got = c.lookup("f32", slots)
+            np.testing.assert_array_equal(got, FIXTURE["src"]["f32"][slots.astype(np.int64)])
+            self.assertEqual(max(sizes), transport._RECV_MAX)
+        finally:
+            c.close()
+
     def test_f32_exact(self):
         slots, got = self.check_exact("f32")
         np.testing.assert_array_equal(got, FIXTURE["src"]["f32"][slots.astype(np.int64)])

@@ -1,7 +1,9 @@
 /* check_pool.c - the gather threads' lanes (server/pool.c): an urgent task
  * waits for no bulk task, neither queued nor running; bulk tasks run in
  * order; parked tasks are finished from another thread; every done runs on
- * the mailbox's loop. */
+ * the mailbox's loop; a bulk thread yields its core after each task while a
+ * small request is held, and only then (sched_yield is wrapped at link
+ * time, -Wl,--wrap=sched_yield, to count the calls of pool.c). */
 #include <check.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -136,6 +138,67 @@ START_TEST(urgent_never_waits_for_bulk)
 }
 END_TEST
 
+static atomic_int yields, plain_done;
+
+int __wrap_sched_yield(void);
+int __real_sched_yield(void);
+int __wrap_sched_yield(void)
+{
+	atomic_fetch_add(&yields, 1);
+	return __real_sched_yield();
+}
+
+static int plain_work(struct ed_task *t)
+{
+	(void)t;
+	return ED_TASK_DONE;
+}
+
+static void plain_done_cb(struct ed_task *t)
+{
+	(void)t;
+	atomic_fetch_add(&plain_done, 1);
+}
+
+/* Runs n bulk tasks on a fresh pool of one thread per lane and stops it
+ * (so every yield after a task has happened); the yields it took. */
+static int bulk_round(int n)
+{
+	static struct ed_task tasks[8];
+	int before = atomic_load(&yields);
+
+	ck_assert_int_le(n, 8);
+	atomic_store(&plain_done, 0);
+	ck_assert_int_eq(uv_loop_init(&loop), 0);
+	ck_assert_int_eq(ed_mailbox_init(&loop, &box), 0);
+	ck_assert_int_eq(ed_pool_start(1), 0);
+	for (int i = 0; i < n; i++) {
+		tasks[i] = (struct ed_task){ .work = plain_work, .done = plain_done_cb,
+		                             .home = &box, .lane = ED_LANE_BULK };
+		ed_pool_submit(&tasks[i]);
+	}
+	while (atomic_load(&plain_done) < n)
+		uv_run(&loop, UV_RUN_ONCE);
+	ed_pool_stop();
+	ed_mailbox_close(&box);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	uv_loop_close(&loop);
+	return atomic_load(&yields) - before;
+}
+
+START_TEST(bulk_yields_only_while_urgent_held)
+{
+	ck_assert_int_eq(bulk_round(3), 0);
+	ed_pool_urgent_hold();
+	ed_pool_urgent_hold();
+	ck_assert_int_eq(bulk_round(3), 3);
+	ed_pool_urgent_release();
+	ck_assert_int_eq(bulk_round(2), 2); /* one hold is left */
+	ed_pool_urgent_release();
+	ck_assert_int_eq(bulk_round(3), 0);
+}
+END_TEST
+
 START_TEST(queue_counts_by_lane)
 {
 	static struct probe probes[5];
@@ -180,6 +243,7 @@ int main(void)
 
 	tcase_add_test(tc, urgent_never_waits_for_bulk);
 	tcase_add_test(tc, queue_counts_by_lane);
+	tcase_add_test(tc, bulk_yields_only_while_urgent_held);
 	suite_add_tcase(s, tc);
 	return egt_run_suite(s);
 }

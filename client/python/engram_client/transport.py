@@ -51,6 +51,12 @@ _READ_AHEAD = 1 << 16
 # A frame whose length is bounded only by what no table can exceed (its
 # tables' layouts not known yet) starts in a buffer this big.
 _GROW_FROM = 64 << 20
+# Bytes one recv may copy: a Unix socket's recv goes on copying while the
+# sender keeps its queue filled, and a kernel without preemption switches
+# to no other thread inside a system call (next to a client receiving
+# 160 MB answers, a decode step waited up to 33 - 40 ms with whole-answer
+# recvs in libengram, 21 - 28 ms with capped ones).
+_RECV_MAX = 1 << 20
 # A sender waiting for room re-checks this often whether it must read.
 _SEND_SLICE_MS = 20
 # I/O threads of a client: one can send while the other reads.
@@ -566,7 +572,7 @@ class Transport:
             if wait and not conn.rpoll.poll(_poll_ms(self._remaining(deadline))):
                 raise EngramTimeout(f"timed out waiting for {self.addr}")
             try:
-                n = conn.sock.recv_into(mv)
+                n = conn.sock.recv_into(mv[:_RECV_MAX] if len(mv) > _RECV_MAX else mv)
             except BlockingIOError:
                 wait = True
                 continue
