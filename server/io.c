@@ -152,6 +152,7 @@ static int take_incoming(void)
 static void *io_main(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "engramd-io");
 	arm_eventfd();
 	for (;;) {
 		struct io_uring_cqe *cqe;

@@ -158,7 +158,10 @@ static void on_wake(uv_async_t *a)
 static void *worker_main(void *arg)
 {
 	struct ed_worker *w = arg;
+	char name[16];
 
+	snprintf(name, sizeof(name), "engramd-loop%u", w->index);
+	pthread_setname_np(pthread_self(), name); /* top -H, perf, gdb */
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	return NULL;
 }

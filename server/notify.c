@@ -49,6 +49,7 @@ static void *start_main(void *arg)
 	struct timespec until;
 
 	(void)arg;
+	pthread_setname_np(pthread_self(), "engramd-notify");
 	pthread_mutex_lock(&start_lock);
 	clock_gettime(CLOCK_REALTIME, &until);
 	while (!start_done) {

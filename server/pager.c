@@ -430,6 +430,7 @@ static void *refresh_main(void *arg)
 	unsigned char *vec = arg;
 	struct timespec until;
 
+	pthread_setname_np(pthread_self(), "engramd-pager");
 	pthread_mutex_lock(&list_lock);
 	while (!refresh_stop) {
 		struct refill r = { .n = 0 };

@@ -62,6 +62,7 @@ static void *pool_main(void *arg)
 {
 	enum ed_lane mine = (enum ed_lane)(intptr_t)arg;
 
+	pthread_setname_np(pthread_self(), mine == ED_LANE_BULK ? "engramd-bulk" : "engramd-urgent");
 	/* lowering one's own priority needs no privilege */
 	if (mine == ED_LANE_BULK)
 		setpriority(PRIO_PROCESS, (id_t)gettid(), ED_BULK_NICE);

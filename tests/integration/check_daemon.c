@@ -6,6 +6,7 @@
  * NumPy reference, reload by request, SIGHUP and --watch, and SIGTERM.
  * Request ids are above 2^32 (EGT_ID) so a 32-bit id anywhere fails. */
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -1134,6 +1135,48 @@ START_TEST(daemon_inherits_no_test_descriptor)
 }
 END_TEST
 
+/* Whether a thread of pid is named name (/proc/PID/task/TID/comm). */
+static int has_thread(pid_t pid, const char *name)
+{
+	char dir[64], path[384], comm[32];
+	struct dirent *e;
+	DIR *d;
+	int found = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+	d = opendir(dir);
+	ck_assert_ptr_nonnull(d);
+	while (!found && (e = readdir(d))) {
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue; /* the thread ended */
+		if (fgets(comm, sizeof(comm), f)) {
+			comm[strcspn(comm, "\n")] = 0;
+			found = strcmp(comm, name) == 0;
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+/* The daemon's threads say what they are (top -H, perf, gdb). */
+START_TEST(threads_are_named)
+{
+	const char *names[] = { "engramd-loop0", "engramd-urgent", "engramd-bulk" };
+	egt_daemon d;
+
+	start(&d, 0, NULL, NULL);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		ck_assert_msg(has_thread(d.pid, names[i]), "no thread named %s", names[i]);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
 /* The exit status of $ENGRAMD with args (stderr to /dev/null). */
 static int engramd_status(const char *args)
 {
@@ -1213,6 +1256,7 @@ static Suite *suite(void)
 	tcase_add_test(t, reload_on_watch);
 	tcase_add_test(t, sigterm_exits_zero);
 	tcase_add_test(t, daemon_inherits_no_test_descriptor);
+	tcase_add_test(t, threads_are_named);
 	tcase_add_test(t, bad_command_lines);
 	tcase_add_test(t, config_file);
 	suite_add_tcase(s, t);
