@@ -98,7 +98,14 @@ static void shutdown_begin(const char *why)
 	stopping = 1;
 	if (delaying)
 		uv_close((uv_handle_t *)&drain_timer, NULL);
-	ed_info("%s: no new connections; finishing requests in flight", why);
+	ed_info("%s: no new connections; finishing requests in flight (a second SIGTERM or "
+	        "SIGINT stops at once)", why);
+	/* Finishing can wait on a wedged loop or a hung disk: from now on the
+	 * default action of SIGTERM and SIGINT (libuv restores it once their
+	 * handles stop) ends the process at once. Nothing is lost: the tables
+	 * are mapped read-only. */
+	uv_signal_stop(&sig_term);
+	uv_signal_stop(&sig_int);
 	ed_notify_stopping();
 	ed_http_set_stopping();
 	ed_listen_close();

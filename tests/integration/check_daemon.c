@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "eg_table.h"
@@ -1177,6 +1178,28 @@ START_TEST(threads_are_named)
 }
 END_TEST
 
+/* Shutting down waits for requests in flight; a second SIGTERM does not.
+ * engramd-faults' wedge holds worker loop 0 for 20 s on SIGUSR1. */
+START_TEST(second_sigterm_stops_at_once)
+{
+	egt_daemon d;
+	double t0;
+
+	setenv("ENGRAMD", getenv("ENGRAMD_FAULTS"), 1);
+	setenv("ENGRAMD_FAULT_WEDGE", "0:20000", 1);
+	start(&d, 0, NULL, NULL);
+	ck_assert_int_eq(kill(d.pid, SIGUSR1), 0);
+	usleep(200 * 1000);
+	ck_assert_int_eq(kill(d.pid, SIGTERM), 0);
+	usleep(700 * 1000);
+	ck_assert_int_eq(waitpid(d.pid, NULL, WNOHANG), 0); /* still finishing */
+	ck_assert_int_eq(egt_count_lines(d.log, "a second SIGTERM or SIGINT stops at once"), 1);
+	t0 = egt_now();
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), -1); /* the signal's default action */
+	ck_assert_double_lt(egt_now() - t0, 5.0);
+}
+END_TEST
+
 /* The exit status of $ENGRAMD with args (stderr to /dev/null). */
 static int engramd_status(const char *args)
 {
@@ -1257,6 +1280,7 @@ static Suite *suite(void)
 	tcase_add_test(t, sigterm_exits_zero);
 	tcase_add_test(t, daemon_inherits_no_test_descriptor);
 	tcase_add_test(t, threads_are_named);
+	tcase_add_test(t, second_sigterm_stops_at_once);
 	tcase_add_test(t, bad_command_lines);
 	tcase_add_test(t, config_file);
 	suite_add_tcase(s, t);
