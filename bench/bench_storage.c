@@ -4,8 +4,9 @@
  *   bench_storage [--slots N] [--row-bytes B] [--batch K] [--rows R]
  *                 [--rounds N] [--huge] [DIR]
  *
- * DIR (default $TMPDIR or /tmp) holds the table bench-<slots>x<bytes>; it is
- * built once and reused. Both sides are warmed, then timed alternately round
+ * The table bench-<slots>x<bytes> is built in a fresh directory removed at
+ * the end (under $BENCH_DIR, default /var/tmp), like every bench's; with
+ * DIR it is built there once and reused by later runs. Both sides are warmed, then timed alternately round
  * by round so drift on a shared machine hits both; the median round of each
  * is reported. --huge asks for transparent huge pages (MADV_HUGEPAGE) for
  * the anonymous copy. Which page sizes each side got is the kernel's choice:
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include "bench_util.h"
 #include "eg_table.h"
 
 static double now(void)
@@ -142,7 +144,7 @@ int main(int argc, char **argv)
 		{ "batch", 1, NULL, 'k' }, { "rows", 1, NULL, 'r' },
 		{ "rounds", 1, NULL, 'n' }, { "huge", 0, NULL, 'H' }, { 0, 0, 0, 0 },
 	};
-	const char *base = getenv("TMPDIR");
+	const char *base = NULL; /* DIR */
 	char dir[4096];
 	eg_table *t;
 	eg_snapshot *s;
@@ -164,7 +166,7 @@ int main(int argc, char **argv)
 	if (optind < argc)
 		base = argv[optind];
 	if (!base || !*base)
-		base = "/tmp";
+		base = bu_tmpdir(); /* removed at exit */
 	if (!slots || !rb || !batch || rounds < 1) {
 		fprintf(stderr, "bench_storage: bad arguments\n");
 		return 2;
