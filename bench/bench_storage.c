@@ -6,12 +6,13 @@
  *
  * The table bench-<slots>x<bytes> is built in a fresh directory removed at
  * the end (under $BENCH_DIR, default /var/tmp), like every bench's; with
- * DIR it is built there once and reused by later runs. Both sides are warmed, then timed alternately round
- * by round so drift on a shared machine hits both; the median round of each
- * is reported. --huge asks for transparent huge pages (MADV_HUGEPAGE) for
- * the anonymous copy. Which page sizes each side got is the kernel's choice:
- * the huge-page share of both mappings (AnonHugePages, FilePmdMapped of
- * /proc/self/smaps_rollup) is printed before the rounds. */
+ * DIR it is built there once and reused by later runs. Both sides are
+ * warmed, then timed alternately round by round so drift on a shared
+ * machine hits both; the median round of each is reported. --huge asks for
+ * transparent huge pages (MADV_HUGEPAGE) for the anonymous copy. Which
+ * page sizes each side got is the kernel's choice: the huge-page share of
+ * both mappings (AnonHugePages, FilePmdMapped of /proc/self/smaps_rollup)
+ * is printed before the rounds. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>

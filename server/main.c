@@ -270,8 +270,11 @@ int main(int argc, char **argv)
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	ed_beat_stop(&acceptor_beat);
 	ed_fault_stop();
-	/* closing the handles restored the default action: a second SIGTERM
-	 * during the last clean-up would kill the process instead of exit 0 */
+	/* SIGTERM and SIGINT have had their default action since shutdown_begin
+	 * stopped their handles (a drain stuck behind a loop ends at once); the
+	 * requests are done now, and a signal during the clean-up left is
+	 * ignored, so the exit stays 0 (the joins below wait for the pool, I/O
+	 * and refresh threads; one stuck on a hung disk waits for SIGKILL) */
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGINT, SIG_IGN);
 	uv_run(main_loop, UV_RUN_DEFAULT);
