@@ -1,10 +1,13 @@
 /* bench_overlap.c - how much of a fetch libengram hides behind the caller's
  * compute: bench_python.py's overlap figure, for the C client.
  *
- *   bench_overlap [--slots N] [--row-bytes B] [--rounds R]
+ *   bench_overlap [--slots N] [--row-bytes B] [--rounds R] [--busy-poll LIST]
  *
  * Builds a table of N (default 4 Mi) random rows of B (default 160) bytes
- * with `engram table create` and starts $ENGRAMD on it. For a prefill batch
+ * with `engram table create` and starts $ENGRAMD on it, once for each
+ * --busy-poll value of LIST (microseconds, default "0,200": the daemon's
+ * default, and a loop that polls on for 200 us after each request, so that
+ * a send finds it awake instead of waking it). For a prefill batch
  * (1 M rows) and a decode batch (4096 rows), over the socket (with the
  * library's reader thread, eg_client_start_reader) and through the shared
  * buffer: times the blocking lookup (median of R), then runs R rounds of
@@ -37,7 +40,8 @@ static const size_t batches[] = { 1u << 20, 4096 };
 static struct {
 	uint64_t slots;
 	uint32_t row_bytes, rounds;
-} opt = { 4u << 20, 160, 21 };
+	const char *busy_poll;
+} opt = { 4u << 20, 160, 21, "0,200" };
 
 /* One way of fetching: a client, and whether its rows go to its shared
  * buffer (else into out, over the socket); in_place: the slots are put at
@@ -162,6 +166,8 @@ static void overlap(const struct path *p, const uint64_t *slots, size_t n)
 		hidden[r] = 1 - (issue[r] + stand[r] + waited[r] - f) / f;
 		if (hidden[r] < 0)
 			hidden[r] = 0;
+		if (hidden[r] > 1) /* the stand-in ran short */
+			hidden[r] = 1;
 	}
 	mid = bu_percentile(hidden, R, 50);
 	printf("  %-19s blocking fetch %9.3f ms; stand-in %9.3f ms; in send %7.3f ms, in wait %8.3f ms;"
@@ -172,41 +178,23 @@ static void overlap(const struct path *p, const uint64_t *slots, size_t n)
 	free(v);
 }
 
-int main(int argc, char **argv)
+/* Every figure against a daemon started with --busy-poll=usec. */
+static void run_with(const char *dir, const char *usec, const uint64_t *slots, unsigned char *out)
 {
-	const struct bu_opt opts[] = {
-		{ "slots", BU_U64, &opt.slots },
-		{ "row-bytes", BU_U32, &opt.row_bytes },
-		{ "rounds", BU_U32, &opt.rounds },
-		{ NULL, BU_STR, NULL },
-	};
-	char targ[4200];
-	const char *dir, *args[] = { targ, NULL };
-	size_t most = batches[0], b;
-	uint64_t *slots, rng = 0x9E3779B97F4A7C15ull;
-	bu_daemon dm = { 0 };
-	struct path paths[3] = { { "socket", NULL, 0, NULL, NULL }, { "shm", NULL, 1, NULL, NULL },
+	char targ[4200], parg[64];
+	const char *args[] = { targ, parg, NULL };
+	struct path paths[3] = { { "socket", NULL, 0, out, NULL }, { "shm", NULL, 1, NULL, NULL },
 	                         { "shm, slots in place", NULL, 1, NULL, NULL } };
+	bu_daemon dm = { 0 };
 	void *base;
 	int e;
 
-	bu_options(argc, argv, opts, "bench_overlap [--slots N] [--row-bytes B] [--rounds R]");
-	if (opt.row_bytes == 0 || opt.slots == 0 || opt.rounds < 1)
-		bu_die("--row-bytes, --slots and --rounds must be > 0");
-	signal(SIGPIPE, SIG_IGN);
-	dir = bu_path("bench");
-	bu_create_table_quiet(dir, opt.slots, opt.row_bytes, 1, NULL);
 	snprintf(targ, sizeof(targ), "--table=bench=%s", dir);
+	snprintf(parg, sizeof(parg), "--busy-poll=%s", usec);
+	prctl(PR_SET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL); /* the daemon: the default slack */
 	bu_daemon_start(&dm, args);
-	/* the stand-in's sleeps: 1 us timer slack, not 50 (after the daemon
-	 * started, which would inherit it) */
+	/* the stand-in's sleeps: 1 us timer slack, not 50 */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-	slots = malloc(most * sizeof(*slots));
-	paths[0].out = malloc(most * opt.row_bytes);
-	if (!slots || !paths[0].out)
-		bu_die("out of memory");
-	for (size_t i = 0; i < most; i++)
-		slots[i] = bu_rand(&rng) % opt.slots;
 	for (int k = 0; k < 2; k++) {
 		e = eg_client_connect(dm.addr, 300000, &paths[k].c);
 		if (e != 0)
@@ -214,22 +202,57 @@ int main(int argc, char **argv)
 	}
 	e = eg_client_start_reader(paths[0].c);
 	if (e == 0)
-		e = eg_client_attach_shm(paths[1].c, most * opt.row_bytes, &base);
+		e = eg_client_attach_shm(paths[1].c, batches[0] * opt.row_bytes, &base);
 	if (e != 0)
 		bu_die("reader / shared buffer: %s", eg_client_strerror(e));
 	paths[2].c = paths[1].c;
 	paths[2].in_place = base;
-	for (b = 0; b < NBATCH; b++) {
-		printf("libengram: fetch of %zu rows (%.1f MB) overlapped with a sleep as long as the "
-		       "blocking fetch (medians of %u):\n", batches[b],
+	for (size_t b = 0; b < NBATCH; b++) {
+		printf("libengram, engramd --busy-poll=%s: fetch of %zu rows (%.1f MB) overlapped with "
+		       "a sleep as long as the blocking fetch (medians of %u):\n", usec, batches[b],
 		       (double)batches[b] * opt.row_bytes / 1e6, opt.rounds);
 		for (int k = 0; k < 3; k++)
 			overlap(&paths[k], slots, batches[b]);
 	}
 	for (int k = 0; k < 2; k++)
 		eg_client_close(paths[k].c);
-	free(slots);
-	free(paths[0].out);
 	bu_daemon_stop(&dm);
+}
+
+int main(int argc, char **argv)
+{
+	const struct bu_opt opts[] = {
+		{ "slots", BU_U64, &opt.slots },
+		{ "row-bytes", BU_U32, &opt.row_bytes },
+		{ "rounds", BU_U32, &opt.rounds },
+		{ "busy-poll", BU_STR, &opt.busy_poll },
+		{ NULL, BU_STR, NULL },
+	};
+	char list[256], *usec, *save;
+	const char *dir;
+	size_t most = batches[0];
+	uint64_t *slots, rng = 0x9E3779B97F4A7C15ull;
+	unsigned char *out;
+
+	bu_options(argc, argv, opts,
+	           "bench_overlap [--slots N] [--row-bytes B] [--rounds R] [--busy-poll LIST]");
+	if (opt.row_bytes == 0 || opt.slots == 0 || opt.rounds < 1)
+		bu_die("--row-bytes, --slots and --rounds must be > 0");
+	if (strlen(opt.busy_poll) >= sizeof(list) || !*opt.busy_poll)
+		bu_die("--busy-poll: a list of microseconds such as 0,200");
+	signal(SIGPIPE, SIG_IGN);
+	dir = bu_path("bench");
+	bu_create_table_quiet(dir, opt.slots, opt.row_bytes, 1, NULL);
+	slots = malloc(most * sizeof(*slots));
+	out = malloc(most * opt.row_bytes);
+	if (!slots || !out)
+		bu_die("out of memory");
+	for (size_t i = 0; i < most; i++)
+		slots[i] = bu_rand(&rng) % opt.slots;
+	strcpy(list, opt.busy_poll);
+	for (usec = strtok_r(list, ",", &save); usec; usec = strtok_r(NULL, ",", &save))
+		run_with(dir, usec, slots, out);
+	free(slots);
+	free(out);
 	return 0;
 }

@@ -14,6 +14,9 @@ the stand-in's length) / (the blocking fetch), over the socket (the
 client's reader thread) and through the shared buffer, also with the slots
 written there by the caller (target >= 90%), with the CPU the client's I/O
 threads used per round (a mean; it competes with the daemon for the cores).
+The overlap figures are taken once per --busy-poll value (default 0,200:
+the daemon's default, then a daemon whose loops poll on for 200 us after
+each request, so that a send finds them awake instead of waking them).
 When the C bench (bench_daemon, next to engramd in $BUILD/bench/, or
 --c-bench) is there, one round of it runs on the same daemon and table after
 each Python round, and the report gives Python / C (target >= 0.9). The
@@ -22,7 +25,7 @@ best round of each is kept (the least disturbed by the machine).
     /usr/bin/python3 bench/bench_python.py [--slots N] [--row-bytes B]
         [--batch 65536] [--seconds S] [--rounds 5] [--decode] [--json]
         [--overlap-batches 1048576,4096] [--overlap-rounds 21] [--compute sleep|spin]
-        [--stand-in X]
+        [--stand-in X] [--busy-poll 0,200]
 
 Run from the source tree (PYTHONPATH gets $BUILD/gen/python and
 client/python from ENGRAMD's location when they are not importable).
@@ -235,6 +238,8 @@ def main(argv=None):
                     help="the compute stand-in of the overlap figures")
     ap.add_argument("--stand-in", type=float, default=1.0,
                     help="the stand-in's length, times the blocking fetch's")
+    ap.add_argument("--busy-poll", default="0,200",
+                    help="engramd --busy-poll values (us) the overlap figures are taken at")
     a = ap.parse_args(argv)
 
     from client_support import Daemon, engram
@@ -280,7 +285,13 @@ def main(argv=None):
                     best = max(best, n / (time.perf_counter() - t0))
                 res["python_bf16_decode_blocking"] = best
         if a.overlap_batches:
-            res["overlap"] = overlap_report(daemon.unix, pool, a)
+            res["overlap"] = {}
+            for usec in [int(u) for u in a.busy_poll.split(",") if u]:
+                if usec:  # the same tables, served by a daemon that polls on
+                    daemon.cleanup()
+                    daemon = Daemon(tables, extra=[f"--busy-poll={usec}"],
+                                    workdir=os.path.join(tmp, f"run-{usec}"))
+                res["overlap"][usec] = overlap_report(daemon.unix, pool, a)
         if "c_blocking" in res:
             res["ratio_blocking"] = res["python_blocking"] / res["c_blocking"]
             res["ratio_pipelined"] = res["python_pipelined"] / res["c_pipelined"]
@@ -307,20 +318,26 @@ def main(argv=None):
               f"({res['ratio_blocking']:.3f} blocking, {res['ratio_pipelined']:.3f} pipelined)")
     else:
         print(f"C client bench not found at {a.c_bench}: no ratio (make bench builds it)")
-    for b, paths in res.get("overlap", {}).items():
-        print(f"fetch of {b} rows ({b * a.row_bytes / 1e6:.1f} MB) overlapped with a "
-              f"{a.compute} stand-in of {a.stand_in:g}x the blocking fetch's length (medians "
-              f"of {a.overlap_rounds}):")
-        for path, o in paths.items():
-            # the target is for a stand-in as long as the fetch
-            verdict = "" if a.stand_in != 1 else \
-                f" (target >= 90%: {'met' if o['hidden'] >= 0.9 else 'MISSED'})"
-            io = f"; I/O threads' CPU {1e3 * o['io_cpu']:7.3f} ms" if "io_cpu" in o else ""
-            print(f"  {path:19s} blocking fetch {1e3 * o['fetch']:9.3f} ms; stand-in "
-                  f"{1e3 * o['stand_in']:9.3f} ms; in lookup_async {1e3 * o['issue']:7.3f} ms,"
-                  f" in result() {1e3 * o['waited']:8.3f} ms{io}; hidden "
-                  f"{100 * o['hidden']:5.1f}%{verdict}")
+    for usec, batches in res.get("overlap", {}).items():
+        for b, paths in batches.items():
+            print_overlap(a, usec, b, paths)
     return 0
+
+
+def print_overlap(a, usec, b, paths):
+    """The overlap figures of one batch size at engramd --busy-poll=usec."""
+    print(f"engramd --busy-poll={usec}: fetch of {b} rows ({b * a.row_bytes / 1e6:.1f} MB) "
+          f"overlapped with a {a.compute} stand-in of {a.stand_in:g}x the blocking fetch's "
+          f"length (medians of {a.overlap_rounds}):")
+    for path, o in paths.items():
+        # the target is for a stand-in as long as the fetch
+        verdict = "" if a.stand_in != 1 else \
+            f" (target >= 90%: {'met' if o['hidden'] >= 0.9 else 'MISSED'})"
+        io = f"; I/O threads' CPU {1e3 * o['io_cpu']:7.3f} ms" if "io_cpu" in o else ""
+        print(f"  {path:19s} blocking fetch {1e3 * o['fetch']:9.3f} ms; stand-in "
+              f"{1e3 * o['stand_in']:9.3f} ms; in lookup_async {1e3 * o['issue']:7.3f} ms,"
+              f" in result() {1e3 * o['waited']:8.3f} ms{io}; hidden "
+              f"{100 * o['hidden']:5.1f}%{verdict}")
 
 
 if __name__ == "__main__":

@@ -293,6 +293,10 @@ static const struct setting settings[] = {
 	  .help = "disk reads in flight at once (default 64)" },
 	{ "urgent-rows", "N", K_SIZE, F(urgent_rows), 0, UINT64_MAX,
 	  .help = "requests of at most N rows go before larger ones (default 16384)" },
+	{ "busy-poll", "USEC", K_UINT, F(busy_poll), 0, 1000000,
+	  .help = "after a request, an event loop polls on without sleeping\n"
+	          "for USEC microseconds, so a step loop's next request finds\n"
+	          "it awake (a core spins meanwhile; default 0: never)" },
 	{ "config", "FILE", K_FILE,
 	  .help = "read `key = value` lines, keys as the flags above" },
 	{ "log-level", "LEVEL", K_CALL, .call = set_log_level,

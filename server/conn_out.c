@@ -19,6 +19,7 @@
 #include "config.h"
 #include "conn_int.h"
 #include "log.h"
+#include "loop.h"
 #include "stats.h"
 
 #define MAX_WAITING 1024       /* requests answered or running, not yet written */
@@ -112,6 +113,7 @@ static void on_write(uv_write_t *wr, int status)
 	}
 	c->writes--;
 	free(b);
+	ed_worker_active(c->w);
 	if (c->state == ED_CONN_CLOSING)
 		return;
 	if (status < 0) {

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "spin.h"
 
 struct ed_worker {
 	pthread_t thread;
@@ -20,6 +21,7 @@ struct ed_worker {
 	uv_timer_t drain_timer;
 	struct ed_beat beat;       /* "still answering", for the watchdog */
 	struct ed_mailbox mailbox;
+	struct ed_spin spin;         /* --busy-poll */
 	pthread_mutex_t lock;      /* guards fds, stop_asked and the budget flags */
 	int *fds;
 	size_t n_fds, cap_fds;
@@ -63,9 +65,15 @@ static void maybe_finish(struct ed_worker *w)
 		uv_close((uv_handle_t *)&w->wake, NULL);
 	if (!uv_is_closing((uv_handle_t *)&w->drain_timer))
 		uv_close((uv_handle_t *)&w->drain_timer, NULL);
+	ed_spin_close(&w->spin);
 	ed_beat_stop(&w->beat);
 	/* no connection is left, so no request has a piece out */
 	ed_mailbox_close(&w->mailbox);
+}
+
+void ed_worker_active(struct ed_worker *w)
+{
+	ed_spin_touch(&w->spin);
 }
 
 void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h)
@@ -183,6 +191,7 @@ int ed_workers_start(unsigned n)
 		    (rc = uv_async_init(&w->loop, &w->wake, on_wake)) ||
 		    (rc = uv_timer_init(&w->loop, &w->drain_timer)) ||
 		    (rc = ed_mailbox_init(&w->loop, &w->mailbox)) ||
+		    (rc = ed_spin_init(&w->spin, &w->loop, ed_cfg.busy_poll)) ||
 		    (rc = ed_beat_start(&w->beat, &w->loop, name))) {
 			ed_error("worker %u: %s", i, uv_strerror(rc));
 			return -1;

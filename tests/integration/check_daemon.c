@@ -1136,33 +1136,53 @@ START_TEST(daemon_inherits_no_test_descriptor)
 }
 END_TEST
 
-/* Whether a thread of pid is named name (/proc/PID/task/TID/comm). */
-static int has_thread(pid_t pid, const char *name)
+/* The threads of pid whose names (/proc/PID/task/TID/comm) begin with
+ * prefix: how many (*count) and the nanoseconds they have run on a CPU
+ * (the first field of .../schedstat), summed. */
+static uint64_t threads_cpu_ns(pid_t pid, const char *prefix, int *count)
 {
-	char dir[64], path[384], comm[32];
+	char dir[64], path[384], line[128];
 	struct dirent *e;
+	uint64_t ns = 0;
 	DIR *d;
-	int found = 0;
 
+	*count = 0;
 	snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
 	d = opendir(dir);
 	ck_assert_ptr_nonnull(d);
-	while (!found && (e = readdir(d))) {
+	while ((e = readdir(d))) {
+		unsigned long long run;
 		FILE *f;
+		int named;
 
 		if (e->d_name[0] == '.')
 			continue;
 		snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
 		if (!(f = fopen(path, "r")))
 			continue; /* the thread ended */
-		if (fgets(comm, sizeof(comm), f)) {
-			comm[strcspn(comm, "\n")] = 0;
-			found = strcmp(comm, name) == 0;
-		}
+		named = fgets(line, sizeof(line), f) && strncmp(line, prefix, strlen(prefix)) == 0;
 		fclose(f);
+		if (!named)
+			continue;
+		++*count;
+		snprintf(path, sizeof(path), "%s/%s/schedstat", dir, e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (fscanf(f, "%llu", &run) == 1)
+				ns += run;
+			fclose(f);
+		}
 	}
 	closedir(d);
-	return found;
+	return ns;
+}
+
+/* Whether a thread of pid is named name. */
+static int has_thread(pid_t pid, const char *name)
+{
+	int n;
+
+	threads_cpu_ns(pid, name, &n);
+	return n > 0;
 }
 
 /* The daemon's threads say what they are (top -H, perf, gdb). */
@@ -1174,6 +1194,42 @@ START_TEST(threads_are_named)
 	start(&d, 0, NULL, NULL);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		ck_assert_msg(has_thread(d.pid, names[i]), "no thread named %s", names[i]);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
+/* Milliseconds the event loops of pid run on a CPU over the next 300 ms. */
+static double loops_busy_ms(pid_t pid)
+{
+	int n;
+	uint64_t t0 = threads_cpu_ns(pid, "engramd-loop", &n);
+
+	ck_assert_int_gt(n, 0);
+	usleep(300 * 1000);
+	return (double)(threads_cpu_ns(pid, "engramd-loop", &n) - t0) / 1e6;
+}
+
+/* --busy-poll: after a request the loops poll on (a core spins) for the
+ * window, then sleep again; without it they sleep at once. */
+START_TEST(busy_poll_spins_for_its_window_only)
+{
+	egt_daemon d;
+	double ms;
+
+	start(&d, 0, NULL, NULL);
+	assert_served(&d);
+	ms = loops_busy_ms(d.pid);
+	ck_assert_msg(ms < 30, "the loops ran %.1f ms of 300 after a request without --busy-poll",
+	              ms);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+
+	start(&d, 0, "--busy-poll=1000000", NULL); /* one second */
+	assert_served(&d);
+	ms = loops_busy_ms(d.pid);
+	ck_assert_msg(ms > 60, "the loops ran only %.1f ms of 300 inside the window", ms);
+	usleep(1000 * 1000); /* the window has passed */
+	ms = loops_busy_ms(d.pid);
+	ck_assert_msg(ms < 30, "the loops ran %.1f ms of 300 after the window", ms);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
@@ -1280,6 +1336,7 @@ static Suite *suite(void)
 	tcase_add_test(t, sigterm_exits_zero);
 	tcase_add_test(t, daemon_inherits_no_test_descriptor);
 	tcase_add_test(t, threads_are_named);
+	tcase_add_test(t, busy_poll_spins_for_its_window_only);
 	tcase_add_test(t, second_sigterm_stops_at_once);
 	tcase_add_test(t, bad_command_lines);
 	tcase_add_test(t, config_file);
