@@ -194,6 +194,11 @@ void ed__conn_flush(struct ed_conn *c)
 			ed__conn_event(c, ED_CONN_EV_CLOSE);
 			return;
 		}
+		if (!c->head->out.data) { /* not even an error answer could be framed */
+			ed_warn("no memory for an answer; closing the connection");
+			ed__conn_event(c, ED_CONN_EV_CLOSE);
+			return;
+		}
 		b = calloc(1, sizeof(*b));
 		if (!b) {
 			ed_error("out of memory writing a response; closing the connection");

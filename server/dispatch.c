@@ -50,7 +50,11 @@ void ed_req_failf(struct ed_req *req, uint64_t id, Engram__V1__Status status,
 
 void ed_req_answer(struct ed_req *req, const Engram__V1__Response *msg)
 {
-	ed_encode_msg(msg, &req->out);
+	if (ed_encode_msg(msg, &req->out) < 0) { /* a shorter answer may still fit */
+		ed_req_fail(req, msg->id, ENGRAM__V1__STATUS__INTERNAL,
+		            "out of memory framing the answer; try again");
+		return;
+	}
 	req->status = (int)msg->status;
 }
 

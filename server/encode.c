@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "encode.h"
+#include "fault.h"
 #include "log.h"
 
 #define TAG_BLOCKS ((8u << 3) | 2u)   /* Response.blocks, length-delimited */
@@ -35,30 +36,34 @@ size_t ed_varint_put(uint8_t *p, uint64_t v)
 	return n;
 }
 
-static void *xmalloc(size_t n)
+/* Every response frame's memory: malloc, or NULL when it fails (or the
+ * tests' fault hook says it does). */
+static uint8_t *frame_alloc(size_t n)
 {
-	void *p = malloc(n ? n : 1);
-
-	if (!p) {
-		ed_error("out of memory allocating %zu bytes for a response", n);
-		abort();
-	}
-	return p;
+	if (ed_fault_frame_nomem())
+		return NULL;
+	return malloc(n ? n : 1);
 }
 
-void ed_encode_msg(const Engram__V1__Response *msg, struct ed_frame *out)
+int ed_encode_msg(const Engram__V1__Response *msg, struct ed_frame *out)
 {
 	size_t body = engram__v1__response__get_packed_size(msg);
 	size_t pre = ed_varint_size(body);
 
-	out->data = xmalloc(pre + body);
+	out->data = frame_alloc(pre + body);
+	if (!out->data) {
+		ed_error("out of memory framing a response of %zu bytes", pre + body);
+		out->len = 0;
+		return -ENOMEM;
+	}
 	ed_varint_put(out->data, body);
 	engram__v1__response__pack(msg, out->data + pre);
 	out->len = pre + body;
+	return 0;
 }
 
-void ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status status,
-                     const char *fmt, ...)
+int ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status status,
+                    const char *fmt, ...)
 {
 	Engram__V1__Response r = ENGRAM__V1__RESPONSE__INIT;
 	char msg[512];
@@ -70,7 +75,7 @@ void ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status statu
 	r.id = id;
 	r.status = status;
 	r.error = msg;
-	ed_encode_msg(&r, out);
+	return ed_encode_msg(&r, out);
 }
 
 /* A RowBlock without its data: the size pass and the packing pass of
@@ -150,7 +155,7 @@ int ed_encode_rows(struct ed_frame *out, uint64_t id, uint64_t tokens, uint32_t 
 		free(bl);
 		return -E2BIG;
 	}
-	out->data = malloc(ed_varint_size(body) + body);
+	out->data = frame_alloc(ed_varint_size(body) + body);
 	if (!out->data) {
 		free(bl);
 		return -ENOMEM;

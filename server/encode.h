@@ -20,12 +20,14 @@ struct ed_frame {
 	size_t len;
 };
 
-/* Frames msg. Aborts on allocation failure: such messages are small. */
-void ed_encode_msg(const Engram__V1__Response *msg, struct ed_frame *out);
+/* Frames msg. Returns 0, or -ENOMEM (logged) when the frame cannot be
+ * allocated: then out->data is NULL and out->len 0. */
+int ed_encode_msg(const Engram__V1__Response *msg, struct ed_frame *out);
 
-/* Frames an error response (id, status, printf-style message). */
-void ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status status,
-                     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Frames an error response (id, status, printf-style message); returns as
+ * ed_encode_msg. */
+int ed_encode_error(struct ed_frame *out, uint64_t id, Engram__V1__Status status,
+                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 struct ed_block {
 	const char *table;

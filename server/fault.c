@@ -3,6 +3,7 @@
 
 #ifdef ED_FAULT_HOOKS
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -10,9 +11,10 @@
 #include "log.h"
 #include "loop.h"
 
-static uv_signal_t wedge_sig;
-static int wedge_on;
-static unsigned wedge_worker, wedge_ms;
+static uv_signal_t wedge_sig, nomem_sig;
+static int wedge_on, nomem_on;
+static unsigned wedge_worker, wedge_ms, nomem_n;
+static atomic_uint nomem_left; /* frame allocations still to fail */
 
 /* Sleeps the milliseconds $var names, if set, and logs "what: MS ms". */
 static void wait_env(const char *var, const char *what)
@@ -42,27 +44,59 @@ static void on_wedge(uv_signal_t *h, int signum)
 	ed_worker_wedge(wedge_worker, wedge_ms);
 }
 
+static void on_nomem(uv_signal_t *h, int signum)
+{
+	(void)h;
+	(void)signum;
+	ed_warn("fault hook: %u more response frames find no memory", nomem_n);
+	atomic_fetch_add(&nomem_left, nomem_n);
+}
+
+int ed_fault_frame_nomem(void)
+{
+	unsigned left = atomic_load(&nomem_left);
+
+	while (left && !atomic_compare_exchange_weak(&nomem_left, &left, left - 1))
+		;
+	return left != 0;
+}
+
+/* Starts sig's handler cb on loop; returns 1. */
+static int arm(uv_loop_t *loop, uv_signal_t *sig, uv_signal_cb cb, int signum)
+{
+	uv_signal_init(loop, sig);
+	uv_signal_start(sig, cb, signum);
+	uv_unref((uv_handle_t *)sig);
+	return 1;
+}
+
 void ed_fault_start(uv_loop_t *loop)
 {
-	const char *v = getenv("ENGRAMD_FAULT_WEDGE");
+	const char *wedge = getenv("ENGRAMD_FAULT_WEDGE");
+	const char *nomem = getenv("ENGRAMD_FAULT_FRAME_NOMEM");
 
-	if (!v || sscanf(v, "%u:%u", &wedge_worker, &wedge_ms) != 2)
-		return;
-	uv_signal_init(loop, &wedge_sig);
-	uv_signal_start(&wedge_sig, on_wedge, SIGUSR1);
-	uv_unref((uv_handle_t *)&wedge_sig);
-	wedge_on = 1;
+	if (wedge && sscanf(wedge, "%u:%u", &wedge_worker, &wedge_ms) == 2)
+		wedge_on = arm(loop, &wedge_sig, on_wedge, SIGUSR1);
+	if (nomem && sscanf(nomem, "%u", &nomem_n) == 1)
+		nomem_on = arm(loop, &nomem_sig, on_nomem, SIGUSR2);
 }
 
 void ed_fault_stop(void)
 {
 	if (wedge_on)
 		uv_close((uv_handle_t *)&wedge_sig, NULL);
-	wedge_on = 0;
+	if (nomem_on)
+		uv_close((uv_handle_t *)&nomem_sig, NULL);
+	wedge_on = nomem_on = 0;
 }
 #else
 void ed_fault_before_load(void)
 {
+}
+
+int ed_fault_frame_nomem(void)
+{
+	return 0;
 }
 
 void ed_fault_before_refill(void)

@@ -22,12 +22,15 @@ void ed_do_reload(struct ed_req *req, uint64_t id, const Engram__V1__ReloadReque
  * and aborts. */
 void ed__req_to(struct ed_req *req, enum ed_req_state to);
 
-/* Answers req with an error, replacing any frame it had. */
+/* Answers req with an error, replacing any frame it had. When even that
+ * frame cannot be allocated, req is left with none (out.data NULL), and its
+ * connection closes when it comes to write it (conn_out.c). */
 void ed_req_fail(struct ed_req *req, uint64_t id, Engram__V1__Status status, const char *msg);
 void ed_req_failf(struct ed_req *req, uint64_t id, Engram__V1__Status status,
                   const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Frames msg as req's answer. */
+/* Frames msg as req's answer; when there is no memory for it, an INTERNAL
+ * error instead (as ed_req_fail). */
 void ed_req_answer(struct ed_req *req, const Engram__V1__Response *msg);
 
 /* Keeps s pinned until req is freed; on failure unpins s, returns -ENOMEM. */

@@ -1234,6 +1234,60 @@ START_TEST(busy_poll_spins_for_its_window_only)
 }
 END_TEST
 
+/* Arms engramd-faults' frame hook once more (SIGUSR2) and waits until it
+ * has taken it (the log line count reaches armed). */
+static void frames_fail(const egt_daemon *d, size_t armed)
+{
+	ck_assert_int_eq(kill(d->pid, SIGUSR2), 0);
+	for (int i = 0; i < 500 && egt_count_lines(d->log, "more response frames find no memory") <
+	                                 armed; i++)
+		usleep(10 * 1000);
+	ck_assert_uint_eq(egt_count_lines(d->log, "more response frames find no memory"), armed);
+}
+
+/* No memory for an answer fails that answer alone: an INTERNAL error in its
+ * place, or, when not even that can be framed, its connection closes; the
+ * daemon serves on. */
+START_TEST(no_memory_for_an_answer_fails_it_alone)
+{
+	egt_daemon d;
+	struct cl c, other;
+	Response *r;
+	uint8_t byte;
+
+	setenv("ENGRAMD", getenv("ENGRAMD_FAULTS"), 1);
+	setenv("ENGRAMD_FAULT_FRAME_NOMEM", "1", 1);
+	start(&d, 0, NULL, NULL);
+	cl_open(&c, d.addr);
+	cl_open(&other, d.addr);
+	frames_fail(&d, 1);
+	r = simple(&c, EGT_ID(1), ENGRAM__V1__REQUEST__BODY_STATS);
+	ck_assert_msg(r != NULL, "the connection closed instead of answering INTERNAL");
+	ck_assert_int_eq(r->status, ENGRAM__V1__STATUS__INTERNAL);
+	ck_assert_ptr_nonnull(strstr(r->error, "out of memory framing the answer"));
+	engram__v1__response__free_unpacked(r, NULL);
+	r = simple(&c, EGT_ID(2), ENGRAM__V1__REQUEST__BODY_STATS); /* the connection serves on */
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->status, ENGRAM__V1__STATUS__OK);
+	engram__v1__response__free_unpacked(r, NULL);
+
+	frames_fail(&d, 2);
+	frames_fail(&d, 3); /* the answer and the error in its place */
+	r = simple(&c, EGT_ID(3), ENGRAM__V1__REQUEST__BODY_PING);
+	ck_assert_ptr_null(r); /* closed */
+	ck_assert_int_eq(recv(c.fd, &byte, 1, 0), 0);
+	ck_assert_uint_eq(egt_count_lines(d.log, "no memory for an answer; closing the connection"), 1);
+	r = simple(&other, EGT_ID(4), ENGRAM__V1__REQUEST__BODY_PING);
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->body_case, ENGRAM__V1__RESPONSE__BODY_PONG);
+	engram__v1__response__free_unpacked(r, NULL);
+	cl_close(&other);
+	cl_close(&c);
+	assert_served(&d);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+}
+END_TEST
+
 /* Shutting down waits for requests in flight; a second SIGTERM does not.
  * engramd-faults' wedge holds worker loop 0 for 20 s on SIGUSR1. */
 START_TEST(second_sigterm_stops_at_once)
@@ -1337,6 +1391,7 @@ static Suite *suite(void)
 	tcase_add_test(t, daemon_inherits_no_test_descriptor);
 	tcase_add_test(t, threads_are_named);
 	tcase_add_test(t, busy_poll_spins_for_its_window_only);
+	tcase_add_test(t, no_memory_for_an_answer_fails_it_alone);
 	tcase_add_test(t, second_sigterm_stops_at_once);
 	tcase_add_test(t, bad_command_lines);
 	tcase_add_test(t, config_file);
