@@ -3,6 +3,7 @@
  * engramd in the same run.
  *
  *   bench_prefill [--slots N] [--row-bytes B] [--seconds S] [--data PREFIX]
+ *                 [--busy-poll USEC]
  *
  * The table (default 4 Mi rows x 160 B, in the page cache: this measures
  * scheduling, not the disk) is built with `engram table create`. The decode
@@ -11,7 +12,8 @@
  * connection, sends blocking 1,048,576-row lookups back to back. With
  * --data, the sorted latencies go to PREFIX.alone and PREFIX.prefill (one
  * value in ms per line, for bench/plot.gp); $BENCH_OUT (make bench) sets
- * PREFIX to $BENCH_OUT/decode_latency.
+ * PREFIX to $BENCH_OUT/decode_latency. --busy-poll starts engramd with
+ * that flag (default 0, its default).
  *
  * Targets (issue 9): p99 under prefill <= 4 x p99 alone and <= 10 ms. The
  * ratio is last on its line. */
@@ -30,6 +32,7 @@
 static uint64_t n_slots = 4194304;
 static uint32_t row_bytes = 160;
 static double seconds = 10;
+static uint32_t busy_poll;
 static atomic_int prefill_stop;
 static atomic_ulong prefill_rows;
 
@@ -91,8 +94,8 @@ static void dump(const char *prefix, const char *suffix, struct lat *l)
 int main(int argc, char **argv)
 {
 	const char *data = NULL;
-	char table[4200];
-	const char *args[] = { table, NULL };
+	char table[4200], poll_arg[40];
+	const char *args[] = { table, poll_arg, NULL };
 	struct lat alone = { 0 }, busy = { 0 };
 	double a50, a99, b50, b99, t0, pf_rate;
 	pthread_t th;
@@ -103,10 +106,13 @@ int main(int argc, char **argv)
 		{ "row-bytes", BU_U32, &row_bytes },
 		{ "seconds", BU_DOUBLE, &seconds },
 		{ "data", BU_STR, &data },
+		{ "busy-poll", BU_U32, &busy_poll },
 		{ NULL, BU_STR, NULL },
 	};
 
-	bu_options(argc, argv, opts, "bench_prefill [--slots N] [--row-bytes B] [--seconds S] [--data PREFIX]");
+	bu_options(argc, argv, opts,
+	           "bench_prefill [--slots N] [--row-bytes B] [--seconds S] [--data PREFIX] "
+	           "[--busy-poll USEC]");
 	if (!data && getenv("BENCH_OUT")) {
 		static char prefix[4096];
 
@@ -116,6 +122,7 @@ int main(int argc, char **argv)
 	dir = bu_path("t");
 	bu_create_table(dir, n_slots, row_bytes, 3);
 	snprintf(table, sizeof(table), "--table=t=%s", dir);
+	snprintf(poll_arg, sizeof(poll_arg), "--busy-poll=%u", busy_poll);
 	bu_daemon_start(&d, args);
 	decode(d.addr, &alone); /* also pages the table in */
 	decode(d.addr, &alone);
