@@ -294,9 +294,10 @@ static const struct setting settings[] = {
 	{ "urgent-rows", "N", K_SIZE, F(urgent_rows), 0, UINT64_MAX,
 	  .help = "requests of at most N rows go before larger ones (default 16384)" },
 	{ "busy-poll", "USEC", K_UINT, F(busy_poll), 0, 1000000,
-	  .help = "after a request, an event loop polls on without sleeping\n"
-	          "for USEC microseconds, so a step loop's next request finds\n"
-	          "it awake (a core spins meanwhile; default 0: never)" },
+	  .help = "after answering a small request (--urgent-rows), an event\n"
+	          "loop polls on without sleeping for USEC microseconds, so a\n"
+	          "decode loop's next step finds it awake (a core spins\n"
+	          "meanwhile; default 0: never)" },
 	{ "config", "FILE", K_FILE,
 	  .help = "read `key = value` lines, keys as the flags above" },
 	{ "log-level", "LEVEL", K_CALL, .call = set_log_level,

@@ -208,6 +208,5 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	c->in_len += (size_t)nread;
-	ed_worker_active(c->w);
 	ed__conn_process(c);
 }

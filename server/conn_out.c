@@ -101,6 +101,8 @@ static void on_write(uv_write_t *wr, int status)
 	for (size_t i = 0; i < b->n; i++) {
 		struct ed_req *r = b->reqs[i];
 
+		if (r->urgent) /* a decode step's answer: its next one comes soon */
+			ed_worker_active(c->w);
 		if (status == 0) {
 			ed_stat_add(bytes_out, r->out.len);
 			ed_stat_add(rows, r->rows);
@@ -113,7 +115,6 @@ static void on_write(uv_write_t *wr, int status)
 	}
 	c->writes--;
 	free(b);
-	ed_worker_active(c->w);
 	if (c->state == ED_CONN_CLOSING)
 		return;
 	if (status < 0) {

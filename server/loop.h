@@ -24,8 +24,9 @@ uv_loop_t *ed_worker_loop(struct ed_worker *w);
 /* Where gather pieces of this loop's requests come back (pool.h). */
 struct ed_mailbox *ed_worker_mailbox(struct ed_worker *w);
 int ed_worker_stopping(const struct ed_worker *w);
-/* A request was read or an answer written on w: with --busy-poll, its loop
- * polls on without sleeping for that long (spin.h). Loop thread. */
+/* The answer of a small request (a decode step's, at most --urgent-rows
+ * rows) was written on w: with --busy-poll, its loop polls on without
+ * sleeping for that long (spin.h). Loop thread. */
 void ed_worker_active(struct ed_worker *w);
 void ed_worker_conn_add(struct ed_worker *w, uv_handle_t *h);
 void ed_worker_conn_del(struct ed_worker *w, uv_handle_t *h);

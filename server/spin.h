@@ -1,10 +1,12 @@
-/* spin.h - busy polling (--busy-poll USEC): after a request is read or an
- * answer written, a worker loop polls its sockets without sleeping for USEC
- * microseconds more, so that the next request of a client in a step loop
- * (a decode step) finds the thread running. Waking a sleeping thread costs
- * the client's send an inter-processor interrupt (some microseconds, more
- * in a virtual machine); a running one does not. The price: a core spins
- * while requests come closer together than USEC. 0 (default): never. */
+/* spin.h - busy polling (--busy-poll USEC): after the answer of a small
+ * request (at most --urgent-rows rows: a decode step's) is written, a
+ * worker loop polls its sockets without sleeping for USEC microseconds
+ * more, so that the client's next step finds the thread running; a loop
+ * that answers only large requests (prefill) sleeps as before. Waking a
+ * sleeping thread costs the client's send an inter-processor interrupt
+ * (some microseconds, more in a virtual machine); a running one does not.
+ * The price: a core spins while steps come closer together than USEC.
+ * 0 (default): never. */
 #ifndef ED_SPIN_H
 #define ED_SPIN_H
 

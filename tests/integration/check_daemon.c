@@ -1209,11 +1209,15 @@ static double loops_busy_ms(pid_t pid)
 	return (double)(threads_cpu_ns(pid, "engramd-loop", &n) - t0) / 1e6;
 }
 
-/* --busy-poll: after a request the loops poll on (a core spins) for the
- * window, then sleep again; without it they sleep at once. */
+/* --busy-poll: after a small request's answer the loops poll on (a core
+ * spins) for the window, then sleep again; without it, or after a larger
+ * request's answer (over --urgent-rows), they sleep at once. */
 START_TEST(busy_poll_spins_for_its_window_only)
 {
 	egt_daemon d;
+	struct cl c;
+	Response *r;
+	uint64_t slot = 7;
 	double ms;
 
 	start(&d, 0, NULL, NULL);
@@ -1230,6 +1234,19 @@ START_TEST(busy_poll_spins_for_its_window_only)
 	usleep(1000 * 1000); /* the window has passed */
 	ms = loops_busy_ms(d.pid);
 	ck_assert_msg(ms < 30, "the loops ran %.1f ms of 300 after the window", ms);
+	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
+
+	start(&d, 0, "--busy-poll=1000000", "--urgent-rows=2");
+	assert_served(&d); /* a ping and a 3-row lookup: not small here */
+	ms = loops_busy_ms(d.pid);
+	ck_assert_msg(ms < 30, "the loops ran %.1f ms of 300 after a large request", ms);
+	cl_open(&c, d.addr);
+	r = lookup(&c, EGT_ID(1), "a", &slot, 1);
+	check_rows(r, EGT_ID(1), &tab_a, &slot, 1);
+	engram__v1__response__free_unpacked(r, NULL);
+	ms = loops_busy_ms(d.pid);
+	ck_assert_msg(ms > 60, "the loops ran only %.1f ms of 300 after a small request", ms);
+	cl_close(&c);
 	ck_assert_int_eq(egt_daemon_stop(&d, SIGTERM), 0);
 }
 END_TEST
