@@ -40,7 +40,7 @@ struct ed_config {
 	uint64_t page_budget;   /* page-cache mode: pages kept resident, shared the same way */
 	unsigned io_depth;      /* reads in flight at once */
 	uint64_t urgent_rows;   /* requests of at most this many rows go first */
-	unsigned busy_poll;     /* microseconds a worker loop polls on after work; 0 = off */
+	unsigned busy_poll;     /* microseconds a loop polls on after a small answer; 0 = off */
 	int log_level;          /* enum ed_log_level given, or -1 */
 	char *config;           /* the first config file read, or NULL */
 };

@@ -21,7 +21,7 @@ struct ed_worker {
 	uv_timer_t drain_timer;
 	struct ed_beat beat;       /* "still answering", for the watchdog */
 	struct ed_mailbox mailbox;
-	struct ed_spin spin;         /* --busy-poll */
+	struct ed_spin spin;       /* --busy-poll */
 	pthread_mutex_t lock;      /* guards fds, stop_asked and the budget flags */
 	int *fds;
 	size_t n_fds, cap_fds;

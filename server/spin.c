@@ -28,7 +28,7 @@ int ed_spin_init(struct ed_spin *s, uv_loop_t *loop, unsigned usec)
 
 void ed_spin_touch(struct ed_spin *s)
 {
-	if (!s->window_ns)
+	if (!s->window_ns || uv_is_closing((uv_handle_t *)&s->idle))
 		return;
 	s->until_ns = uv_hrtime() + s->window_ns;
 	if (!uv_is_active((uv_handle_t *)&s->idle))
