@@ -6,11 +6,11 @@
  * Builds a table of N (default 4 Mi) random rows of B (default 160) bytes
  * with `engram table create` and starts $ENGRAMD on it, once for each
  * --busy-poll value of LIST (microseconds, default "0,200": the daemon's
- * default, and a loop that polls on for 200 us after each request, so that
- * a send finds it awake instead of waking it). For a prefill batch
- * (1 M rows) and a decode batch (4096 rows), over the socket (with the
- * library's reader thread, eg_client_start_reader) and through the shared
- * buffer: times the blocking lookup (median of R), then runs R rounds of
+ * default, and a loop that polls on for 200 us after each small request's
+ * answer, so that a send finds it awake instead of waking it). For a
+ * prefill batch (1 M rows) and a decode batch (4096 rows), over the socket
+ * (with the library's reader thread, eg_client_start_reader) and through
+ * the shared buffer: times the blocking lookup (median of R), then runs R rounds of
  * send, a stand-in for the model's compute as long as that fetch, and wait.
  * The stand-in sleeps (the model's work runs on an accelerator while the
  * thread waits), with the thread's timer slack set to 1 us; a sleep still

@@ -16,7 +16,8 @@ written there by the caller (target >= 90%), with the CPU the client's I/O
 threads used per round (a mean; it competes with the daemon for the cores).
 The overlap figures are taken once per --busy-poll value (default 0,200:
 the daemon's default, then a daemon whose loops poll on for 200 us after
-each request, so that a send finds them awake instead of waking them).
+each small request's answer, so that a send finds them awake instead of
+waking them).
 When the C bench (bench_daemon, next to engramd in $BUILD/bench/, or
 --c-bench) is there, one round of it runs on the same daemon and table after
 each Python round, and the report gives Python / C (target >= 0.9). The
@@ -285,12 +286,13 @@ def main(argv=None):
                     best = max(best, n / (time.perf_counter() - t0))
                 res["python_bf16_decode_blocking"] = best
         if a.overlap_batches:
-            res["overlap"] = {}
+            res["overlap"], serving = {}, 0  # the first daemon runs with the default, 0
             for usec in [int(u) for u in a.busy_poll.split(",") if u]:
-                if usec:  # the same tables, served by a daemon that polls on
+                if usec != serving:  # the same tables, served with --busy-poll=usec
                     daemon.cleanup()
                     daemon = Daemon(tables, extra=[f"--busy-poll={usec}"],
                                     workdir=os.path.join(tmp, f"run-{usec}"))
+                    serving = usec
                 res["overlap"][usec] = overlap_report(daemon.unix, pool, a)
         if "c_blocking" in res:
             res["ratio_blocking"] = res["python_blocking"] / res["c_blocking"]

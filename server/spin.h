@@ -24,7 +24,8 @@ struct ed_spin {
 /* Sets s up on loop with a window of usec microseconds (0 = off).
  * Returns 0 or a libuv error. */
 int ed_spin_init(struct ed_spin *s, uv_loop_t *loop, unsigned usec);
-/* Work happened on the loop: poll on for the window from now. Loop thread. */
+/* A small request's answer was written: poll on for the window from now
+ * (nothing once ed_spin_close was called). Loop thread. */
 void ed_spin_touch(struct ed_spin *s);
 /* Stops and closes the poller (the loop is ending). Loop thread. */
 void ed_spin_close(struct ed_spin *s);
